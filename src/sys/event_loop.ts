@@ -1,0 +1,111 @@
+/**
+ * One epoll loop for every fd reaperd watches (exit FIFOs, pidfds). A single `epoll_wait` is
+ * pending on Deno's blocking pool at any time, so watching ten thousand fds costs ten thousand
+ * descriptors and one thread, never a thread each. Ready fds are handled synchronously on the
+ * main thread.
+ *
+ * @module
+ */
+
+import * as libc from "./libc.ts";
+
+/** Called with the epoll event bits (EPOLL.IN, EPOLL.HUP, EPOLL.ERR) when its fd is ready. */
+export type ReadyHandler = (events: number) => void;
+
+const BATCH = 256;
+const GEN_LIMIT = 1 << 20;
+const FD_SPAN = 2 ** 32;
+
+interface Watch {
+  gen: number;
+  handler: ReadyHandler;
+}
+
+/** The loop; {@linkcode EventLoop.start} it once, {@linkcode EventLoop.stop} it to release it. */
+export class EventLoop {
+  readonly #epfd: number;
+  readonly #wakeFd: number;
+  readonly #watches = new Map<number, Watch>();
+  readonly #onError: (error: unknown) => void;
+  #gen = 0;
+  #stopping = false;
+  #done: Promise<void> | null = null;
+
+  /** @param onError receives what a handler threw; the loop itself goes on. */
+  constructor(onError: (error: unknown) => void) {
+    this.#onError = onError;
+    this.#epfd = libc.epollCreate();
+    this.#wakeFd = libc.eventfd();
+    libc.epollCtl(this.#epfd, libc.EPOLL.CTL_ADD, this.#wakeFd, libc.EPOLL.IN, 0);
+  }
+
+  /** How many fds are watched. */
+  get size(): number {
+    return this.#watches.size;
+  }
+
+  /** Watches `fd` for readability (HUP and ERR always come too). Does not take ownership. */
+  add(fd: number, handler: ReadyHandler): void {
+    if (this.#watches.has(fd)) throw new Error(`fd ${fd} is already watched`);
+    // A generation in the event data keeps a stale event for a closed and reused fd number
+    // from reaching the new owner within the same batch.
+    const gen = this.#gen = (this.#gen + 1) % GEN_LIMIT;
+    libc.epollCtl(this.#epfd, libc.EPOLL.CTL_ADD, fd, libc.EPOLL.IN, (gen + 1) * FD_SPAN + fd);
+    this.#watches.set(fd, { gen, handler });
+  }
+
+  /** Stops watching `fd` (before the caller closes it). Unknown fds are ignored. */
+  remove(fd: number): void {
+    if (!this.#watches.delete(fd)) return;
+    try {
+      libc.epollCtl(this.#epfd, libc.EPOLL.CTL_DEL, fd, 0);
+    } catch {
+      // Already closed by its owner: the kernel dropped it from the set by itself.
+    }
+  }
+
+  /** Starts waiting for events. */
+  start(): void {
+    this.#done ??= this.#run();
+  }
+
+  /** Wakes the pending wait, ends the loop and closes its fds. Watched fds are not closed. */
+  async stop(): Promise<void> {
+    this.#stopping = true;
+    libc.write(this.#wakeFd, new Uint8Array(new BigUint64Array([1n]).buffer));
+    await this.#done;
+    libc.close(this.#epfd);
+    libc.close(this.#wakeFd);
+    this.#watches.clear();
+  }
+
+  async #run(): Promise<void> {
+    let buf = new Uint8Array(BATCH * libc.EPOLL_EVENT_SIZE);
+    while (!this.#stopping) {
+      let n = await libc.epollWaitAsync(this.#epfd, buf, -1);
+      // The buffer belonged to the pool thread until now; use a fresh one for the next wait.
+      const ready = n > 0 ? libc.decodeEpollEvents(buf, n) : [];
+      buf = new Uint8Array(BATCH * libc.EPOLL_EVENT_SIZE);
+      this.#dispatch(ready);
+      // Drain what else is ready without another trip through the pool.
+      while (!this.#stopping && n === BATCH) {
+        n = libc.epollWaitNow(this.#epfd, buf);
+        this.#dispatch(libc.decodeEpollEvents(buf, n));
+      }
+    }
+  }
+
+  #dispatch(ready: libc.EpollReady[]): void {
+    for (const { data, events } of ready) {
+      if (data === 0) continue; // the wake-up eventfd
+      const fd = data % FD_SPAN;
+      const watch = this.#watches.get(fd);
+      if (watch === undefined || watch.gen !== Math.floor(data / FD_SPAN) - 1) continue;
+      try {
+        watch.handler(events);
+      } catch (error) {
+        this.#onError(error);
+      }
+    }
+  }
+}

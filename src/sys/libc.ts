@@ -1,0 +1,274 @@
+/**
+ * The libc calls reaperd needs that Deno does not offer, through `Deno.dlopen` (needs only
+ * `--allow-ffi`). Every wrapper here is synchronous and non-blocking except
+ * {@linkcode epollWaitAsync}, which runs on Deno's blocking pool and is only ever pending once.
+ *
+ * Synchronous wrappers read errno right after the call, on the same thread, and throw
+ * {@linkcode SysError}.
+ *
+ * @module
+ */
+
+import { Errno, SysError } from "./errno.ts";
+
+const isArm64 = Deno.build.arch === "aarch64";
+
+/** open(2) flags; O_NOFOLLOW and O_DIRECTORY differ between x86-64 and arm64. */
+export const O = {
+  RDONLY: 0,
+  WRONLY: 1,
+  RDWR: 2,
+  NONBLOCK: 0o4000,
+  CLOEXEC: 0o2000000,
+  NOFOLLOW: isArm64 ? 0o100000 : 0o400000,
+  DIRECTORY: isArm64 ? 0o40000 : 0o200000,
+} as const;
+
+/** epoll(7) event bits and control operations. */
+export const EPOLL = {
+  IN: 0x001,
+  ERR: 0x008,
+  HUP: 0x010,
+  CTL_ADD: 1,
+  CTL_DEL: 2,
+  CTL_MOD: 3,
+} as const;
+
+/** `struct epoll_event` is packed (12 bytes) on x86-64 and naturally aligned (16) elsewhere. */
+export const EPOLL_EVENT_SIZE = isArm64 ? 16 : 12;
+const EPOLL_DATA_OFFSET = isArm64 ? 8 : 4;
+
+const SYS_PIDFD_SEND_SIGNAL = 424n;
+const SYS_PIDFD_OPEN = 434n;
+const AT_EMPTY_PATH = 0x1000;
+const STATX_TYPE = 0x1;
+const STATX_SIZE = 256;
+const STATX_MODE_OFFSET = 28;
+const RLIMIT_NOFILE = 7;
+
+/** File type bits of st_mode. */
+export const S_IFMT = 0o170000;
+/** A FIFO's file type bits. */
+export const S_IFIFO = 0o010000;
+
+const symbols = {
+  open: { parameters: ["buffer", "i32", "u32"], result: "i32" },
+  close: { parameters: ["i32"], result: "i32" },
+  read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  mkfifo: { parameters: ["buffer", "u32"], result: "i32" },
+  epoll_create1: { parameters: ["i32"], result: "i32" },
+  epoll_ctl: { parameters: ["i32", "i32", "i32", "buffer"], result: "i32" },
+  epoll_wait: { parameters: ["i32", "buffer", "i32", "i32"], result: "i32" },
+  epoll_wait_async: {
+    name: "epoll_wait",
+    parameters: ["i32", "buffer", "i32", "i32"],
+    result: "i32",
+    nonblocking: true,
+  },
+  eventfd: { parameters: ["u32", "i32"], result: "i32" },
+  kill: { parameters: ["i32", "i32"], result: "i32" },
+  syscall: { parameters: ["i64", "i64", "i64", "i64", "i64"], result: "i64" },
+  statx: { parameters: ["i32", "buffer", "i32", "u32", "buffer"], result: "i32" },
+  umount2: { parameters: ["buffer", "i32"], result: "i32" },
+  getrlimit: { parameters: ["i32", "buffer"], result: "i32" },
+  setrlimit: { parameters: ["i32", "buffer"], result: "i32" },
+  __errno_location: { parameters: [], result: "pointer" },
+} as const satisfies Deno.ForeignLibraryInterface;
+
+let lib: Deno.DynamicLibrary<typeof symbols> | undefined;
+
+function libc(): Deno.DynamicLibrary<typeof symbols>["symbols"] {
+  lib ??= Deno.dlopen("libc.so.6", symbols);
+  return lib.symbols;
+}
+
+/** The calling thread's errno, read right after a failed synchronous call. */
+export function errno(): number {
+  const p = libc().__errno_location();
+  return p === null ? 0 : new Deno.UnsafePointerView(p).getInt32();
+}
+
+const encoder = new TextEncoder();
+
+/** A NUL-terminated copy of a path, as C expects it. */
+export function cString(s: string): Uint8Array<ArrayBuffer> {
+  if (s.includes("\0")) throw new SysError("path", Errno.EINVAL, JSON.stringify(s));
+  return encoder.encode(s + "\0");
+}
+
+function check(result: number, call: string, subject?: string): number {
+  if (result < 0) throw new SysError(call, errno(), subject);
+  return result;
+}
+
+/** open(2); returns the fd. */
+export function open(path: string, flags: number, mode = 0): number {
+  return check(libc().open(cString(path), flags, mode), "open", path);
+}
+
+/** close(2); EBADF and EINTR are not reported (the fd is gone either way). */
+export function close(fd: number): void {
+  libc().close(fd);
+}
+
+/**
+ * read(2) into `buf`. Returns the byte count (0 = end of file), or null when the fd is
+ * non-blocking and has nothing to read now (EAGAIN).
+ */
+export function read(fd: number, buf: Uint8Array<ArrayBuffer>): number | null {
+  for (;;) {
+    const n = Number(libc().read(fd, buf, BigInt(buf.byteLength)));
+    if (n >= 0) return n;
+    const e = errno();
+    if (e === Errno.EINTR) continue;
+    if (e === Errno.EAGAIN) return null;
+    throw new SysError("read", e, `fd ${fd}`);
+  }
+}
+
+/** write(2); returns the byte count written. */
+export function write(fd: number, buf: Uint8Array<ArrayBuffer>): number {
+  for (;;) {
+    const n = Number(libc().write(fd, buf, BigInt(buf.byteLength)));
+    if (n >= 0) return n;
+    const e = errno();
+    if (e !== Errno.EINTR) throw new SysError("write", e, `fd ${fd}`);
+  }
+}
+
+/** mkfifo(3). Throws SysError with EEXIST when the path exists. */
+export function mkfifo(path: string, mode: number): void {
+  check(libc().mkfifo(cString(path), mode), "mkfifo", path);
+}
+
+/** The file type bits (st_mode & S_IFMT) of an open fd, from statx(AT_EMPTY_PATH). */
+export function fileTypeOfFd(fd: number): number {
+  const buf = new Uint8Array(STATX_SIZE);
+  check(libc().statx(fd, cString(""), AT_EMPTY_PATH, STATX_TYPE, buf), "statx", `fd ${fd}`);
+  return new DataView(buf.buffer).getUint16(STATX_MODE_OFFSET, true) & S_IFMT;
+}
+
+/** epoll_create1(EPOLL_CLOEXEC). */
+export function epollCreate(): number {
+  return check(libc().epoll_create1(O.CLOEXEC), "epoll_create1");
+}
+
+function epollEvent(events: number, data: number): Uint8Array<ArrayBuffer> {
+  const buf = new Uint8Array(EPOLL_EVENT_SIZE);
+  const view = new DataView(buf.buffer);
+  view.setUint32(0, events, true);
+  view.setBigUint64(EPOLL_DATA_OFFSET, BigInt(data), true);
+  return buf;
+}
+
+/** epoll_ctl(2); `data` (a safe integer, the fd by default) comes back with each event. */
+export function epollCtl(epfd: number, op: number, fd: number, events: number, data = fd): void {
+  check(libc().epoll_ctl(epfd, op, fd, epollEvent(events, data)), "epoll_ctl", `fd ${fd}`);
+}
+
+/** One ready entry as epoll_wait reported it. */
+export interface EpollReady {
+  /** The data given to epollCtl. */
+  data: number;
+  /** The event bits (EPOLL.IN, EPOLL.HUP…). */
+  events: number;
+}
+
+/** Decodes the first `count` events of an epoll_wait buffer. */
+export function decodeEpollEvents(buf: Uint8Array<ArrayBuffer>, count: number): EpollReady[] {
+  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  const ready: EpollReady[] = [];
+  for (let i = 0; i < count; i++) {
+    const base = i * EPOLL_EVENT_SIZE;
+    ready.push({
+      events: view.getUint32(base, true),
+      data: Number(view.getBigUint64(base + EPOLL_DATA_OFFSET, true)),
+    });
+  }
+  return ready;
+}
+
+/** epoll_wait(2) without blocking the caller (timeout 0). Returns the ready count. */
+export function epollWaitNow(epfd: number, buf: Uint8Array<ArrayBuffer>): number {
+  const max = Math.floor(buf.byteLength / EPOLL_EVENT_SIZE);
+  const n = libc().epoll_wait(epfd, buf, max, 0);
+  if (n < 0) {
+    const e = errno();
+    if (e === Errno.EINTR) return 0;
+    throw new SysError("epoll_wait", e);
+  }
+  return n;
+}
+
+/**
+ * epoll_wait(2) on Deno's blocking pool. The buffer must not be touched until the promise
+ * settles. Returns the ready count, or -1 on error (errno belongs to another thread, so the
+ * caller just waits again).
+ */
+export function epollWaitAsync(
+  epfd: number,
+  buf: Uint8Array<ArrayBuffer>,
+  timeoutMs: number,
+): Promise<number> {
+  const max = Math.floor(buf.byteLength / EPOLL_EVENT_SIZE);
+  return libc().epoll_wait_async(epfd, buf, max, timeoutMs);
+}
+
+/** eventfd(2), non-blocking and close-on-exec: the loop's wake-up bell. */
+export function eventfd(): number {
+  return check(libc().eventfd(0, O.NONBLOCK | O.CLOEXEC), "eventfd");
+}
+
+/** pidfd_open(2). Throws SysError (ESRCH when the process is gone, ENOSYS on old kernels). */
+export function pidfdOpen(pid: number): number {
+  if (!Number.isInteger(pid) || pid <= 0) throw new SysError("pidfd_open", Errno.EINVAL, `${pid}`);
+  return check(
+    Number(libc().syscall(SYS_PIDFD_OPEN, BigInt(pid), 0n, 0n, 0n)),
+    "pidfd_open",
+    `pid ${pid}`,
+  );
+}
+
+/** pidfd_send_signal(2): signals exactly the process the pidfd was opened on. */
+export function pidfdSendSignal(pidfd: number, signal: number): void {
+  check(
+    Number(libc().syscall(SYS_PIDFD_SEND_SIGNAL, BigInt(pidfd), BigInt(signal), 0n, 0n)),
+    "pidfd_send_signal",
+    `fd ${pidfd}`,
+  );
+}
+
+/**
+ * kill(2), for kernels without pidfd. Refuses pid ≤ 0 itself, so that no caller can ever
+ * signal a process group, every process (-1) or itself by mistake.
+ */
+export function kill(pid: number, signal: number): void {
+  if (!Number.isInteger(pid) || pid <= 0) throw new SysError("kill", Errno.EINVAL, `pid ${pid}`);
+  check(libc().kill(pid, signal), "kill", `pid ${pid}`);
+}
+
+/** umount2(2) with the given flags (0 = plain unmount; EBUSY when in use). */
+export function umount(target: string, flags = 0): void {
+  check(libc().umount2(cString(target), flags), "umount2", target);
+}
+
+/** RLIMIT_NOFILE as {soft, hard}. */
+export function getFdLimit(): { soft: number; hard: number } {
+  const buf = new Uint8Array(16);
+  check(libc().getrlimit(RLIMIT_NOFILE, buf), "getrlimit");
+  const view = new DataView(buf.buffer);
+  return {
+    soft: Number(view.getBigUint64(0, true)),
+    hard: Number(view.getBigUint64(8, true)),
+  };
+}
+
+/** Sets RLIMIT_NOFILE. */
+export function setFdLimit(soft: number, hard: number): void {
+  const buf = new Uint8Array(16);
+  const view = new DataView(buf.buffer);
+  view.setBigUint64(0, BigInt(soft), true);
+  view.setBigUint64(8, BigInt(hard), true);
+  check(libc().setrlimit(RLIMIT_NOFILE, buf), "setrlimit");
+}
