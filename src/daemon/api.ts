@@ -1,0 +1,111 @@
+/**
+ * The operations the daemon offers, in one interface: the HTTP routes on the unix socket call
+ * these and nothing else, and the library API (`src/mod.ts`) exposes the same shapes.
+ *
+ * @module
+ */
+
+import type { ContainerRecord, GcEntry, ReaperEvent } from "../types.ts";
+
+/** `reaperd create-fifo <stateDir>`: create the dir and FIFO, hold its read end. */
+export interface CreateFifoRequest {
+  /** Absolute path of the container's state dir. */
+  stateDir: string;
+}
+
+/** The FIFO that was created (or reused) and whose read end the daemon now holds. */
+export interface CreateFifoResponse {
+  fifo: string;
+}
+
+/** `reaperd monitor`: arm the held read end (or open it now) and record the container. */
+export interface MonitorRequest {
+  id: string;
+  runtime: string;
+  stateDir: string;
+  pid: number;
+  ppid: number;
+  name?: string;
+  /** Read from /proc by the daemon when absent. */
+  startTime?: number;
+  /** Read from /proc by the daemon when absent. */
+  pStartTime?: number;
+  /** Mount points cleanup must unmount. */
+  mounts?: string[];
+  /** Other paths cleanup must remove. */
+  paths?: string[];
+}
+
+/** `reaperd gc add`: hand a container to the collector directly (seed `gc_add_container`). */
+export interface GcAddRequest {
+  id: string;
+  runtime: string;
+  pid: number;
+  ppid: number;
+  startTime?: number;
+  pStartTime?: number;
+  /** Defaults to `<stateRoot>/<runtime>/<id>`. */
+  stateDir?: string;
+  mounts?: string[];
+  paths?: string[];
+}
+
+/** A container in GC: its record and its GC entry. */
+export interface GcStatus {
+  record: ContainerRecord;
+  entry: GcEntry;
+}
+
+/** What `GET /v1/health` reports. */
+export interface Health {
+  /** "ok", or "degraded" when exits wait in memory because the store cannot be written. */
+  status: "ok" | "degraded";
+  /** Why it is degraded; empty when ok. */
+  reasons: string[];
+  /** Containers whose exit FIFO is being watched. */
+  monitored: number;
+  /** Read ends held by create-fifo but not armed yet. */
+  held: number;
+  /** Containers in GC. */
+  gc: number;
+  /** Exits decoded but not yet written to the store. */
+  pendingWrites: number;
+  /** Seconds since the daemon started. */
+  uptimeSeconds: number;
+  /** reaperd version. */
+  version: string;
+}
+
+/** The daemon's operations. Every method validates its input and throws an ApiError. */
+export interface ReaperApi {
+  createFifo(req: CreateFifoRequest): Promise<CreateFifoResponse>;
+  monitor(req: MonitorRequest): Promise<ContainerRecord>;
+  inspect(id: string): Promise<ContainerRecord>;
+  list(): Promise<ContainerRecord[]>;
+  /**
+   * Resolves once the exit is recorded (state is no longer `running`), or with the record as
+   * it is when `timeoutMs` passes. Aborts with the signal.
+   */
+  wait(id: string, timeoutMs: number, signal?: AbortSignal): Promise<ContainerRecord>;
+  gcAdd(req: GcAddRequest): Promise<GcStatus>;
+  gcList(): Promise<GcStatus[]>;
+  /** Throws ApiError 404 when the container is not in GC. */
+  gcStatus(id: string): Promise<GcStatus>;
+  /** Events after `since` (exclusive), oldest first, at most `limit`. */
+  events(since: number, limit: number): Promise<ReaperEvent[]>;
+  /** Resolves when an event after `since` exists (or the signal aborts). */
+  waitForEvents(since: number, signal: AbortSignal): Promise<void>;
+  health(): Health;
+  /** Prometheus text exposition format. */
+  metrics(): string;
+}
+
+/** An error with the HTTP status it maps to and a one-line reason. */
+export class ApiError extends Error {
+  readonly status: number;
+  constructor(status: number, message: string) {
+    super(message);
+    this.name = "ApiError";
+    this.status = status;
+  }
+}

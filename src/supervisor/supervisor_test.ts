@@ -1,0 +1,215 @@
+import assert from "node:assert/strict";
+import { openFdCount } from "../sys/fd_limit.ts";
+import * as libc from "../sys/libc.ts";
+import { identify } from "../sys/proc.ts";
+import type { PidInfo } from "../types.ts";
+import { startWriter, type WriterMode } from "./_test_writer.ts";
+import { createExitFifo, openExitFifo } from "./exit_fifo.ts";
+import { encodeExitStatus } from "./exit_status.ts";
+import { type ExitReport, Supervisor } from "./supervisor.ts";
+
+/** A supervisor whose reports can be awaited by container id. */
+class Harness {
+  readonly reports: ExitReport[] = [];
+  readonly errors: unknown[] = [];
+  readonly #waiters = new Map<string, (r: ExitReport) => void>();
+  readonly supervisor: Supervisor;
+
+  constructor(graceMs = 300) {
+    this.supervisor = new Supervisor({
+      onExit: (r) => {
+        this.reports.push(r);
+        this.#waiters.get(r.id)?.(r);
+      },
+      onError: (e) => this.errors.push(e),
+      processGoneGraceMs: graceMs,
+    });
+    this.supervisor.start();
+  }
+
+  exitOf(id: string, timeoutMs = 5000): Promise<ExitReport> {
+    const done = this.reports.find((r) => r.id === id);
+    if (done) return Promise.resolve(done);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no exit for ${id}`)), timeoutMs);
+      this.#waiters.set(id, (r) => {
+        clearTimeout(timer);
+        resolve(r);
+      });
+    });
+  }
+
+  watch(dir: string, id: string, pidInfo: PidInfo): string {
+    const fifo = createExitFifo(`${dir}/${id}`);
+    this.supervisor.add({ id, name: id, runtime: "runc", fifo, fd: openExitFifo(fifo), pidInfo });
+    return fifo;
+  }
+}
+
+/** The test process itself stands in for a shim that stays alive for the whole test. */
+function selfAsShim(): PidInfo {
+  const me = identify(Deno.pid)!;
+  return { pid: me.pid, startTime: me.startTime, ppid: me.pid, pStartTime: me.startTime };
+}
+
+async function withSupervisor(
+  fn: (h: Harness, dir: string) => Promise<void>,
+  graceMs?: number,
+): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "reaperd-sup-" });
+  const h = new Harness(graceMs);
+  try {
+    await fn(h, dir);
+  } finally {
+    await h.supervisor.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+  assert.deepEqual(h.errors, []);
+}
+
+async function runWriter(h: Harness, dir: string, id: string, mode: WriterMode) {
+  const fifo = h.watch(dir, id, selfAsShim());
+  const writer = startWriter(fifo, mode);
+  const report = await h.exitOf(id);
+  await writer.status;
+  return report;
+}
+
+Deno.test("Supervisor decodes exit codes 0, 7, 255 written by real writer processes", async () => {
+  await withSupervisor(async (h, dir) => {
+    for (const code of [0, 7, 255]) {
+      const { exit } = await runWriter(h, dir, `c${code}`, { exit: code });
+      assert.deepEqual([exit.code, exit.signal, exit.known], [code, null, true]);
+      assert.equal(exit.reason, `exited with code ${code}`);
+    }
+    assert.equal(h.supervisor.size, 0);
+  });
+});
+
+Deno.test("Supervisor decodes children killed by SIGKILL (137) and SIGTERM (143)", async () => {
+  await withSupervisor(async (h, dir) => {
+    const killed = await runWriter(h, dir, "killed", { signal: "KILL" });
+    assert.deepEqual([killed.exit.code, killed.exit.signal], [137, 9]);
+    assert.match(killed.exit.reason, /SIGKILL/);
+    const termed = await runWriter(h, dir, "termed", { signal: "TERM" });
+    assert.deepEqual([termed.exit.code, termed.exit.signal], [143, 15]);
+  });
+});
+
+Deno.test("Supervisor records unknown exits for garbage and keeps decoding the next one", async () => {
+  await withSupervisor(async (h, dir) => {
+    const none = await runWriter(h, dir, "none", { none: true });
+    assert.equal(none.exit.known, false);
+    assert.match(none.exit.reason, /no status before hang-up/);
+
+    const short = await runWriter(h, dir, "short", { raw: "\\001\\002" });
+    assert.match(short.exit.reason, /short status: 2 of 4 bytes/);
+
+    const long = await runWriter(h, dir, "long", {
+      raw: "\\003\\000\\000\\000\\003\\000\\000\\000",
+    });
+    assert.equal(long.exit.known, false);
+    assert.match(long.exit.reason, /8 bytes where 4 were expected/);
+
+    const text = await runWriter(h, dir, "text", { raw: "137\\n" });
+    assert.equal(text.exit.known, false);
+    assert.match(text.exit.reason, /text "137\\n"/);
+
+    const next = await runWriter(h, dir, "next", { exit: 42 });
+    assert.deepEqual([next.exit.code, next.exit.known], [42, true]);
+  });
+});
+
+Deno.test("Supervisor sees a status written before the FIFO was armed", async () => {
+  await withSupervisor(async (h, dir) => {
+    const fifo = createExitFifo(`${dir}/early`);
+    const fd = openExitFifo(fifo);
+    const writer = startWriter(fifo, { exit: 9 });
+    assert.equal((await writer.status).code, 0);
+    h.supervisor.add({
+      id: "early",
+      name: "early",
+      runtime: "runc",
+      fifo,
+      fd,
+      pidInfo: selfAsShim(),
+    });
+    const { exit } = await h.exitOf("early");
+    assert.equal(exit.code, 9);
+  });
+});
+
+Deno.test("Supervisor reports an exit once per (id, pid, start time)", async () => {
+  await withSupervisor(async (h, dir) => {
+    const fifo = h.watch(dir, "once", selfAsShim());
+    // Arming the same container twice is a no-op; its extra fd is closed.
+    h.supervisor.add({
+      id: "once",
+      name: "once",
+      runtime: "runc",
+      fifo,
+      fd: openExitFifo(fifo),
+      pidInfo: selfAsShim(),
+    });
+    assert.equal(h.supervisor.size, 1);
+    await startWriter(fifo, { exit: 1 }).status;
+    await h.exitOf("once");
+    assert.throws(
+      () =>
+        h.supervisor.add({
+          id: "once",
+          name: "once",
+          runtime: "runc",
+          fifo,
+          fd: openExitFifo(fifo),
+          pidInfo: selfAsShim(),
+        }),
+      /already reported/,
+    );
+    assert.equal(h.reports.filter((r) => r.id === "once").length, 1);
+  });
+});
+
+Deno.test("Supervisor decides unknown when the shim dies without ever opening the FIFO", async () => {
+  await withSupervisor(async (h, dir) => {
+    const shim = new Deno.Command("sleep", { args: ["0.2"] }).spawn();
+    const id = identify(shim.pid)!;
+    h.watch(dir, "nowriter", {
+      pid: id.pid,
+      startTime: id.startTime,
+      ppid: id.pid,
+      pStartTime: id.startTime,
+    });
+    await shim.status;
+    const { exit } = await h.exitOf("nowriter");
+    assert.equal(exit.known, false);
+    assert.match(exit.reason, /shim \(pid \d+\) exited without writing a status/);
+  }, 100);
+});
+
+Deno.test("Supervisor holds no more fds after 1,000 monitor-and-exit cycles", async () => {
+  await withSupervisor(async (h, dir) => {
+    const fifo = createExitFifo(`${dir}/cycle`);
+    const cycle = async (i: number) => {
+      const id = `cycle-${i}`;
+      h.supervisor.add({
+        id,
+        name: id,
+        runtime: "runc",
+        fifo,
+        fd: openExitFifo(fifo),
+        pidInfo: { ...selfAsShim(), pid: 100_000 + i },
+      });
+      const w = libc.open(fifo, libc.O.WRONLY | libc.O.NONBLOCK | libc.O.CLOEXEC);
+      libc.write(w, encodeExitStatus(i % 256));
+      libc.close(w);
+      const r = await h.exitOf(id);
+      assert.equal(r.exit.code, i % 256);
+    };
+    await cycle(1000);
+    const before = openFdCount();
+    for (let i = 0; i < 1000; i++) await cycle(i);
+    assert.equal(openFdCount(), before);
+    assert.equal(h.reports.length, 1001);
+  });
+});
