@@ -18,6 +18,7 @@ export const O = {
   RDONLY: 0,
   WRONLY: 1,
   RDWR: 2,
+  CREAT: 0o100,
   NONBLOCK: 0o4000,
   CLOEXEC: 0o2000000,
   NOFOLLOW: isArm64 ? 0o100000 : 0o400000,
@@ -71,6 +72,7 @@ const symbols = {
   syscall: { parameters: ["i64", "i64", "i64", "i64", "i64"], result: "i64" },
   statx: { parameters: ["i32", "buffer", "i32", "u32", "buffer"], result: "i32" },
   umount2: { parameters: ["buffer", "i32"], result: "i32" },
+  flock: { parameters: ["i32", "i32"], result: "i32" },
   getrlimit: { parameters: ["i32", "buffer"], result: "i32" },
   setrlimit: { parameters: ["i32", "buffer"], result: "i32" },
   __errno_location: { parameters: [], result: "pointer" },
@@ -251,6 +253,17 @@ export function kill(pid: number, signal: number): void {
 /** umount2(2) with the given flags (0 = plain unmount; EBUSY when in use). */
 export function umount(target: string, flags = 0): void {
   check(libc().umount2(cString(target), flags), "umount2", target);
+}
+
+const LOCK_EX = 2;
+const LOCK_NB = 4;
+
+/** flock(LOCK_EX|LOCK_NB): true when taken, false when another open file holds it. */
+export function tryLockExclusive(fd: number): boolean {
+  if (libc().flock(fd, LOCK_EX | LOCK_NB) === 0) return true;
+  const e = errno();
+  if (e === Errno.EAGAIN) return false;
+  throw new SysError("flock", e, `fd ${fd}`);
 }
 
 /** RLIMIT_NOFILE as {soft, hard}. */
