@@ -33,6 +33,12 @@ export interface ExitMonitor {
   fd: number;
   /** The container's processes. */
   pidInfo: PidInfo;
+  /**
+   * When set, and the watched process is already gone when the FIFO is armed with nothing in
+   * it and no writer, the exit is decided at once as unknown with this reason (used on
+   * restore: "exited while reaperd was down") instead of after the grace period.
+   */
+  goneReason?: string;
 }
 
 /** An exit the supervisor decoded. */
@@ -177,7 +183,7 @@ export class Supervisor {
       fd = libc.pidfdOpen(target);
     } catch (e) {
       if (e instanceof SysError && e.errno === Errno.ESRCH) {
-        this.#processGone(w, label);
+        this.#goneAtArm(w, label);
         return;
       }
       if (e instanceof SysError && e.errno === Errno.ENOSYS) return;
@@ -186,7 +192,7 @@ export class Supervisor {
     // The pidfd names whoever has the pid now: make sure that is still our process.
     if (readProcStat(target)?.startTime !== start) {
       libc.close(fd);
-      this.#processGone(w, label);
+      this.#goneAtArm(w, label);
       return;
     }
     w.pidfd = fd;
@@ -195,6 +201,12 @@ export class Supervisor {
       this.#loop.remove(fd);
       this.#processGone(w, label);
     });
+  }
+
+  #goneAtArm(w: Watched, label: string): void {
+    const reason = w.monitor.goneReason;
+    if (reason === undefined) this.#processGone(w, label);
+    else this.#finish(w, unknownExit(reason, this.#now()));
   }
 
   #processGone(w: Watched, label: string): void {

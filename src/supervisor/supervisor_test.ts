@@ -213,3 +213,25 @@ Deno.test("Supervisor holds no more fds after 1,000 monitor-and-exit cycles", as
     assert.equal(h.reports.length, 1001);
   });
 });
+
+Deno.test("Supervisor decides at once, with the given reason, for a restored container already gone", async () => {
+  await withSupervisor(async (h, dir) => {
+    const shim = new Deno.Command("true").spawn();
+    const id = identify(shim.pid)!;
+    await shim.status;
+    const fifo = createExitFifo(`${dir}/restored`);
+    const t0 = Date.now();
+    h.supervisor.add({
+      id: "restored",
+      name: "restored",
+      runtime: "runc",
+      fifo,
+      fd: openExitFifo(fifo),
+      pidInfo: { pid: id.pid, startTime: id.startTime, ppid: id.pid, pStartTime: id.startTime },
+      goneReason: "exited while reaperd was down",
+    });
+    const { exit } = await h.exitOf("restored");
+    assert.ok(Date.now() - t0 < 250, "no grace period for a restored container");
+    assert.deepEqual([exit.known, exit.reason], [false, "exited while reaperd was down"]);
+  }, 5000);
+});
