@@ -1,0 +1,540 @@
+/**
+ * The daemon's service: the one place where the supervisor, the store, the cleaner and the
+ * collector meet. It implements {@linkcode ReaperApi} (what the socket serves) and the exit
+ * path of DESIGN.md §4: an exit is decoded → recorded durably as `stopping` → cleaned once →
+ * `stopped`, or handed to the collector (`gc`) when cleanup fails or the process will not die.
+ *
+ * Exits that cannot be written because the store is failing (a full disk) are kept in memory,
+ * reported as "degraded" on health and metrics, and written as soon as the store takes them.
+ *
+ * @module
+ */
+
+import type { Logger } from "@logtape/logtape";
+import type { Config } from "../config.ts";
+import { idProblem } from "../config.ts";
+import type { Collector } from "../gc/collector.ts";
+import type { Cleaner } from "../gc/cleaner.ts";
+import {
+  ConflictError,
+  NotFoundError,
+  StoreInputError,
+  StoreUnavailableError,
+} from "../store/errors.ts";
+import type { Store } from "../store/store.ts";
+import { ExitFifoError, exitFifoName, openExitFifo } from "../supervisor/exit_fifo.ts";
+import { HeldFifos } from "../supervisor/held_fifos.ts";
+import { type ExitReport, Supervisor } from "../supervisor/supervisor.ts";
+import * as libc from "../sys/libc.ts";
+import { isValidPid, readProcStat } from "../sys/proc.ts";
+import type { ContainerRecord, ReaperEvent } from "../types.ts";
+import {
+  ApiError,
+  type CreateFifoRequest,
+  type CreateFifoResponse,
+  type GcAddRequest,
+  type GcStatus,
+  type Health,
+  type MonitorRequest,
+  type ReaperApi,
+} from "./api.ts";
+import { Counter, Gauge, Histogram, Registry } from "./metrics.ts";
+
+/** reaperd's version, reported on health. */
+export const VERSION = "0.1.0";
+
+/** The parts the service wires together. */
+export interface ServiceParts {
+  config: Config;
+  store: Store;
+  cleaner: Cleaner;
+  collector: Collector;
+  log: Logger;
+  /** Wall clock (ms since the epoch). */
+  now?: () => number;
+}
+
+const RESTORED_GONE = "exited while reaperd was down";
+const PENDING_RETRY_MS = 1000;
+
+/** The daemon's service. Create it, `restore()` it, serve it, `close()` it. */
+export class ReaperService implements ReaperApi {
+  readonly #config: Config;
+  readonly #store: Store;
+  readonly #cleaner: Cleaner;
+  readonly #collector: Collector;
+  readonly #log: Logger;
+  readonly #now: () => number;
+  readonly #supervisor: Supervisor;
+  readonly #held: HeldFifos;
+  readonly #startedAt: number;
+  /** Exits decoded but not yet written, by container id. */
+  readonly #pending = new Map<string, ExitReport>();
+  #pendingTimer: ReturnType<typeof setTimeout> | null = null;
+  #storeProblem: string | null = null;
+  /** Exit-path cleanups in flight (bounded by the GC concurrency). */
+  #cleaning = 0;
+  readonly #cleanQueue: Array<() => void> = [];
+  readonly #inFlight = new Set<Promise<unknown>>();
+  #closed = false;
+
+  readonly #metrics = new Registry();
+  readonly #exits = this.#metrics.add(
+    new Counter("reaperd_exits_total", "Container exits recorded, by whether the status is known."),
+  );
+  readonly #stepFailures = this.#metrics.add(
+    new Counter("reaperd_cleanup_step_failures_total", "Cleanup steps that failed, by step."),
+  );
+  readonly #cleanups = this.#metrics.add(
+    new Counter("reaperd_cleanups_total", "Cleanup attempts, by result (ok, failed)."),
+  );
+  readonly #exitLatency = this.#metrics.add(
+    new Histogram(
+      "reaperd_exit_record_latency_seconds",
+      "Time from an exit being decoded to its record being durable.",
+      [0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    ),
+  );
+
+  constructor(parts: ServiceParts) {
+    this.#config = parts.config;
+    this.#store = parts.store;
+    this.#cleaner = parts.cleaner;
+    this.#collector = parts.collector;
+    this.#log = parts.log;
+    this.#now = parts.now ?? Date.now;
+    this.#startedAt = this.#now();
+    this.#supervisor = new Supervisor({
+      onExit: (report) => this.#track(this.#onExit(report)),
+      onError: (error) => this.#log.error("supervisor: {error}", { error: String(error) }),
+    });
+    this.#held = new HeldFifos(
+      parts.config.heldFifoTimeoutMs,
+      (fifo) => this.#log.warn("released the read end of {fifo}: never armed by monitor", { fifo }),
+    );
+    this.#metrics.add(
+      new Gauge("reaperd_monitored_containers", "Containers whose exit FIFO is watched.", () => [
+        [{}, this.#supervisor.size],
+      ]),
+    );
+    this.#metrics.add(
+      new Gauge("reaperd_held_fifos", "Read ends held by create-fifo, not armed yet.", () => [
+        [{}, this.#held.size],
+      ]),
+    );
+    this.#metrics.add(
+      new Gauge(
+        "reaperd_gc_entries",
+        "Containers in GC, by /proc state of a process that will not die.",
+        () => {
+          const stats = this.#collector.stats();
+          return [[{ state: "all" }, stats.entries], [{ state: "D" }, stats.dState]];
+        },
+      ),
+    );
+    this.#metrics.add(
+      new Gauge("reaperd_pending_exit_writes", "Exits decoded but not yet durable.", () => [
+        [{}, this.#pending.size],
+      ]),
+    );
+    this.#metrics.add(
+      new Gauge("reaperd_degraded", "1 when the store cannot be written.", () => [
+        [{}, this.#storeProblem === null ? 0 : 1],
+      ]),
+    );
+  }
+
+  /**
+   * Start-up in the seed's order: load the GC list → start the supervisor → restore the
+   * containers that were running or stopping → start GC.
+   */
+  async restore(): Promise<{ monitored: number; exited: number; resumed: number }> {
+    await this.#collector.restore();
+    this.#supervisor.start();
+    let monitored = 0;
+    let exited = 0;
+    for (const record of await this.#store.list("running")) {
+      if (this.#rearm(record)) monitored++;
+      else exited++;
+    }
+    const stopping = await this.#store.list("stopping");
+    for (const record of stopping) this.#track(this.#cleanAfterExit(record.id));
+    this.#collector.start();
+    return { monitored, exited, resumed: stopping.length };
+  }
+
+  /** Re-arms a running container's FIFO; false when its exit had to be decided at once. */
+  #rearm(record: ContainerRecord): boolean {
+    const pidInfo = {
+      pid: record.pid,
+      startTime: record.startTime,
+      ppid: record.ppid,
+      pStartTime: record.pStartTime,
+    };
+    const fifo = exitFifoName(record.stateDir);
+    let fd: number;
+    try {
+      fd = openExitFifo(fifo);
+    } catch (error) {
+      const reason = `exit FIFO unusable after restart: ${(error as Error).message}`;
+      this.#log.warn("restore {id}: {reason}", { id: record.id, reason });
+      this.#track(this.#onExit({
+        id: record.id,
+        name: record.name,
+        runtime: record.runtime,
+        fifo,
+        pidInfo,
+        exit: { code: null, signal: null, known: false, reason, at: this.#now() },
+      }));
+      return false;
+    }
+    this.#supervisor.add({
+      id: record.id,
+      name: record.name,
+      runtime: record.runtime,
+      fifo,
+      fd,
+      pidInfo,
+      goneReason: RESTORED_GONE,
+    });
+    return this.#supervisor.has(record.id);
+  }
+
+  /** Stops watching and waits (bounded) for exit-path work in flight. The store stays open. */
+  async close(graceMs = 10_000): Promise<void> {
+    this.#closed = true;
+    if (this.#pendingTimer !== null) clearTimeout(this.#pendingTimer);
+    this.#held.closeAll();
+    await this.#supervisor.stop();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      Promise.allSettled([...this.#inFlight]),
+      new Promise((resolve) => timer = setTimeout(resolve, graceMs)),
+    ]);
+    clearTimeout(timer);
+    await this.#collector.stop();
+  }
+
+  // --- the exit path -------------------------------------------------------------------------
+
+  #track<T>(work: Promise<T>): void {
+    const p = work.catch((error) =>
+      this.#log.error("exit path failed: {error}", { error: String(error) })
+    );
+    this.#inFlight.add(p);
+    p.finally(() => this.#inFlight.delete(p));
+  }
+
+  async #onExit(report: ExitReport): Promise<void> {
+    const { id, exit } = report;
+    this.#log.info(
+      "exit of {id}: {reason}",
+      { id, runtime: report.runtime, code: exit.code, known: exit.known, reason: exit.reason },
+    );
+    let recorded: boolean;
+    try {
+      recorded = await this.#store.recordExit(
+        id,
+        report.pidInfo.pid,
+        report.pidInfo.startTime,
+        exit,
+      );
+    } catch (error) {
+      if (error instanceof StoreUnavailableError) {
+        this.#keepPending(report, error);
+        return;
+      }
+      throw error;
+    }
+    this.#exitLatency.observe(Math.max(0, this.#now() - exit.at) / 1000);
+    if (!recorded) {
+      this.#log.debug("exit of {id} ignored: already recorded or another run", { id });
+      return;
+    }
+    this.#exits.inc({ known: String(exit.known) });
+    await this.#cleanAfterExit(id);
+  }
+
+  #keepPending(report: ExitReport, error: Error): void {
+    this.#pending.set(report.id, report);
+    if (this.#storeProblem === null) {
+      this.#log.error("store cannot record exits, keeping them in memory: {error}", {
+        error: error.message,
+      });
+    }
+    this.#storeProblem = error.message;
+    if (this.#pendingTimer === null && !this.#closed) {
+      this.#pendingTimer = setTimeout(() => {
+        this.#pendingTimer = null;
+        this.#track(this.#flushPending());
+      }, PENDING_RETRY_MS);
+    }
+  }
+
+  async #flushPending(): Promise<void> {
+    const reports = [...this.#pending.values()];
+    this.#pending.clear();
+    this.#storeProblem = null;
+    for (const report of reports) await this.#onExit(report);
+    if (this.#storeProblem === null && reports.length > 0) {
+      this.#log.info("store writable again: {count} pending exits recorded", {
+        count: reports.length,
+      });
+    }
+  }
+
+  /** One cleanup right after the exit; failure hands the container to the collector. */
+  async #cleanAfterExit(id: string): Promise<void> {
+    await this.#acquireCleanSlot();
+    try {
+      const record = await this.#store.get(id);
+      if (record === null || record.state !== "stopping") return;
+      const outcome = await this.#cleaner.clean(record);
+      this.#cleanups.inc({ result: outcome.ok ? "ok" : "failed" });
+      if (outcome.ok) {
+        await this.#store.markStopped(id);
+        this.#log.info("cleaned up {id}", { id, runtime: record.runtime });
+        return;
+      }
+      this.#stepFailures.inc({ step: outcome.failedStep ?? "unknown" });
+      this.#log.warn("cleanup of {id} failed at {step}, handing it to GC: {error}", {
+        id,
+        runtime: record.runtime,
+        step: outcome.failedStep,
+        error: outcome.error,
+        procState: outcome.procState,
+      });
+      await this.#collector.enterFromExit(id, outcome);
+    } finally {
+      this.#releaseCleanSlot();
+    }
+  }
+
+  #acquireCleanSlot(): Promise<void> {
+    if (this.#cleaning < this.#config.gc.concurrency) {
+      this.#cleaning++;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => this.#cleanQueue.push(resolve));
+  }
+
+  #releaseCleanSlot(): void {
+    const next = this.#cleanQueue.shift();
+    if (next !== undefined) next();
+    else this.#cleaning--;
+  }
+
+  // --- ReaperApi -----------------------------------------------------------------------------
+
+  createFifo(req: CreateFifoRequest): Promise<CreateFifoResponse> {
+    this.#open();
+    try {
+      return Promise.resolve({ fifo: this.#held.hold(req.stateDir) });
+    } catch (error) {
+      throw toApiError(error);
+    }
+  }
+
+  async monitor(req: MonitorRequest): Promise<ContainerRecord> {
+    this.#open();
+    checkId(req.id);
+    this.#checkRuntime(req.runtime);
+    if (!isValidPid(req.pid)) {
+      throw new ApiError(400, `pid must be a positive integer, got ${req.pid}`);
+    }
+    if (req.ppid !== 0 && !isValidPid(req.ppid)) {
+      throw new ApiError(400, `ppid must be 0 or a positive integer, got ${req.ppid}`);
+    }
+    const startTime = req.startTime ?? readProcStat(req.pid)?.startTime;
+    if (startTime === undefined) {
+      throw new ApiError(
+        400,
+        `pid ${req.pid} does not exist; give --start-time to monitor it anyway`,
+      );
+    }
+    const pStartTime = req.ppid === 0 ? 0 : req.pStartTime ?? readProcStat(req.ppid)?.startTime;
+    if (pStartTime === undefined) {
+      throw new ApiError(
+        400,
+        `ppid ${req.ppid} does not exist; give --pstart-time to monitor it anyway`,
+      );
+    }
+    let fifo: string;
+    let fd: number;
+    try {
+      fifo = exitFifoName(req.stateDir);
+      fd = this.#held.take(fifo) ?? openExitFifo(fifo);
+    } catch (error) {
+      throw toApiError(error);
+    }
+    let record: ContainerRecord;
+    try {
+      ({ record } = await this.#store.register({
+        id: req.id,
+        runtime: req.runtime,
+        stateDir: req.stateDir.replace(/\/+$/, ""),
+        pid: req.pid,
+        startTime,
+        ppid: req.ppid,
+        pStartTime,
+        name: req.name,
+        mounts: req.mounts,
+        paths: req.paths,
+      }));
+    } catch (error) {
+      libc.close(fd);
+      throw toApiError(error);
+    }
+    try {
+      this.#supervisor.add({
+        id: record.id,
+        name: record.name,
+        runtime: record.runtime,
+        fifo,
+        fd,
+        pidInfo: { pid: record.pid, startTime, ppid: record.ppid, pStartTime },
+      });
+    } catch (error) {
+      throw new ApiError(409, (error as Error).message);
+    }
+    this.#log.info("monitoring {id}", { id: record.id, runtime: record.runtime, pid: record.pid });
+    return record;
+  }
+
+  async inspect(id: string): Promise<ContainerRecord> {
+    checkId(id);
+    const record = await this.#store.get(id);
+    if (record === null) throw new ApiError(404, `no such container: ${id}`);
+    return record;
+  }
+
+  list(): Promise<ContainerRecord[]> {
+    return this.#store.list();
+  }
+
+  async wait(id: string, timeoutMs: number, signal?: AbortSignal): Promise<ContainerRecord> {
+    const first = await this.inspect(id);
+    if (first.state !== "running") return first;
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        unsubscribe();
+        clearTimeout(timer);
+        signal?.removeEventListener("abort", done);
+        resolve();
+      };
+      const unsubscribe = this.#store.subscribe((event) => {
+        if (event.id === id && event.state !== "running") done();
+      });
+      const timer = setTimeout(done, timeoutMs);
+      signal?.addEventListener("abort", done);
+    });
+    return await this.inspect(id);
+  }
+
+  async gcAdd(req: GcAddRequest): Promise<GcStatus> {
+    this.#open();
+    checkId(req.id);
+    this.#checkRuntime(req.runtime);
+    const startTime = req.startTime ??
+      (isValidPid(req.pid) ? readProcStat(req.pid)?.startTime : undefined) ?? 0;
+    const pStartTime = req.pStartTime ??
+      (isValidPid(req.ppid) ? readProcStat(req.ppid)?.startTime : undefined) ?? 0;
+    try {
+      const view = await this.#collector.add({
+        id: req.id,
+        runtime: req.runtime,
+        stateDir: (req.stateDir ?? `${this.#config.stateRoot}/${req.runtime}/${req.id}`)
+          .replace(/\/+$/, ""),
+        pid: req.pid,
+        startTime,
+        ppid: req.ppid,
+        pStartTime,
+        mounts: req.mounts,
+        paths: req.paths,
+        reason: "gc add",
+      });
+      // A container handed to GC is no longer watched for an exit.
+      this.#supervisor.remove(req.id);
+      return view;
+    } catch (error) {
+      throw toApiError(error);
+    }
+  }
+
+  gcList(): Promise<GcStatus[]> {
+    return this.#store.listGcViews();
+  }
+
+  async gcStatus(id: string): Promise<GcStatus> {
+    checkId(id);
+    const view = await this.#store.gcView(id);
+    if (view === null) throw new ApiError(404, `container ${id} is not in GC`);
+    return view;
+  }
+
+  events(since: number, limit: number): Promise<ReaperEvent[]> {
+    return this.#store.eventsSince(since, limit);
+  }
+
+  waitForEvents(since: number, signal: AbortSignal): Promise<void> {
+    if (this.#store.lastSeq > since || signal.aborted) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        unsubscribe();
+        signal.removeEventListener("abort", done);
+        resolve();
+      };
+      const unsubscribe = this.#store.subscribe((event) => {
+        if (event.seq > since) done();
+      });
+      signal.addEventListener("abort", done);
+    });
+  }
+
+  health(): Health {
+    const reasons = this.#storeProblem === null ? [] : [`store: ${this.#storeProblem}`];
+    return {
+      status: reasons.length === 0 ? "ok" : "degraded",
+      reasons,
+      monitored: this.#supervisor.size,
+      held: this.#held.size,
+      gc: this.#collector.stats().entries,
+      pendingWrites: this.#pending.size,
+      uptimeSeconds: Math.round((this.#now() - this.#startedAt) / 1000),
+      version: VERSION,
+    };
+  }
+
+  metrics(): string {
+    return this.#metrics.render();
+  }
+
+  #open(): void {
+    if (this.#closed) throw new ApiError(503, "reaperd is shutting down");
+  }
+
+  #checkRuntime(runtime: string): void {
+    if (!Object.hasOwn(this.#config.runtimes, runtime)) {
+      const known = Object.keys(this.#config.runtimes).sort().join(", ") || "none";
+      throw new ApiError(400, `unknown runtime ${JSON.stringify(runtime)} (configured: ${known})`);
+    }
+  }
+}
+
+function checkId(id: string): void {
+  const problem = idProblem(id);
+  if (problem !== null) throw new ApiError(400, `id ${problem}`);
+}
+
+/** Maps the parts' errors to the status a client should see. */
+function toApiError(error: unknown): ApiError {
+  if (error instanceof ApiError) return error;
+  if (error instanceof ExitFifoError || error instanceof StoreInputError) {
+    return new ApiError(400, error.message);
+  }
+  if (error instanceof NotFoundError) return new ApiError(404, error.message);
+  if (error instanceof ConflictError) return new ApiError(409, error.message);
+  if (error instanceof StoreUnavailableError) return new ApiError(503, error.message);
+  if (error instanceof Error && error.name === "SysError") return new ApiError(400, error.message);
+  return new ApiError(500, error instanceof Error ? error.message : String(error));
+}

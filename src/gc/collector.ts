@@ -1,0 +1,518 @@
+/**
+ * The garbage collector (seed `new_gchandler`, `gc_restore`, `start_gchandler`,
+ * `gc_add_container`, `gc_is_gc_progress`): it retries the cleanup of every container in GC
+ * until it succeeds, across restarts.
+ *
+ * Unlike the seed's one-entry-per-100-ms round robin, it keeps a min-heap of due times and arms
+ * ONE timer for the earliest; when it fires, every due entry starts, up to `concurrency` at a
+ * time. A failed attempt is recorded durably with its next due time (exponential backoff with
+ * jitter, capped, never a retry limit) and goes back into the heap, so a container that keeps
+ * failing, or one whose cleanup hangs, holds at most one slot and never delays the others.
+ *
+ * The store is the truth: an entry is added to the store before it is scheduled, and its due
+ * time survives a restart. The heap runs on a monotonic clock, so a wall clock that steps
+ * backwards (NTP at boot) cannot park an entry for longer than the backoff cap.
+ *
+ * @module
+ */
+
+import type { ContainerRecord, GcEntry } from "../types.ts";
+import { ConflictError, NotFoundError } from "../store/errors.ts";
+import type { GcAddInput, GcAddResult, GcEnterInfo, GcView, Store } from "../store/store.ts";
+import {
+  assertBackoffPolicy,
+  backoffDelay,
+  type BackoffPolicy,
+  DEFAULT_BACKOFF,
+  type Jitter,
+} from "./backoff.ts";
+import type { Cleaner, CleanupOutcome } from "./cleaner.ts";
+import { DueQueue } from "./due_queue.ts";
+
+/** The timer functions the collector arms; `globalThis`'s by default, fake ones in tests. */
+export interface CollectorTimers {
+  /** Calls `fn` once after `ms`; returns a handle for clearTimeout. */
+  setTimeout(fn: () => void, ms: number): unknown;
+  /** Cancels a timer armed by setTimeout. */
+  clearTimeout(handle: unknown): void;
+}
+
+/** What the collector reports to its observer (for metrics and logs). */
+export type CollectorEvent =
+  | {
+    /** An attempt began. */
+    type: "attempt-started";
+    id: string;
+    /** Which attempt this is, counting from 1 over the container's whole time in GC. */
+    attempt: number;
+    /** Wall clock (ms since the epoch). */
+    at: number;
+  }
+  | {
+    /** An attempt ended (its outcome is recorded in the store). */
+    type: "attempt-finished";
+    id: string;
+    attempt: number;
+    /** Whether cleanup succeeded (the container is now stopped). */
+    ok: boolean;
+    /** How long the cleanup took (ms). */
+    durationMs: number;
+    /** When the next attempt is due (wall clock), null after success. */
+    nextAttemptAt: number | null;
+    /** What the cleaner reported. */
+    outcome: CleanupOutcome;
+  }
+  | {
+    /** The store could not be read or written; the entry is retried after `retryInMs`. */
+    type: "store-error";
+    id: string;
+    error: unknown;
+    retryInMs: number;
+  }
+  | {
+    /** The container left GC by another way (stopped, gone); the collector forgot it. */
+    type: "dropped";
+    id: string;
+    reason: string;
+  };
+
+/** How a {@linkcode Collector} is wired and tuned. */
+export interface CollectorOptions {
+  /** Where GC entries live. */
+  store: Store;
+  /** How to clean one container. */
+  cleaner: Cleaner;
+  /** Most cleanups at once (knob `gc.concurrency`, default 8). */
+  concurrency?: number;
+  /** Backoff after the first failure (knob `gc.backoffBaseMs`, default 500 ms). */
+  backoffBaseMs?: number;
+  /** Cap on the backoff (knob `gc.backoffMaxMs`, default 60 000 ms). */
+  backoffMaxMs?: number;
+  /** How the delay is drawn below its ceiling (knob `gc.jitter`, default "equal"). */
+  jitter?: Jitter;
+  /** Uniform in [0, 1), for tests. */
+  random?: () => number;
+  /** Wall clock in ms since the epoch (for durable due times); default Date.now. */
+  clock?: () => number;
+  /** Monotonic clock in ms (for the heap and timers); default performance.now. */
+  monotonic?: () => number;
+  /** Timer functions; default globalThis's. */
+  timers?: CollectorTimers;
+  /** How long stop() waits for cleanups in flight (default 10 000 ms). */
+  stopTimeoutMs?: number;
+  /** Told about each attempt and each trouble; must not throw (a throw is ignored). */
+  onEvent?: (event: CollectorEvent) => void;
+}
+
+/** How busy the collector is, for health and metrics. */
+export interface CollectorStats {
+  /** Containers in GC that the collector knows of (waiting or being cleaned). */
+  entries: number;
+  /** Of those, how many had a process in D state (uninterruptible) at their last attempt. */
+  dState: number;
+  /** Entries waiting for their due time (or for a slot). */
+  queued: number;
+  /** Cleanups in flight. */
+  running: number;
+  /** The concurrency bound. */
+  concurrency: number;
+  /** Whether the collector takes new attempts. */
+  started: boolean;
+}
+
+/** Longest single timer: far-off heads are re-checked at least this often. */
+const MAX_TIMER_MS = 3_600_000;
+
+/**
+ * The collector. Wire it with a store and a cleaner, `restore()` the durable list, then
+ * `start()`; `add()` or `enter()` hands it more containers; `stop()` before closing the store.
+ *
+ * @example
+ * ```ts ignore
+ * const gc = new Collector({ store, cleaner, concurrency: 8 });
+ * await gc.restore();              // seed gc_restore
+ * gc.start();                      // seed start_gchandler
+ * await gc.add({ id, runtime, stateDir, pid, startTime, ppid, pStartTime }); // gc_add_container
+ * gc.isInProgress(id);             // gc_is_gc_progress
+ * await gc.stop();
+ * ```
+ */
+export class Collector {
+  readonly #store: Store;
+  readonly #cleaner: Cleaner;
+  readonly #concurrency: number;
+  readonly #policy: BackoffPolicy;
+  readonly #random: () => number;
+  readonly #clock: () => number;
+  readonly #monotonic: () => number;
+  readonly #timers: CollectorTimers;
+  readonly #stopTimeoutMs: number;
+  readonly #onEvent: (event: CollectorEvent) => void;
+
+  /** Waiting entries, keyed by monotonic due time. */
+  readonly #queue = new DueQueue();
+  /** Attempts in flight, by id. */
+  readonly #inFlight = new Map<string, Promise<void>>();
+  /** Ids that came due again while an attempt for them was in flight. */
+  readonly #deferred = new Set<string>();
+  /** The /proc state char each entry's last attempt reported, for those that had one. */
+  readonly #procStates = new Map<string, string>();
+  #timer: unknown = null;
+  #started = false;
+  /** Store failures in a row, for the backoff of store retries. */
+  #storeFailures = 0;
+
+  /**
+   * @param options Store, cleaner and knobs.
+   * @throws {RangeError} on a knob out of range.
+   */
+  constructor(options: CollectorOptions) {
+    this.#store = options.store;
+    this.#cleaner = options.cleaner;
+    this.#concurrency = options.concurrency ?? 8;
+    if (!Number.isSafeInteger(this.#concurrency) || this.#concurrency < 1) {
+      throw new RangeError(`gc concurrency must be an integer >= 1, got ${options.concurrency}`);
+    }
+    this.#policy = {
+      baseMs: options.backoffBaseMs ?? DEFAULT_BACKOFF.baseMs,
+      maxMs: options.backoffMaxMs ?? DEFAULT_BACKOFF.maxMs,
+      jitter: options.jitter ?? DEFAULT_BACKOFF.jitter,
+    };
+    assertBackoffPolicy(this.#policy);
+    this.#random = options.random ?? Math.random;
+    this.#clock = options.clock ?? Date.now;
+    this.#monotonic = options.monotonic ?? (() => performance.now());
+    this.#timers = options.timers ?? {
+      setTimeout: (fn, ms) => setTimeout(fn, ms),
+      clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
+    };
+    this.#stopTimeoutMs = options.stopTimeoutMs ?? 10_000;
+    this.#onEvent = options.onEvent ?? (() => {});
+  }
+
+  /**
+   * Loads the durable GC list into the schedule (seed `gc_restore`). Call it before
+   * `start()`; calling it again reschedules every entry at its stored due time.
+   *
+   * @returns How many entries were loaded.
+   * @throws {StoreUnavailableError} when the store cannot be read.
+   */
+  async restore(): Promise<number> {
+    const entries = await this.#store.listGc();
+    for (const entry of entries) this.#scheduleEntry(entry);
+    this.#arm();
+    return entries.length;
+  }
+
+  /** Starts taking attempts as entries come due (seed `start_gchandler`). */
+  start(): void {
+    this.#started = true;
+    this.#arm();
+  }
+
+  /**
+   * Stops taking new attempts and waits for those in flight, at most `timeoutMs`. Entries stay
+   * in the store; a later `restore()` + `start()` (or a restart) carries on.
+   *
+   * @param timeoutMs How long to wait for cleanups in flight.
+   * @returns True when nothing is in flight any more, false when the wait timed out.
+   */
+  async stop(timeoutMs: number = this.#stopTimeoutMs): Promise<boolean> {
+    this.#started = false;
+    this.#disarm();
+    if (this.#inFlight.size === 0) return true;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    // A real timer on purpose: this bounds waiting for real I/O, not a schedule.
+    const timedOut = new Promise<false>((resolve) => {
+      timer = setTimeout(() => resolve(false), timeoutMs);
+    });
+    const settled = Promise.allSettled(this.#inFlight.values()).then(() => true as const);
+    try {
+      return await Promise.race([settled, timedOut]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /**
+   * Hands a container to GC (seed `gc_add_container`): written to the store first, then
+   * scheduled. Idempotent per id.
+   *
+   * @param input The container, its runtime and its processes.
+   * @returns What the store did.
+   * @throws {StoreInputError} on bad input; {@linkcode StoreUnavailableError} when the store
+   *   cannot take the write (nothing is scheduled then).
+   */
+  async add(input: GcAddInput): Promise<GcAddResult> {
+    const result = await this.#store.gcAdd(input);
+    // An id already in GC with an attempt in flight is that attempt's business.
+    if (result.added || !this.#inFlight.has(input.id)) this.#scheduleEntry(result.entry);
+    this.#arm();
+    return result;
+  }
+
+  /**
+   * Moves a container whose first cleanup failed from `stopping` to `gc` (store first), then
+   * schedules it. When `info.attempts` counts failures and no due time is given, the first GC
+   * attempt waits the backoff for that many failures.
+   *
+   * @param id Container id.
+   * @param info What the failed cleanup left to know.
+   * @returns The GC entry.
+   * @throws {NotFoundError} / {@linkcode ConflictError} / {@linkcode StoreUnavailableError}
+   *   as {@linkcode Store.enterGc}.
+   */
+  async enter(id: string, info: GcEnterInfo = {}): Promise<GcEntry> {
+    const attempts = info.attempts ?? 0;
+    const nextAttemptAt = info.nextAttemptAt ??
+      (attempts > 0 ? this.#clock() + this.#delay(attempts) : undefined);
+    const entry = await this.#store.enterGc(
+      id,
+      nextAttemptAt === undefined ? info : { ...info, nextAttemptAt },
+    );
+    if (!this.#inFlight.has(id)) this.#scheduleEntry(entry);
+    this.#arm();
+    return entry;
+  }
+
+  /**
+   * Hands over a container whose cleanup right after its exit failed: that cleanup counts as
+   * attempt 1, its failing step, error, stderr tail and process state are kept, and the first
+   * GC attempt waits one backoff.
+   *
+   * @param id Container id (state `stopping`).
+   * @param outcome The failed cleanup's outcome.
+   * @returns The GC entry.
+   * @throws as {@linkcode Collector.enter}.
+   */
+  async enterFromExit(id: string, outcome: CleanupOutcome): Promise<GcEntry> {
+    return await this.enter(id, {
+      attempts: 1,
+      lastStep: outcome.failedStep,
+      lastError: outcome.error,
+      stderrTail: outcome.stderrTail,
+      procState: outcome.procState,
+      steps: outcome.steps,
+    });
+  }
+
+  /**
+   * Whether the container is in GC, from memory (seed `gc_is_gc_progress`): scheduled or
+   * being cleaned. Matches the store once `restore()` has run.
+   */
+  isInProgress(id: string): boolean {
+    return this.#queue.has(id) || this.#inFlight.has(id);
+  }
+
+  /** Every container in GC with its record and entry, from the store. */
+  async list(): Promise<GcView[]> {
+    return await this.#store.listGcViews();
+  }
+
+  /** One container's record and GC entry, from the store; null when it is not in GC. */
+  async status(id: string): Promise<GcView | null> {
+    return await this.#store.gcView(id);
+  }
+
+  /** How busy the collector is. */
+  stats(): CollectorStats {
+    let entries = this.#queue.size;
+    for (const id of this.#inFlight.keys()) if (!this.#queue.has(id)) entries++;
+    let dState = 0;
+    for (const state of this.#procStates.values()) if (state === "D") dState++;
+    return {
+      entries,
+      dState,
+      queued: this.#queue.size,
+      running: this.#inFlight.size,
+      concurrency: this.#concurrency,
+      started: this.#started,
+    };
+  }
+
+  // ---------------------------------------------------------------- scheduling
+
+  /** Schedules an entry at its durable due time, seen through the monotonic clock. */
+  #scheduleEntry(entry: GcEntry): void {
+    if (entry.procState === null) this.#procStates.delete(entry.id);
+    else this.#procStates.set(entry.id, entry.procState);
+    const wait = entry.nextAttemptAt - this.#clock();
+    // A due time further off than the cap can only come from a wall clock that stepped back.
+    this.#queue.schedule(entry.id, this.#monotonic() + clamp(wait, 0, this.#policy.maxMs));
+  }
+
+  /** Re-arms the one timer for the head of the heap, if a slot is free. */
+  #arm(): void {
+    this.#disarm();
+    if (!this.#started || this.#inFlight.size >= this.#concurrency) return;
+    const head = this.#queue.peek();
+    if (head === undefined) return;
+    const wait = clamp(head.at - this.#monotonic(), 0, MAX_TIMER_MS);
+    this.#timer = this.#timers.setTimeout(() => {
+      this.#timer = null;
+      this.#launchDue();
+    }, wait);
+  }
+
+  #disarm(): void {
+    if (this.#timer === null) return;
+    this.#timers.clearTimeout(this.#timer);
+    this.#timer = null;
+  }
+
+  /** Starts every due entry while slots are free, then re-arms for the next one. */
+  #launchDue(): void {
+    if (!this.#started) return;
+    const now = this.#monotonic();
+    while (this.#inFlight.size < this.#concurrency) {
+      const head = this.#queue.peek();
+      if (head === undefined || head.at > now) break;
+      this.#queue.pop();
+      if (this.#inFlight.has(head.id)) {
+        // Came due again (an add during the attempt): run it once this attempt is over.
+        this.#deferred.add(head.id);
+        continue;
+      }
+      this.#launch(head.id);
+    }
+    this.#arm();
+  }
+
+  #launch(id: string): void {
+    const run = this.#attempt(id).catch((error) => {
+      // #attempt handles store and cleaner failures; this is for the unexpected.
+      this.#retryLater(id, error);
+    }).finally(() => {
+      this.#inFlight.delete(id);
+      if (this.#deferred.delete(id) && !this.#queue.has(id)) {
+        this.#queue.schedule(id, this.#monotonic());
+      }
+      this.#arm();
+    });
+    this.#inFlight.set(id, run);
+  }
+
+  // ---------------------------------------------------------------- one attempt
+
+  async #attempt(id: string): Promise<void> {
+    let view: GcView | null;
+    try {
+      view = await this.#store.gcView(id);
+    } catch (error) {
+      this.#retryLater(id, error);
+      return;
+    }
+    if (view === null || view.record.state !== "gc") {
+      this.#procStates.delete(id);
+      this.#emit({ type: "dropped", id, reason: "no longer in garbage collection" });
+      return;
+    }
+    const attempt = view.entry.attempts + 1;
+    const startedAt = this.#monotonic();
+    this.#emit({ type: "attempt-started", id, attempt, at: this.#clock() });
+    const outcome = await this.#clean(view.record);
+    const durationMs = this.#monotonic() - startedAt;
+
+    if (outcome.ok) {
+      try {
+        await this.#store.finishGc(id, outcome.steps);
+      } catch (error) {
+        if (!this.#isGone(id, error)) this.#retryLater(id, error);
+        return;
+      }
+      this.#storeFailures = 0;
+      this.#procStates.delete(id);
+      this.#emit({
+        type: "attempt-finished",
+        id,
+        attempt,
+        ok: true,
+        durationMs,
+        nextAttemptAt: null,
+        outcome,
+      });
+      return;
+    }
+
+    const nextAttemptAt = this.#clock() + this.#delay(attempt);
+    const failed: GcEntry = {
+      ...view.entry,
+      attempts: attempt,
+      nextAttemptAt,
+      lastStep: outcome.failedStep,
+      lastError: outcome.error,
+      stderrTail: outcome.stderrTail,
+      procState: outcome.procState,
+    };
+    let entry: GcEntry;
+    try {
+      entry = await this.#store.recordGcAttempt(id, { ...failed, steps: outcome.steps });
+      this.#storeFailures = 0;
+    } catch (error) {
+      if (this.#isGone(id, error)) return;
+      // The attempt is lost from the store (its entry keeps the older count and due time),
+      // but the retry still waits the backoff rather than hammering a broken disk.
+      this.#emit({ type: "store-error", id, error, retryInMs: nextAttemptAt - this.#clock() });
+      entry = failed;
+    }
+    this.#scheduleEntry(entry);
+    this.#emit({
+      type: "attempt-finished",
+      id,
+      attempt,
+      ok: false,
+      durationMs,
+      nextAttemptAt,
+      outcome,
+    });
+  }
+
+  /** Runs the cleaner; a throw or a malformed answer counts as a failed attempt. */
+  async #clean(record: ContainerRecord): Promise<CleanupOutcome> {
+    try {
+      const outcome = await this.#cleaner.clean(record);
+      if (outcome !== null && typeof outcome === "object" && typeof outcome.ok === "boolean") {
+        return outcome;
+      }
+      return failure("the cleaner returned no outcome");
+    } catch (error) {
+      return failure(error instanceof Error ? error.message : String(error));
+    }
+  }
+
+  /** True (and the id forgotten) when the store says the container is no longer in GC. */
+  #isGone(id: string, error: unknown): boolean {
+    if (!(error instanceof NotFoundError || error instanceof ConflictError)) return false;
+    this.#procStates.delete(id);
+    this.#emit({ type: "dropped", id, reason: error.message });
+    return true;
+  }
+
+  /** Puts `id` back after a store failure, backing off on failures in a row. */
+  #retryLater(id: string, error: unknown): void {
+    this.#storeFailures++;
+    const retryInMs = this.#delay(this.#storeFailures);
+    this.#emit({ type: "store-error", id, error, retryInMs });
+    this.#queue.schedule(id, this.#monotonic() + retryInMs);
+  }
+
+  #delay(failures: number): number {
+    return backoffDelay(failures, this.#policy, this.#random);
+  }
+
+  #emit(event: CollectorEvent): void {
+    try {
+      this.#onEvent(event);
+    } catch {
+      // An observer is for metrics and logs; its failure must not stop a cleanup.
+    }
+  }
+}
+
+function clamp(value: number, min: number, max: number): number {
+  return Math.min(Math.max(value, min), max);
+}
+
+function failure(error: string): CleanupOutcome {
+  return { ok: false, steps: [], failedStep: null, error, stderrTail: "", procState: null };
+}

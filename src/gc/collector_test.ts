@@ -1,0 +1,562 @@
+import assert from "node:assert/strict";
+import FakeTimers from "@sinonjs/fake-timers";
+import type { ContainerRecord } from "../types.ts";
+import { type GcAddInput, Store } from "../store/store.ts";
+import {
+  exitWith,
+  interceptCommits,
+  registration,
+  withKv,
+  withKvPath,
+} from "../store/_test_util.ts";
+import { backoffBounds } from "./backoff.ts";
+import type { Cleaner, CleanupOutcome } from "./cleaner.ts";
+import { Collector, type CollectorEvent, type CollectorOptions } from "./collector.ts";
+
+const OK: CleanupOutcome = {
+  ok: true,
+  steps: [{ step: "runtime-delete", ok: true, exitCode: 0, stderrTail: "", durationMs: 1 }],
+  failedStep: null,
+  error: null,
+  stderrTail: "",
+  procState: null,
+};
+
+const FAILED: CleanupOutcome = {
+  ok: false,
+  steps: [{ step: "runtime-delete", ok: false, exitCode: 1, stderrTail: "busy", durationMs: 1 }],
+  failedStep: "runtime-delete",
+  error: "runc delete exited with status 1",
+  stderrTail: "device or resource busy",
+  procState: "D",
+};
+
+/** Fails each container's first `failures` attempts, then succeeds; counts calls. */
+class FlakyCleaner implements Cleaner {
+  readonly calls = new Map<string, number>();
+  constructor(readonly failures: number) {}
+  clean(record: ContainerRecord): Promise<CleanupOutcome> {
+    const n = (this.calls.get(record.id) ?? 0) + 1;
+    this.calls.set(record.id, n);
+    return Promise.resolve(n <= this.failures ? FAILED : OK);
+  }
+}
+
+/** Keeps what the collector reported, with the monotonic time it arrived. */
+class Recorder {
+  readonly events: { event: CollectorEvent; t: number }[] = [];
+  readonly observe = (event: CollectorEvent): void => {
+    this.events.push({ event, t: performance.now() });
+  };
+  of<T extends CollectorEvent["type"]>(
+    type: T,
+    id?: string,
+  ): { event: Extract<CollectorEvent, { type: T }>; t: number }[] {
+    return this.events.filter((e) =>
+      e.event.type === type && (id === undefined || e.event.id === id)
+    )
+      .map((e) => e as { event: Extract<CollectorEvent, { type: T }>; t: number });
+  }
+}
+
+/** Resolves once `predicate` holds, polling with a real timer; rejects after `timeoutMs`. */
+async function waitFor(predicate: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  while (!predicate()) {
+    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 2));
+  }
+}
+
+function gcInput(id: string, extra: Partial<GcAddInput> = {}): GcAddInput {
+  return {
+    id,
+    runtime: "runc",
+    stateDir: `/run/test/runc/${id}`,
+    pid: 0,
+    startTime: 0,
+    ppid: 0,
+    pStartTime: 0,
+    ...extra,
+  };
+}
+
+/** Collector options driven by a sinon fake clock: one clock for wall time, heap and timers. */
+function fakeTimed(clock: FakeTimers.Clock): Partial<CollectorOptions> {
+  return {
+    clock: () => clock.now,
+    monotonic: () => clock.now,
+    timers: {
+      setTimeout: (fn, ms) => clock.setTimeout(fn, ms),
+      clearTimeout: (handle) => clock.clearTimeout(handle as FakeTimers.TimerId),
+    },
+  };
+}
+
+Deno.test("Collector retries a failing cleanup on the backoff schedule, then stops it", async () => {
+  await withKvPath((path) =>
+    withKv(path, async (kv) => {
+      const clock = FakeTimers.createClock(1_700_000_000_000);
+      const store = await Store.open(kv, { clock: () => clock.now });
+      const recorder = new Recorder();
+      const gc = new Collector({
+        store,
+        cleaner: new FlakyCleaner(3),
+        backoffBaseMs: 500,
+        backoffMaxMs: 1_000,
+        jitter: "equal",
+        random: () => 0.5,
+        onEvent: recorder.observe,
+        ...fakeTimed(clock),
+      });
+      await gc.add(gcInput("c1"));
+      gc.start();
+      assert.equal(clock.countTimers(), 1);
+      clock.tick(0);
+      assert.equal(gc.stats().running, 1);
+
+      // Equal jitter at 0.5 is 3/4 of the ceiling: 500 → 375, 1 000 → 750, capped 1 000 → 750.
+      const expected = [375, 750, 750];
+      for (const [i, delay] of expected.entries()) {
+        await waitFor(() => gc.stats().running === 0, `attempt ${i + 1}`);
+        const entry = await store.getGc("c1");
+        assert.equal(entry?.attempts, i + 1, "each failure is counted durably");
+        assert.equal(entry?.nextAttemptAt, clock.now + delay);
+        assert.equal(entry?.lastStep, "runtime-delete");
+        assert.equal(entry?.procState, "D");
+        assert.equal(gc.isInProgress("c1"), true);
+        assert.equal(clock.countTimers(), 1, "one timer, armed for the next due time");
+        clock.tick(delay - 1);
+        assert.equal(gc.stats().running, 0, `attempt ${i + 2} must not start early`);
+        clock.tick(1);
+        assert.equal(gc.stats().running, 1, `attempt ${i + 2} starts when due`);
+      }
+      await waitFor(() => gc.stats().running === 0, "the last attempt");
+      assert.equal((await store.get("c1"))?.state, "stopped");
+      assert.equal(await store.isInGc("c1"), false);
+      assert.equal(gc.isInProgress("c1"), false);
+      assert.equal(clock.countTimers(), 0);
+      assert.deepEqual(recorder.of("attempt-started").map((e) => e.event.attempt), [1, 2, 3, 4]);
+      assert.deepEqual(recorder.of("attempt-finished").map((e) => e.event.ok), [
+        false,
+        false,
+        false,
+        true,
+      ]);
+      assert.equal(await gc.stop(), true);
+    })
+  );
+});
+
+Deno.test("Collector spaces real retries within the jittered backoff bounds", async () => {
+  await withKvPath((path) =>
+    withKv(path, async (kv) => {
+      const store = await Store.open(kv);
+      const recorder = new Recorder();
+      const policy = { baseMs: 40, maxMs: 100, jitter: "equal" as const };
+      const gc = new Collector({
+        store,
+        cleaner: new FlakyCleaner(3),
+        backoffBaseMs: policy.baseMs,
+        backoffMaxMs: policy.maxMs,
+        jitter: policy.jitter,
+        onEvent: recorder.observe,
+      });
+      try {
+        gc.start();
+        await gc.add(gcInput("c1"));
+        await waitFor(() => recorder.of("attempt-finished").some((e) => e.event.ok), "success");
+        const starts = recorder.of("attempt-started").map((e) => e.t);
+        assert.equal(starts.length, 4);
+        for (let failures = 1; failures <= 3; failures++) {
+          const gap = starts[failures]! - starts[failures - 1]!;
+          const { min, max } = backoffBounds(failures, policy);
+          assert.ok(gap >= min - 2, `gap ${failures} = ${gap} ms, below ${min}`);
+          // Generous above: the gap also holds the cleanup, a KV commit and timer lateness.
+          assert.ok(gap <= max + 500, `gap ${failures} = ${gap} ms, above ${max}`);
+        }
+        const events = await store.eventsSince(0);
+        const attempts = events.filter((e) => e.kind === "gc-attempt");
+        assert.deepEqual(attempts.map((e) => e.detail.attempts), [1, 2, 3]);
+        for (const e of attempts) {
+          const { min, max } = backoffBounds(e.detail.attempts as number, policy);
+          const wait = (e.detail.nextAttemptAt as number) - e.at;
+          assert.ok(wait >= min - 50 && wait <= max, `stored wait ${wait} outside ${min}..${max}`);
+        }
+        assert.equal(events.at(-1)?.kind, "gc-done");
+        assert.equal(events.at(-1)?.detail.attempts, 3);
+        assert.equal((await store.get("c1"))?.state, "stopped");
+      } finally {
+        await gc.stop();
+      }
+    })
+  );
+});
+
+Deno.test("Collector carries on after a restart with the attempts it had counted", async () => {
+  await withKvPath(async (path) => {
+    const ids = ["a", "b", "c"];
+    await withKv(path, async (kv) => {
+      const store = await Store.open(kv);
+      const recorder = new Recorder();
+      const gc = new Collector({
+        store,
+        cleaner: new FlakyCleaner(Infinity),
+        backoffBaseMs: 10,
+        backoffMaxMs: 20,
+        onEvent: recorder.observe,
+      });
+      for (const id of ids) await gc.add(gcInput(id));
+      gc.start();
+      await waitFor(
+        () => ids.every((id) => recorder.of("attempt-finished", id).length >= 2),
+        "two failed attempts each",
+      );
+      assert.equal(await gc.stop(), true);
+    });
+    // The daemon is gone; a new one opens the same file.
+    await withKv(path, async (kv) => {
+      const store = await Store.open(kv);
+      const stored = new Map((await store.listGc()).map((e) => [e.id, e.attempts]));
+      assert.deepEqual([...stored.keys()], ids);
+      for (const attempts of stored.values()) assert.ok(attempts >= 2);
+
+      const recorder = new Recorder();
+      const cleaner = new FlakyCleaner(0);
+      const gc = new Collector({
+        store,
+        cleaner,
+        backoffBaseMs: 10,
+        backoffMaxMs: 20,
+        onEvent: recorder.observe,
+      });
+      assert.equal(await gc.restore(), 3);
+      for (const id of ids) assert.equal(gc.isInProgress(id), true);
+      gc.start();
+      await waitFor(() => recorder.of("attempt-finished").length === 3, "every entry finishes");
+      for (const id of ids) {
+        const [started] = recorder.of("attempt-started", id);
+        assert.equal(started?.event.attempt, stored.get(id)! + 1, "attempts continue the count");
+        assert.equal((await store.get(id))?.state, "stopped");
+        assert.equal(gc.isInProgress(id), false);
+        assert.equal(cleaner.calls.get(id), 1);
+      }
+      assert.deepEqual(await store.listGc(), []);
+      assert.equal(await gc.stop(), true);
+    });
+  });
+});
+
+Deno.test("Collector: a cleanup that never settles holds one slot and delays nobody", async () => {
+  await withKvPath((path) =>
+    withKv(path, async (kv) => {
+      const store = await Store.open(kv);
+      const recorder = new Recorder();
+      const cleaner: Cleaner = {
+        clean: (record) =>
+          record.id === "stuck" ? new Promise<CleanupOutcome>(() => {}) : Promise.resolve(OK),
+      };
+      const gc = new Collector({ store, cleaner, concurrency: 2, onEvent: recorder.observe });
+      await gc.add(gcInput("stuck"));
+      gc.start();
+      await waitFor(() => gc.stats().running === 1, "the stuck cleanup to start");
+      const others = Array.from({ length: 20 }, (_, i) => `other${i}`);
+      const t0 = performance.now();
+      for (const id of others) await gc.add(gcInput(id));
+      await waitFor(() => recorder.of("attempt-finished").length === others.length, "the others");
+      assert.ok(performance.now() - t0 < 5_000);
+      for (const id of others) assert.equal((await store.get(id))?.state, "stopped");
+      assert.equal(gc.isInProgress("stuck"), true);
+      assert.equal(gc.stats().running, 1);
+      assert.equal(
+        await gc.stop(20),
+        false,
+        "stop() gives up on the stuck cleanup after its bound",
+      );
+    })
+  );
+});
+
+Deno.test("Collector runs at most `concurrency` cleanups at once", async () => {
+  await withKvPath((path) =>
+    withKv(path, async (kv) => {
+      const store = await Store.open(kv);
+      let running = 0;
+      let peak = 0;
+      let release = () => {};
+      const gate = new Promise<void>((resolve) => release = resolve);
+      const cleaner: Cleaner = {
+        async clean() {
+          running++;
+          peak = Math.max(peak, running);
+          await gate;
+          running--;
+          return OK;
+        },
+      };
+      const gc = new Collector({ store, cleaner, concurrency: 4 });
+      for (let i = 0; i < 20; i++) await gc.add(gcInput(`c${i}`));
+      gc.start();
+      await waitFor(() => running === 4, "four cleanups");
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      assert.equal(gc.stats().running, 4);
+      assert.equal(gc.stats().queued, 16);
+      release();
+      await waitFor(() => gc.stats().running + gc.stats().queued === 0, "the rest");
+      assert.equal(peak, 4);
+      assert.equal((await store.countByState()).stopped, 20);
+      assert.equal(await gc.stop(), true);
+    })
+  );
+});
+
+Deno.test("Collector drains 1,000 entries quickly", async () => {
+  await withKvPath((path) =>
+    withKv(path, async (kv) => {
+      const store = await Store.open(kv);
+      const ids = Array.from({ length: 1_000 }, (_, i) => `c${i}`);
+      await Promise.all(ids.map((id) => store.gcAdd(gcInput(id))));
+      let done = 0;
+      const gc = new Collector({
+        store,
+        cleaner: { clean: () => Promise.resolve(OK) },
+        onEvent: (e) => {
+          if (e.type === "attempt-finished" && e.ok) done++;
+        },
+      });
+      assert.equal(await gc.restore(), 1_000);
+      const t0 = performance.now();
+      gc.start();
+      await waitFor(() => done === 1_000, "1,000 entries", 30_000);
+      const elapsed = performance.now() - t0;
+      assert.ok(elapsed < 15_000, `drained 1,000 entries in ${elapsed.toFixed(0)} ms`);
+      assert.deepEqual(await store.countByState(), {
+        running: 0,
+        stopping: 0,
+        gc: 0,
+        stopped: 1_000,
+      });
+      assert.deepEqual(await store.listGc(), []);
+      assert.equal(await gc.stop(), true);
+    })
+  );
+});
+
+Deno.test("Collector arms one timer for many entries and runs each when due", async () => {
+  await withKvPath((path) =>
+    withKv(path, async (kv) => {
+      const clock = FakeTimers.createClock(1_700_000_000_000);
+      const store = await Store.open(kv, { clock: () => clock.now });
+      for (let i = 0; i < 100; i++) {
+        await store.gcAdd(gcInput(`c${i}`, { nextAttemptAt: clock.now + 1_000 + (99 - i) * 10 }));
+      }
+      const gc = new Collector({ store, cleaner: new FlakyCleaner(0), ...fakeTimed(clock) });
+      await gc.restore();
+      assert.equal(clock.countTimers(), 0, "no timer before start()");
+      gc.start();
+      assert.equal(clock.countTimers(), 1);
+      clock.tick(999);
+      assert.equal(gc.stats().running, 0);
+      clock.tick(1);
+      assert.equal(gc.stats().running, 1, "the earliest (c99) runs alone");
+      assert.equal(gc.isInProgress("c99"), true);
+      await waitFor(() => gc.stats().running === 0, "c99");
+      assert.equal((await store.get("c99"))?.state, "stopped");
+      assert.equal((await store.get("c98"))?.state, "gc");
+      assert.equal(clock.countTimers(), 1);
+      assert.equal(await gc.stop(), true);
+      assert.equal(clock.countTimers(), 0, "stop() clears the timer");
+    })
+  );
+});
+
+Deno.test("Collector waits no longer than the cap when the wall clock stepped back", async () => {
+  await withKvPath((path) =>
+    withKv(path, async (kv) => {
+      const clock = FakeTimers.createClock(1_700_000_000_000);
+      const store = await Store.open(kv, { clock: () => clock.now });
+      await store.gcAdd(gcInput("c1", { nextAttemptAt: clock.now + 86_400_000 }));
+      const gc = new Collector({
+        store,
+        cleaner: new FlakyCleaner(0),
+        backoffMaxMs: 2_000,
+        ...fakeTimed(clock),
+      });
+      await gc.restore();
+      gc.start();
+      clock.tick(1_999);
+      assert.equal(gc.stats().running, 0);
+      clock.tick(1);
+      assert.equal(gc.stats().running, 1);
+      await waitFor(() => gc.stats().running === 0, "c1");
+      assert.equal((await store.get("c1"))?.state, "stopped");
+      await gc.stop();
+    })
+  );
+});
+
+Deno.test("Collector.enter() moves a stopping container to GC after one backoff", async () => {
+  await withKvPath((path) =>
+    withKv(path, async (kv) => {
+      const clock = FakeTimers.createClock(1_700_000_000_000);
+      const store = await Store.open(kv, { clock: () => clock.now });
+      await store.register(registration("c1"));
+      await store.recordExit("c1", 100, 1000, exitWith(137));
+      const gc = new Collector({
+        store,
+        cleaner: new FlakyCleaner(0),
+        random: () => 0.5,
+        ...fakeTimed(clock),
+      });
+      gc.start();
+      const entry = await gc.enter("c1", { attempts: 1, lastStep: "kill", lastError: "alive" });
+      assert.equal(entry.nextAttemptAt, clock.now + 375);
+      assert.equal(gc.isInProgress("c1"), true);
+      assert.equal((await store.get("c1"))?.state, "gc");
+      clock.tick(374);
+      assert.equal(gc.stats().running, 0);
+      clock.tick(1);
+      assert.equal(gc.stats().running, 1);
+      await waitFor(() => gc.stats().running === 0, "c1");
+      assert.equal((await store.get("c1"))?.state, "stopped");
+      await gc.stop();
+    })
+  );
+});
+
+Deno.test("Collector.enterFromExit() counts the failed cleanup as attempt 1", async () => {
+  await withKvPath((path) =>
+    withKv(path, async (kv) => {
+      const clock = FakeTimers.createClock(1_700_000_000_000);
+      const store = await Store.open(kv, { clock: () => clock.now });
+      await store.register(registration("c1"));
+      await store.recordExit("c1", 100, 1000, exitWith(137));
+      const recorder = new Recorder();
+      const gc = new Collector({
+        store,
+        cleaner: new FlakyCleaner(0),
+        random: () => 0,
+        onEvent: recorder.observe,
+        ...fakeTimed(clock),
+      });
+      gc.start();
+      const entry = await gc.enterFromExit("c1", FAILED);
+      assert.deepEqual(entry, {
+        id: "c1",
+        addedAt: clock.now,
+        attempts: 1,
+        nextAttemptAt: clock.now + 250,
+        lastStep: "runtime-delete",
+        lastError: "runc delete exited with status 1",
+        stderrTail: "device or resource busy",
+        procState: "D",
+      });
+      const gcEvent = (await store.eventsSince(0)).at(-1);
+      assert.equal(gcEvent?.kind, "gc");
+      assert.deepEqual(gcEvent?.detail.steps, FAILED.steps);
+      assert.deepEqual(gc.stats(), {
+        entries: 1,
+        dState: 1,
+        queued: 1,
+        running: 0,
+        concurrency: 8,
+        started: true,
+      });
+      clock.tick(250);
+      await waitFor(() => gc.stats().running === 0, "c1");
+      assert.equal(recorder.of("attempt-started")[0]?.event.attempt, 2);
+      assert.equal(gc.stats().entries, 0);
+      assert.equal(gc.stats().dState, 0);
+      await gc.stop();
+    })
+  );
+});
+
+Deno.test("Collector.add() is idempotent per id", async () => {
+  await withKvPath((path) =>
+    withKv(path, async (kv) => {
+      const store = await Store.open(kv);
+      const gc = new Collector({ store, cleaner: new FlakyCleaner(0) });
+      assert.equal((await gc.add(gcInput("c1"))).added, true);
+      assert.equal((await gc.add(gcInput("c1"))).added, false);
+      assert.equal(gc.stats().queued, 1);
+      assert.equal(gc.isInProgress("c1"), true);
+      assert.equal(gc.isInProgress("c2"), false);
+      assert.deepEqual((await gc.list()).map((v) => v.entry.id), ["c1"]);
+      assert.equal((await gc.status("c1"))?.record.state, "gc");
+      await gc.stop();
+    })
+  );
+});
+
+Deno.test("Collector retries the store write when the KV file fails, then finishes", async () => {
+  await withKvPath((path) =>
+    withKv(path, async (kv) => {
+      let failures = 0;
+      const flaky = interceptCommits(kv, () => {
+        if (failures === 0) return Promise.resolve();
+        failures--;
+        return Promise.reject(new Error("disk I/O error: no space left on device"));
+      });
+      const store = await Store.open(flaky);
+      await store.gcAdd(gcInput("c1"));
+      const recorder = new Recorder();
+      const cleaner = new FlakyCleaner(0);
+      const gc = new Collector({
+        store,
+        cleaner,
+        backoffBaseMs: 5,
+        backoffMaxMs: 10,
+        onEvent: recorder.observe,
+      });
+      failures = 2;
+      await gc.restore();
+      gc.start();
+      await waitFor(() => recorder.of("attempt-finished").length === 1, "the third try");
+      assert.equal(recorder.of("store-error").length, 2);
+      assert.equal(cleaner.calls.get("c1"), 3, "cleanup is rerun (it is idempotent)");
+      assert.equal((await store.get("c1"))?.state, "stopped");
+      await gc.stop();
+    })
+  );
+});
+
+Deno.test("Collector forgets a container that left GC another way", async () => {
+  await withKvPath((path) =>
+    withKv(path, async (kv) => {
+      const store = await Store.open(kv);
+      const recorder = new Recorder();
+      const cleaner = new FlakyCleaner(0);
+      const gc = new Collector({ store, cleaner, onEvent: recorder.observe });
+      await gc.add(gcInput("c1"));
+      await store.markStopped("c1", "operator");
+      gc.start();
+      await waitFor(() => recorder.of("dropped").length === 1, "the drop");
+      assert.equal(cleaner.calls.size, 0);
+      assert.equal(gc.isInProgress("c1"), false);
+      await gc.stop();
+    })
+  );
+});
+
+Deno.test("Collector counts a cleaner that throws as a failed attempt", async () => {
+  await withKvPath((path) =>
+    withKv(path, async (kv) => {
+      const store = await Store.open(kv);
+      const recorder = new Recorder();
+      const gc = new Collector({
+        store,
+        cleaner: { clean: () => Promise.reject(new Error("plan for runtime kata is missing")) },
+        backoffBaseMs: 1_000,
+        onEvent: recorder.observe,
+      });
+      await gc.add(gcInput("c1"));
+      gc.start();
+      await waitFor(() => recorder.of("attempt-finished").length === 1, "the attempt");
+      await gc.stop();
+      const entry = await store.getGc("c1");
+      assert.equal(entry?.attempts, 1);
+      assert.equal(entry?.lastError, "plan for runtime kata is missing");
+    })
+  );
+});

@@ -1,0 +1,28 @@
+/**
+ * The KV key layout. Nothing outside `src/store/` builds a key; changing a prefix here changes
+ * the on-disk format, so existing databases would no longer be read.
+ *
+ * @module
+ */
+
+/** `["container", id]` → `ContainerRecord`. */
+export const CONTAINER = "container";
+/** `["gc", id]` → `GcEntry`: present exactly while the container is in state `gc`. */
+export const GC = "gc";
+/** `["event", seq]` → `ReaperEvent`, seq a strictly increasing number from 1. */
+export const EVENT = "event";
+
+/** The key of a container's record. */
+export function containerKey(id: string): Deno.KvKey {
+  return [CONTAINER, id];
+}
+
+/** The key of a container's GC entry. */
+export function gcKey(id: string): Deno.KvKey {
+  return [GC, id];
+}
+
+/** The key of one event of the log. */
+export function eventKey(seq: number): Deno.KvKey {
+  return [EVENT, seq];
+}

@@ -1,0 +1,976 @@
+/**
+ * The durable store: container records, the GC list and the event log in one Deno KV file.
+ *
+ * Every state change is one `kv.atomic()` commit that checks the versionstamps it read, writes
+ * the new record and/or GC entry, and appends the event that tells of it; a crash at any
+ * instant leaves either all of it or none. Event sequence numbers are handed out in memory
+ * (one process owns the KV file) under a write lock, so events commit in sequence order and a
+ * reader that follows "events after N" never skips one that commits late.
+ *
+ * @module
+ */
+
+import type {
+  ContainerRecord,
+  ContainerState,
+  EventKind,
+  ExitStatus,
+  GcEntry,
+  ReaperEvent,
+  StepResult,
+} from "../types.ts";
+import {
+  ConflictError,
+  NotFoundError,
+  StoreError,
+  StoreInputError,
+  StoreUnavailableError,
+} from "./errors.ts";
+import { CONTAINER, containerKey, EVENT, eventKey, GC, gcKey } from "./keys.ts";
+import { clampExit, clampSteps, head, MAX_MESSAGE, MAX_TAIL, tail } from "./_clamp.ts";
+import {
+  checkInteger,
+  checkName,
+  checkPath,
+  checkPaths,
+  checkText,
+  checkTime,
+} from "./_validate.ts";
+
+/** How a {@linkcode Store} behaves. */
+export interface StoreOptions {
+  /** Wall clock in ms since the epoch; every timestamp the store writes comes from it. */
+  clock?: () => number;
+  /** Most events the log keeps (default 100 000); older ones are trimmed in batches. */
+  maxEvents?: number;
+  /**
+   * How far below `maxEvents` a trim goes (default 1 000, at most 1 000 and at most half of
+   * `maxEvents`), so that trimming runs once per batch of writes rather than on every write.
+   */
+  trimBatch?: number;
+  /** How many times a read-modify-write is retried when the record changed under it (5). */
+  maxRetries?: number;
+  /** Told about failures the store survived (a trim that failed, a listener that threw). */
+  onWarning?: (message: string, error: unknown) => void;
+}
+
+/** A container to record as running (seed `container_supervisor_add_exit_monitor`). */
+export interface RegisterInput {
+  /** Container id. */
+  id: string;
+  /** Runtime name. */
+  runtime: string;
+  /** `<stateRoot>/<runtime>/<id>`. */
+  stateDir: string;
+  /** The container's init process (> 0). */
+  pid: number;
+  /** Its start time (clock ticks since boot). */
+  startTime: number;
+  /** The shim's pid, 0 if none. */
+  ppid: number;
+  /** The shim's start time, 0 if none. */
+  pStartTime: number;
+  /** Human name; defaults to the id. */
+  name?: string | undefined;
+  /** Mount points cleanup must unmount. */
+  mounts?: readonly string[] | undefined;
+  /** Other paths cleanup must remove. */
+  paths?: readonly string[] | undefined;
+}
+
+/** What {@linkcode Store.register} did. */
+export interface RegisterResult {
+  /** The record as stored. */
+  record: ContainerRecord;
+  /** False when the same run was already registered (nothing was written). */
+  created: boolean;
+}
+
+/** What is known when a container moves from `stopping` to `gc`. */
+export interface GcEnterInfo {
+  /** Cleanup attempts already made (the daemon's own first try counts), default 0. */
+  attempts?: number;
+  /** When the collector should try next, default now. */
+  nextAttemptAt?: number;
+  /** The step that failed. */
+  lastStep?: string | null;
+  /** Why it failed. */
+  lastError?: string | null;
+  /** The failing step's stderr tail. */
+  stderrTail?: string;
+  /** The container process's /proc state char when it would not die. */
+  procState?: string | null;
+  /** The steps of the failed cleanup, kept in the event. */
+  steps?: readonly StepResult[];
+}
+
+/** A container handed straight to the collector (seed `gc_add_container(id, runtime, pid_info)`). */
+export interface GcAddInput {
+  /** Container id. */
+  id: string;
+  /** Runtime name. */
+  runtime: string;
+  /** `<stateRoot>/<runtime>/<id>`. */
+  stateDir: string;
+  /** The container's init process, 0 when it is known to be gone. */
+  pid: number;
+  /** Its start time, 0 when unknown. */
+  startTime: number;
+  /** The shim's pid, 0 if none. */
+  ppid: number;
+  /** The shim's start time, 0 if none. */
+  pStartTime: number;
+  /** Human name; defaults to the id (or the existing record's name). */
+  name?: string | undefined;
+  /** Mount points cleanup must unmount; the existing record's when absent. */
+  mounts?: readonly string[] | undefined;
+  /** Other paths cleanup must remove; the existing record's when absent. */
+  paths?: readonly string[] | undefined;
+  /** Why it was added, kept in the event ("gc add", "restore: died while down"…). */
+  reason?: string | undefined;
+  /** When the first attempt is due, default now. */
+  nextAttemptAt?: number | undefined;
+}
+
+/** What {@linkcode Store.gcAdd} did. */
+export interface GcAddResult {
+  /** The container's record (state `gc`). */
+  record: ContainerRecord;
+  /** Its GC entry. */
+  entry: GcEntry;
+  /** False when the id was already in GC (nothing was written). */
+  added: boolean;
+}
+
+/** The outcome of one failed GC attempt, as {@linkcode Store.recordGcAttempt} keeps it. */
+export interface GcAttempt {
+  /** Attempts made so far, this one included. */
+  attempts: number;
+  /** When the next attempt is due (ms since the epoch). */
+  nextAttemptAt: number;
+  /** The step that failed. */
+  lastStep: string | null;
+  /** Why it failed. */
+  lastError: string | null;
+  /** The failing step's stderr tail. */
+  stderrTail: string;
+  /** The container process's /proc state char when it would not die, else null. */
+  procState: string | null;
+  /** Every step of the attempt with its result (kept in the event, not in the entry). */
+  steps: readonly StepResult[];
+}
+
+/** A container in GC with its record. */
+export interface GcView {
+  /** The container's record. */
+  record: ContainerRecord;
+  /** Its GC entry. */
+  entry: GcEntry;
+}
+
+/** Counts of records by state. */
+export type StateCounts = Record<ContainerState, number>;
+
+/** Receives each event once it is committed. */
+export type EventListener = (event: ReaperEvent) => void;
+
+/** What a transition decided after reading the record and the GC entry. */
+interface Decision<T> {
+  /** What the caller gets back. */
+  result: T;
+  /** What to write; absent when nothing changes (an idempotent repeat). */
+  write?: {
+    /** The new record; undefined leaves it as is. */
+    record?: ContainerRecord | undefined;
+    /** The new GC entry, null to delete it, undefined to leave it as is. */
+    gc?: GcEntry | null | undefined;
+    kind: EventKind;
+    state: ContainerState;
+    detail: Record<string, unknown>;
+  };
+}
+
+const DEFAULT_MAX_EVENTS = 100_000;
+const DEFAULT_TRIM_BATCH = 1_000;
+/** Deno KV allows 1 000 mutations per atomic commit. */
+const MAX_MUTATIONS = 1_000;
+const DEFAULT_MAX_RETRIES = 5;
+const MAX_EVENT_PAGE = 10_000;
+
+/**
+ * The durable store. Open it with {@linkcode Store.open} on a `Deno.Kv` the caller owns (and
+ * closes); one process should own the KV file.
+ *
+ * Transitions (DESIGN.md §4): `register` (→ running), `recordExit` (running → stopping),
+ * `markStopped` (stopping|gc → stopped), `enterGc` (stopping → gc), `gcAdd` (any → gc),
+ * `recordGcAttempt` (gc → gc), `finishGc` (gc → stopped). Each is one atomic commit with its
+ * event. Errors: {@linkcode NotFoundError}, {@linkcode ConflictError},
+ * {@linkcode StoreInputError}, {@linkcode StoreUnavailableError} (retry later).
+ *
+ * @example Record a container's life
+ * ```ts ignore
+ * const kv = await Deno.openKv("/var/lib/reaperd/reaperd.db");
+ * const store = await Store.open(kv);
+ * await store.register({ id: "c1", runtime: "runc", stateDir: "/var/run/isulad/runc/c1",
+ *   pid: 42, startTime: 777, ppid: 41, pStartTime: 770 });
+ * await store.recordExit("c1", 42, 777, { code: 0, signal: null, known: true,
+ *   reason: "exited with code 0", at: Date.now() });
+ * await store.markStopped("c1");
+ * kv.close();
+ * ```
+ */
+export class Store {
+  readonly #kv: Deno.Kv;
+  readonly #clock: () => number;
+  readonly #maxEvents: number;
+  readonly #trimSlack: number;
+  readonly #maxRetries: number;
+  readonly #onWarning: (message: string, error: unknown) => void;
+  readonly #listeners = new Set<EventListener>();
+  /** The seq the next event gets. */
+  #nextSeq = 1;
+  /** The oldest seq the log may still hold. */
+  #firstSeq = 1;
+  /** Set when a commit failed in a way that leaves #nextSeq in doubt; reloaded before use. */
+  #seqStale = true;
+  /** Tail of the write lock: each commit waits for the one before it. */
+  #writeTail: Promise<void> = Promise.resolve();
+  #trimming = false;
+
+  private constructor(kv: Deno.Kv, options: StoreOptions) {
+    this.#kv = kv;
+    this.#clock = options.clock ?? Date.now;
+    const maxEvents = options.maxEvents ?? DEFAULT_MAX_EVENTS;
+    if (!Number.isSafeInteger(maxEvents) || maxEvents < 1) {
+      throw new RangeError(`maxEvents must be an integer >= 1, got ${maxEvents}`);
+    }
+    const batch = options.trimBatch ?? DEFAULT_TRIM_BATCH;
+    if (!Number.isSafeInteger(batch) || batch < 1) {
+      throw new RangeError(`trimBatch must be an integer >= 1, got ${batch}`);
+    }
+    this.#maxEvents = maxEvents;
+    this.#trimSlack = Math.min(batch, MAX_MUTATIONS, Math.floor(maxEvents / 2));
+    this.#maxRetries = options.maxRetries ?? DEFAULT_MAX_RETRIES;
+    this.#onWarning = options.onWarning ?? (() => {});
+  }
+
+  /**
+   * Opens the store on `kv` and loads where the event log stands. Does not take ownership of
+   * `kv`: the caller closes it.
+   *
+   * @param kv An open Deno KV handle.
+   * @param options Clock and knobs.
+   * @returns The store, ready for reads and writes.
+   * @throws {StoreUnavailableError} when the KV file cannot be read.
+   */
+  static async open(kv: Deno.Kv, options: StoreOptions = {}): Promise<Store> {
+    const store = new Store(kv, options);
+    await store.#loadSeq();
+    return store;
+  }
+
+  // ---------------------------------------------------------------- transitions
+
+  /**
+   * Records a container as `running` with a "monitor" event. Registering the same run again
+   * (same pid and start time) changes nothing; a stopped container may be registered for a new
+   * run, which replaces its record.
+   *
+   * @param input The container and its processes.
+   * @returns The record and whether it was written.
+   * @throws {ConflictError} when it runs with another pid, or is still stopping or in GC.
+   * @throws {StoreInputError} on a bad id, runtime, path or pid.
+   * @throws {StoreUnavailableError} when the KV file cannot take the write now.
+   */
+  async register(input: RegisterInput): Promise<RegisterResult> {
+    checkName(input.id, "container id");
+    checkName(input.runtime, "runtime");
+    checkPath(input.stateDir, "stateDir");
+    checkInteger(input.pid, "pid", 1);
+    checkInteger(input.startTime, "startTime", 0);
+    checkInteger(input.ppid, "ppid", 0);
+    checkInteger(input.pStartTime, "pStartTime", 0);
+    if (input.name !== undefined) checkText(input.name, "name");
+    if (input.mounts !== undefined) checkPaths(input.mounts, "mounts");
+    if (input.paths !== undefined) checkPaths(input.paths, "paths");
+    return await this.#transition<RegisterResult>(input.id, "register", (record, gc, now) => {
+      if (record !== null && record.state === "running") {
+        if (record.pid === input.pid && record.startTime === input.startTime) {
+          return { result: { record, created: false } };
+        }
+        throw new ConflictError(
+          input.id,
+          record.state,
+          `container ${input.id} is running with pid ${record.pid} (start time ${record.startTime}); refusing pid ${input.pid} (start time ${input.startTime})`,
+        );
+      }
+      if (record !== null && record.state !== "stopped") {
+        throw new ConflictError(
+          input.id,
+          record.state,
+          `container ${input.id} is ${record.state}; it can be registered again once stopped`,
+        );
+      }
+      const created: ContainerRecord = {
+        id: input.id,
+        name: input.name ?? input.id,
+        runtime: input.runtime,
+        stateDir: input.stateDir,
+        mounts: [...(input.mounts ?? [])],
+        paths: [...(input.paths ?? [])],
+        pid: input.pid,
+        startTime: input.startTime,
+        ppid: input.ppid,
+        pStartTime: input.pStartTime,
+        state: "running",
+        exit: null,
+        createdAt: now,
+        updatedAt: now,
+      };
+      return {
+        result: { record: created, created: true },
+        write: {
+          record: created,
+          // A stopped record never has a GC entry; drop a stray one rather than inherit it.
+          gc: gc === null ? undefined : null,
+          kind: "monitor",
+          state: "running",
+          detail: {
+            pid: input.pid,
+            startTime: input.startTime,
+            ppid: input.ppid,
+            pStartTime: input.pStartTime,
+            runtime: input.runtime,
+            replaced: record !== null,
+          },
+        },
+      };
+    });
+  }
+
+  /**
+   * Records the exit of a running container (running → stopping, "exit" event), once. A report
+   * for a container that is unknown, no longer running, or running under another pid or start
+   * time (a stale report from an older run) is ignored.
+   *
+   * @param id Container id.
+   * @param pid The pid the exit was observed for.
+   * @param startTime That process's start time.
+   * @param exit How it exited.
+   * @returns True when this call recorded the exit, false when it was ignored.
+   * @throws {StoreUnavailableError} when the KV file cannot take the write now.
+   */
+  async recordExit(id: string, pid: number, startTime: number, exit: ExitStatus): Promise<boolean> {
+    checkName(id, "container id");
+    return await this.#transition(id, "record exit", (record, _gc, now) => {
+      if (
+        record === null || record.state !== "running" || record.pid !== pid ||
+        record.startTime !== startTime
+      ) {
+        return { result: false };
+      }
+      const stored = clampExit(exit);
+      return {
+        result: true,
+        write: {
+          record: { ...record, state: "stopping", exit: stored, updatedAt: now },
+          kind: "exit",
+          state: "stopping",
+          detail: { pid, startTime, exit: stored },
+        },
+      };
+    });
+  }
+
+  /**
+   * Marks a container `stopped` (from `stopping`, or from `gc`, which also drops its GC
+   * entry), with a "stopped" event. Already stopped: returns the record, writes nothing.
+   *
+   * @param id Container id.
+   * @param reason Why, kept in the event.
+   * @returns The stopped record.
+   * @throws {NotFoundError} when there is no record.
+   * @throws {ConflictError} when it is still running.
+   * @throws {StoreUnavailableError} when the KV file cannot take the write now.
+   */
+  async markStopped(id: string, reason = "cleaned up"): Promise<ContainerRecord> {
+    checkName(id, "container id");
+    return await this.#transition(id, "mark stopped", (record, gc, now) => {
+      if (record === null) throw new NotFoundError(id);
+      if (record.state === "stopped") return { result: record };
+      if (record.state === "running") {
+        throw new ConflictError(
+          id,
+          record.state,
+          `container ${id} is running; its exit is not recorded`,
+        );
+      }
+      const stopped: ContainerRecord = { ...record, state: "stopped", updatedAt: now };
+      return {
+        result: stopped,
+        write: {
+          record: stopped,
+          gc: gc === null ? undefined : null,
+          kind: "stopped",
+          state: "stopped",
+          detail: { from: record.state, reason: head(reason, MAX_MESSAGE) },
+        },
+      };
+    });
+  }
+
+  /**
+   * Moves a container whose cleanup failed from `stopping` to `gc` and creates its GC entry,
+   * with a "gc" event, in one commit. Already in GC: returns the entry, writes nothing.
+   *
+   * @param id Container id.
+   * @param info What the failed cleanup left to know.
+   * @returns The GC entry.
+   * @throws {NotFoundError} when there is no record.
+   * @throws {ConflictError} when it is running or stopped.
+   * @throws {StoreUnavailableError} when the KV file cannot take the write now.
+   */
+  async enterGc(id: string, info: GcEnterInfo = {}): Promise<GcEntry> {
+    checkName(id, "container id");
+    if (info.attempts !== undefined) checkInteger(info.attempts, "attempts", 0);
+    if (info.nextAttemptAt !== undefined) checkTime(info.nextAttemptAt, "nextAttemptAt");
+    return await this.#transition(id, "enter gc", (record, gc, now) => {
+      if (record === null) throw new NotFoundError(id);
+      if (record.state === "gc" && gc !== null) return { result: gc };
+      if (record.state !== "stopping" && record.state !== "gc") {
+        throw new ConflictError(
+          id,
+          record.state,
+          `container ${id} is ${record.state}, not stopping`,
+        );
+      }
+      const entry: GcEntry = {
+        id,
+        addedAt: now,
+        attempts: info.attempts ?? 0,
+        nextAttemptAt: info.nextAttemptAt ?? now,
+        lastStep: head(info.lastStep ?? null, MAX_MESSAGE),
+        lastError: head(info.lastError ?? null, MAX_MESSAGE),
+        stderrTail: tail(info.stderrTail ?? "", MAX_TAIL),
+        procState: head(info.procState ?? null, 8),
+      };
+      return {
+        result: entry,
+        write: {
+          record: { ...record, state: "gc", updatedAt: now },
+          gc: entry,
+          kind: "gc",
+          state: "gc",
+          detail: { ...attemptDetail(entry), steps: clampSteps(info.steps ?? []) },
+        },
+      };
+    });
+  }
+
+  /**
+   * Hands a container to GC directly (seed `gc_add_container`): durable and idempotent per id.
+   * An unknown id gets a record in state `gc`; a known one moves to `gc` with the given
+   * processes (they are what cleanup must kill). An id already in GC keeps its one entry and
+   * nothing is written.
+   *
+   * @param input The container, its runtime and its processes.
+   * @returns The record, the entry, and whether anything was written.
+   * @throws {StoreInputError} on a bad id, runtime, path or pid.
+   * @throws {StoreUnavailableError} when the KV file cannot take the write now.
+   */
+  async gcAdd(input: GcAddInput): Promise<GcAddResult> {
+    checkName(input.id, "container id");
+    checkName(input.runtime, "runtime");
+    checkPath(input.stateDir, "stateDir");
+    checkInteger(input.pid, "pid", 0);
+    checkInteger(input.startTime, "startTime", 0);
+    checkInteger(input.ppid, "ppid", 0);
+    checkInteger(input.pStartTime, "pStartTime", 0);
+    if (input.name !== undefined) checkText(input.name, "name");
+    if (input.mounts !== undefined) checkPaths(input.mounts, "mounts");
+    if (input.paths !== undefined) checkPaths(input.paths, "paths");
+    if (input.nextAttemptAt !== undefined) checkTime(input.nextAttemptAt, "nextAttemptAt");
+    return await this.#transition<GcAddResult>(input.id, "gc add", (record, gc, now) => {
+      if (record !== null && record.state === "gc" && gc !== null) {
+        return { result: { record, entry: gc, added: false } };
+      }
+      const next: ContainerRecord = {
+        id: input.id,
+        name: input.name ?? record?.name ?? input.id,
+        runtime: input.runtime,
+        stateDir: input.stateDir,
+        mounts: [...(input.mounts ?? record?.mounts ?? [])],
+        paths: [...(input.paths ?? record?.paths ?? [])],
+        pid: input.pid,
+        startTime: input.startTime,
+        ppid: input.ppid,
+        pStartTime: input.pStartTime,
+        state: "gc",
+        exit: record?.exit ?? null,
+        createdAt: record?.createdAt ?? now,
+        updatedAt: now,
+      };
+      const entry: GcEntry = {
+        id: input.id,
+        addedAt: now,
+        attempts: 0,
+        nextAttemptAt: input.nextAttemptAt ?? now,
+        lastStep: null,
+        lastError: null,
+        stderrTail: "",
+        procState: null,
+      };
+      return {
+        result: { record: next, entry, added: true },
+        write: {
+          record: next,
+          gc: entry,
+          kind: "gc",
+          state: "gc",
+          detail: {
+            from: record?.state ?? null,
+            reason: head(input.reason ?? "gc add", MAX_MESSAGE),
+            pid: input.pid,
+            startTime: input.startTime,
+            ppid: input.ppid,
+            pStartTime: input.pStartTime,
+            runtime: input.runtime,
+          },
+        },
+      };
+    });
+  }
+
+  /**
+   * Keeps the outcome of a failed GC attempt in the entry (attempts, next due time, failing
+   * step, stderr tail, process state) with a "gc-attempt" event holding every step's result.
+   *
+   * @param id Container id.
+   * @param attempt The attempt's outcome.
+   * @returns The updated GC entry.
+   * @throws {NotFoundError} when there is no record.
+   * @throws {ConflictError} when the container is not in GC.
+   * @throws {StoreUnavailableError} when the KV file cannot take the write now.
+   */
+  async recordGcAttempt(id: string, attempt: GcAttempt): Promise<GcEntry> {
+    checkName(id, "container id");
+    checkInteger(attempt.attempts, "attempts", 0);
+    checkTime(attempt.nextAttemptAt, "nextAttemptAt");
+    return await this.#transition(id, "record gc attempt", (record, gc) => {
+      if (record === null) throw new NotFoundError(id);
+      if (record.state !== "gc" || gc === null) {
+        throw new ConflictError(id, record.state, `container ${id} is not in garbage collection`);
+      }
+      const entry: GcEntry = {
+        ...gc,
+        attempts: attempt.attempts,
+        nextAttemptAt: attempt.nextAttemptAt,
+        lastStep: head(attempt.lastStep, MAX_MESSAGE),
+        lastError: head(attempt.lastError, MAX_MESSAGE),
+        stderrTail: tail(attempt.stderrTail, MAX_TAIL),
+        procState: head(attempt.procState, 8),
+      };
+      return {
+        result: entry,
+        write: {
+          gc: entry,
+          kind: "gc-attempt",
+          state: "gc",
+          detail: { ...attemptDetail(entry), steps: clampSteps(attempt.steps) },
+        },
+      };
+    });
+  }
+
+  /**
+   * Ends GC for a container whose cleanup succeeded: gc → stopped, the GC entry deleted, a
+   * "gc-done" event, in one commit. Already stopped with no entry: returns the record.
+   *
+   * @param id Container id.
+   * @param steps The successful attempt's steps, kept in the event.
+   * @returns The stopped record.
+   * @throws {NotFoundError} when there is no record.
+   * @throws {ConflictError} when the container is not in GC.
+   * @throws {StoreUnavailableError} when the KV file cannot take the write now.
+   */
+  async finishGc(id: string, steps: readonly StepResult[] = []): Promise<ContainerRecord> {
+    checkName(id, "container id");
+    return await this.#transition(id, "finish gc", (record, gc, now) => {
+      if (record === null) throw new NotFoundError(id);
+      if (record.state === "stopped" && gc === null) return { result: record };
+      if (record.state !== "gc") {
+        throw new ConflictError(id, record.state, `container ${id} is not in garbage collection`);
+      }
+      const stopped: ContainerRecord = { ...record, state: "stopped", updatedAt: now };
+      return {
+        result: stopped,
+        write: {
+          record: stopped,
+          gc: gc === null ? undefined : null,
+          kind: "gc-done",
+          state: "stopped",
+          detail: { attempts: gc?.attempts ?? 0, steps: clampSteps(steps) },
+        },
+      };
+    });
+  }
+
+  /**
+   * Appends an event about a container without changing its state (e.g. "restore": the daemon
+   * found it again after a restart). The event carries the container's current state.
+   *
+   * @param id Container id.
+   * @param kind What happened.
+   * @param detail Small details (keep it well under 64 KiB).
+   * @returns The event as committed.
+   * @throws {NotFoundError} when there is no record.
+   * @throws {StoreUnavailableError} when the KV file cannot take the write now.
+   */
+  async recordEvent(
+    id: string,
+    kind: EventKind,
+    detail: Record<string, unknown> = {},
+  ): Promise<ReaperEvent> {
+    checkName(id, "container id");
+    const { event } = await this.#apply(id, `record ${kind} event`, (record) => {
+      if (record === null) throw new NotFoundError(id);
+      return { result: null, write: { kind, state: record.state, detail } };
+    });
+    // #apply returns no event only when the decision writes nothing, which this one never does.
+    if (event === null) throw new StoreUnavailableError(`record ${kind} event: not written`);
+    return event;
+  }
+
+  // ---------------------------------------------------------------- reads
+
+  /** The container's record, or null when there is none. */
+  async get(id: string): Promise<ContainerRecord | null> {
+    const entry = await this.#read(
+      "get container",
+      () => this.#kv.get<ContainerRecord>(containerKey(id)),
+    );
+    return entry.value;
+  }
+
+  /**
+   * Every record, in id order, optionally only those in `state`.
+   *
+   * @param state Keep only records in this state.
+   */
+  async list(state?: ContainerState): Promise<ContainerRecord[]> {
+    return await this.#read("list containers", async () => {
+      const out: ContainerRecord[] = [];
+      for await (const entry of this.#kv.list<ContainerRecord>({ prefix: [CONTAINER] })) {
+        if (state === undefined || entry.value.state === state) out.push(entry.value);
+      }
+      return out;
+    });
+  }
+
+  /** The container's GC entry, or null when it is not in GC. */
+  async getGc(id: string): Promise<GcEntry | null> {
+    const entry = await this.#read("get gc entry", () => this.#kv.get<GcEntry>(gcKey(id)));
+    return entry.value;
+  }
+
+  /** Every GC entry, in id order. */
+  async listGc(): Promise<GcEntry[]> {
+    return await this.#read("list gc", async () => {
+      const out: GcEntry[] = [];
+      for await (const entry of this.#kv.list<GcEntry>({ prefix: [GC] })) out.push(entry.value);
+      return out;
+    });
+  }
+
+  /** Whether the container is in GC (seed `gc_is_gc_progress`), read from the store. */
+  async isInGc(id: string): Promise<boolean> {
+    return (await this.getGc(id)) !== null;
+  }
+
+  /** The container's record and GC entry, read together; null when it is not in GC. */
+  async gcView(id: string): Promise<GcView | null> {
+    const [record, entry] = await this.#read(
+      "get gc view",
+      () => this.#kv.getMany<[ContainerRecord, GcEntry]>([containerKey(id), gcKey(id)]),
+    );
+    if (record.value === null || entry.value === null) return null;
+    return { record: record.value, entry: entry.value };
+  }
+
+  /** Every container in GC with its record, in id order. */
+  async listGcViews(): Promise<GcView[]> {
+    const entries = await this.listGc();
+    const out: GcView[] = [];
+    // getMany reads at most 10 keys at a time.
+    for (let i = 0; i < entries.length; i += 10) {
+      const batch = entries.slice(i, i + 10);
+      const records = await this.#read(
+        "list gc views",
+        () => this.#kv.getMany<ContainerRecord[]>(batch.map((e) => containerKey(e.id))),
+      );
+      batch.forEach((entry, j) => {
+        const record = records[j]?.value;
+        if (record) out.push({ record, entry });
+      });
+    }
+    return out;
+  }
+
+  /**
+   * Events with a seq greater than `afterSeq`, oldest first, at most `limit` of them. Page
+   * by passing the last seq received. Events older than {@linkcode Store.firstSeq} may have
+   * been trimmed.
+   *
+   * @param afterSeq Exclusive lower bound (0 for the whole log).
+   * @param limit Most events returned (1–10 000, default 1 000).
+   */
+  async eventsSince(afterSeq: number, limit = 1_000): Promise<ReaperEvent[]> {
+    if (!Number.isSafeInteger(afterSeq) || afterSeq < 0) {
+      throw new StoreInputError(`since must be an integer >= 0, got ${afterSeq}`);
+    }
+    if (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_EVENT_PAGE) {
+      throw new StoreInputError(`limit must be an integer in 1..${MAX_EVENT_PAGE}, got ${limit}`);
+    }
+    return await this.#read("list events", async () => {
+      const out: ReaperEvent[] = [];
+      const iter = this.#kv.list<ReaperEvent>(
+        { prefix: [EVENT], start: eventKey(afterSeq + 1) },
+        { limit },
+      );
+      for await (const entry of iter) out.push(entry.value);
+      return out;
+    });
+  }
+
+  /** The seq of the last committed event, 0 when the log is empty. */
+  get lastSeq(): number {
+    return this.#nextSeq - 1;
+  }
+
+  /** The oldest seq the log may still hold; older ones were trimmed. */
+  get firstSeq(): number {
+    return this.#firstSeq;
+  }
+
+  /** How many records are in each state. */
+  async countByState(): Promise<StateCounts> {
+    const counts: StateCounts = { running: 0, stopping: 0, gc: 0, stopped: 0 };
+    await this.#read("count containers", async () => {
+      for await (const entry of this.#kv.list<ContainerRecord>({ prefix: [CONTAINER] })) {
+        counts[entry.value.state]++;
+      }
+    });
+    return counts;
+  }
+
+  /**
+   * Calls `listener` with each event after it is committed (to wake up event streams and
+   * waiters). A listener that throws is reported to `onWarning` and kept.
+   *
+   * @returns A function that removes the listener.
+   */
+  subscribe(listener: EventListener): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /**
+   * Deletes the oldest events so that at most `maxEvents` remain (down to `maxEvents` minus
+   * the trim batch), at most 1 000 deletes per commit. Writes call it on their own when the
+   * log grows past `maxEvents`; call it directly after lowering the knob.
+   *
+   * @returns How many events were deleted.
+   * @throws {StoreUnavailableError} when the KV file cannot take the deletes now.
+   */
+  async trimEvents(): Promise<number> {
+    if (this.#nextSeq - this.#firstSeq <= this.#maxEvents) return 0;
+    const cutoff = this.#nextSeq - (this.#maxEvents - this.#trimSlack);
+    let deleted = 0;
+    for (;;) {
+      const keys = await this.#read("trim events", async () => {
+        const found: Deno.KvKey[] = [];
+        const iter = this.#kv.list({ prefix: [EVENT], end: eventKey(cutoff) }, {
+          limit: MAX_MUTATIONS,
+        });
+        for await (const entry of iter) found.push(entry.key);
+        return found;
+      });
+      if (keys.length === 0) break;
+      const op = this.#kv.atomic();
+      for (const key of keys) op.delete(key);
+      await this.#read("trim events", () => op.commit());
+      deleted += keys.length;
+      if (keys.length < MAX_MUTATIONS) break;
+    }
+    this.#firstSeq = Math.max(this.#firstSeq, cutoff);
+    return deleted;
+  }
+
+  // ---------------------------------------------------------------- machinery
+
+  /**
+   * Reads the record and GC entry, lets `decide` choose, and commits its choice together with
+   * checks on both versionstamps, retrying from the read when either changed meanwhile.
+   */
+  async #transition<T>(
+    id: string,
+    what: string,
+    decide: (record: ContainerRecord | null, gc: GcEntry | null, now: number) => Decision<T>,
+  ): Promise<T> {
+    return (await this.#apply(id, what, decide)).result;
+  }
+
+  /** Like #transition, and also returns the committed event (null when nothing was written). */
+  async #apply<T>(
+    id: string,
+    what: string,
+    decide: (record: ContainerRecord | null, gc: GcEntry | null, now: number) => Decision<T>,
+  ): Promise<{ result: T; event: ReaperEvent | null }> {
+    for (let attempt = 0;; attempt++) {
+      const [record, gc] = await this.#read(
+        what,
+        () => this.#kv.getMany<[ContainerRecord, GcEntry]>([containerKey(id), gcKey(id)]),
+      );
+      const now = this.#clock();
+      const decision = decide(record.value, gc.value, now);
+      const write = decision.write;
+      if (write === undefined) return { result: decision.result, event: null };
+      const event = await this.#commit(what, (op) => {
+        op.check(record, gc);
+        if (write.record !== undefined) op.set(containerKey(id), write.record);
+        if (write.gc === null) op.delete(gcKey(id));
+        else if (write.gc !== undefined) op.set(gcKey(id), write.gc);
+      }, { kind: write.kind, id, at: now, state: write.state, detail: write.detail });
+      if (event !== null) {
+        this.#notify(event);
+        await this.#maybeTrim();
+        return { result: decision.result, event };
+      }
+      if (attempt >= this.#maxRetries) {
+        throw new StoreUnavailableError(
+          `${what} ${id}: the record kept changing during ${attempt + 1} tries; try again`,
+        );
+      }
+    }
+  }
+
+  /**
+   * Commits `build`'s mutations plus the next event under the write lock. Returns the event,
+   * or null when a check failed (nothing was written).
+   */
+  #commit(
+    what: string,
+    build: (op: Deno.AtomicOperation) => void,
+    event: Omit<ReaperEvent, "seq">,
+  ): Promise<ReaperEvent | null> {
+    return this.#exclusive(async () => {
+      if (this.#seqStale) await this.#loadSeq();
+      const seq = this.#nextSeq;
+      const full: ReaperEvent = { seq, ...event };
+      let result: Deno.KvCommitResult | Deno.KvCommitError;
+      try {
+        const op = this.#kv.atomic();
+        build(op);
+        op.check({ key: eventKey(seq), versionstamp: null }).set(eventKey(seq), full);
+        result = await op.commit();
+      } catch (error) {
+        // A commit that throws may or may not have reached the disk; ask the file next time.
+        this.#seqStale = true;
+        throw storeFailure(what, error);
+      }
+      if (!result.ok) {
+        // Either the record changed (retry from the read) or someone else wrote this seq.
+        this.#seqStale = true;
+        return null;
+      }
+      this.#nextSeq = seq + 1;
+      return full;
+    });
+  }
+
+  /** Runs `fn` after every earlier call has finished (one commit at a time). */
+  async #exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const previous = this.#writeTail;
+    let release = () => {};
+    this.#writeTail = new Promise<void>((resolve) => release = resolve);
+    await previous;
+    try {
+      return await fn();
+    } finally {
+      release();
+    }
+  }
+
+  /** Loads the first and last event seq from the file. */
+  async #loadSeq(): Promise<void> {
+    const [first, last] = await this.#read("load event seq", async () => {
+      const edge = async (reverse: boolean) => {
+        for await (const e of this.#kv.list({ prefix: [EVENT] }, { limit: 1, reverse })) {
+          return typeof e.key[1] === "number" ? e.key[1] : null;
+        }
+        return null;
+      };
+      return [await edge(false), await edge(true)] as const;
+    });
+    this.#nextSeq = Math.max(this.#nextSeq, (last ?? 0) + 1);
+    this.#firstSeq = first ?? this.#nextSeq;
+    this.#seqStale = false;
+  }
+
+  async #maybeTrim(): Promise<void> {
+    if (this.#trimming || this.#nextSeq - this.#firstSeq <= this.#maxEvents) return;
+    this.#trimming = true;
+    try {
+      await this.trimEvents();
+    } catch (error) {
+      // The transition is committed; the next write tries the trim again.
+      this.#onWarning("event log trim failed", error);
+    } finally {
+      this.#trimming = false;
+    }
+  }
+
+  #notify(event: ReaperEvent): void {
+    for (const listener of this.#listeners) {
+      try {
+        listener(event);
+      } catch (error) {
+        this.#onWarning("event listener threw", error);
+      }
+    }
+  }
+
+  /** Runs a KV call, turning whatever it throws into a StoreError. */
+  async #read<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (error) {
+      throw storeFailure(what, error);
+    }
+  }
+}
+
+/** The detail an entry contributes to its "gc" / "gc-attempt" event. */
+function attemptDetail(entry: GcEntry): Record<string, unknown> {
+  return {
+    attempts: entry.attempts,
+    nextAttemptAt: entry.nextAttemptAt,
+    lastStep: entry.lastStep,
+    lastError: entry.lastError,
+    stderrTail: entry.stderrTail,
+    procState: entry.procState,
+  };
+}
+
+/**
+ * Classifies what Deno KV threw: limit violations are the caller's input; everything else
+ * ("database is locked", disk full, I/O errors, a closed handle) may pass, so it is retryable.
+ */
+function storeFailure(what: string, error: unknown): StoreError {
+  if (error instanceof StoreError) return error;
+  const message = error instanceof Error ? error.message : String(error);
+  if (/too large|too many/i.test(message)) {
+    return new StoreInputError(`${what}: ${message}`, { cause: error });
+  }
+  return new StoreUnavailableError(`${what}: ${message}`, { cause: error });
+}

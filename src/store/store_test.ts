@@ -1,0 +1,474 @@
+import assert from "node:assert/strict";
+import type { ReaperEvent } from "../types.ts";
+import { ConflictError, NotFoundError, StoreInputError, StoreUnavailableError } from "./errors.ts";
+import { Store } from "./store.ts";
+import { exitWith, interceptCommits, registration, withKv, withKvPath } from "./_test_util.ts";
+
+async function allEvents(store: Store): Promise<ReaperEvent[]> {
+  const out: ReaperEvent[] = [];
+  for (let since = 0;;) {
+    const page = await store.eventsSince(since, 7);
+    if (page.length === 0) return out;
+    out.push(...page);
+    since = page[page.length - 1]!.seq;
+  }
+}
+
+Deno.test("Store.register() records a running container with a monitor event, durably", async () => {
+  await withKvPath(async (path) => {
+    await withKv(path, async (kv) => {
+      const store = await Store.open(kv, { clock: () => 5_000 });
+      const { record, created } = await store.register({ ...registration("c1"), name: "web" });
+      assert.equal(created, true);
+      assert.equal(record.state, "running");
+      assert.equal(record.name, "web");
+      assert.equal(store.lastSeq, 1);
+    });
+    await withKv(path, async (kv) => {
+      const store = await Store.open(kv);
+      const record = await store.get("c1");
+      assert.deepEqual(record, {
+        id: "c1",
+        name: "web",
+        runtime: "runc",
+        stateDir: "/run/test/runc/c1",
+        mounts: [],
+        paths: [],
+        pid: 100,
+        startTime: 1000,
+        ppid: 99,
+        pStartTime: 990,
+        state: "running",
+        exit: null,
+        createdAt: 5_000,
+        updatedAt: 5_000,
+      });
+      const events = await allEvents(store);
+      assert.equal(events.length, 1);
+      assert.equal(events[0]!.kind, "monitor");
+      assert.equal(events[0]!.state, "running");
+      assert.equal(events[0]!.seq, 1);
+    });
+  });
+});
+
+Deno.test("Store.register() is idempotent for the same run and refuses another pid", async () => {
+  await withKvPath((path) =>
+    withKv(path, async (kv) => {
+      const store = await Store.open(kv);
+      await store.register(registration("c1", 100));
+      const again = await store.register(registration("c1", 100));
+      assert.equal(again.created, false);
+      await assert.rejects(store.register(registration("c1", 200)), ConflictError);
+      assert.equal(store.lastSeq, 1, "no event for the idempotent repeat or the refusal");
+
+      await store.recordExit("c1", 100, 1000, exitWith(0));
+      await assert.rejects(store.register(registration("c1", 200)), ConflictError);
+      await store.markStopped("c1");
+      const replaced = await store.register(registration("c1", 200));
+      assert.equal(replaced.created, true);
+      assert.equal(replaced.record.pid, 200);
+      assert.equal(replaced.record.exit, null);
+      assert.equal((await store.get("c1"))?.state, "running");
+    })
+  );
+});
+
+Deno.test("Store.register() rejects ids and paths that are not safe", async () => {
+  await withKvPath((path) =>
+    withKv(path, async (kv) => {
+      const store = await Store.open(kv);
+      for (const id of ["", "../x", "a/b", "a\0b", ".", "x".repeat(257)]) {
+        await assert.rejects(
+          () => store.register(registration(id)),
+          StoreInputError,
+          JSON.stringify(id),
+        );
+      }
+      await assert.rejects(
+        () => store.register({ ...registration("c1"), stateDir: "relative" }),
+        StoreInputError,
+      );
+      await assert.rejects(
+        () => store.register({ ...registration("c1"), pid: 0 }),
+        StoreInputError,
+      );
+      await assert.rejects(
+        () => store.register({ ...registration("c1"), pid: -1 }),
+        StoreInputError,
+      );
+      assert.equal(store.lastSeq, 0);
+    })
+  );
+});
+
+Deno.test("Store.recordExit() records an exit once and ignores stale or repeated reports", async () => {
+  await withKvPath(async (path) => {
+    await withKv(path, async (kv) => {
+      const store = await Store.open(kv);
+      await store.register(registration("c1", 100));
+      assert.equal(await store.recordExit("c1", 101, 1000, exitWith(1)), false, "other pid");
+      assert.equal(await store.recordExit("c1", 100, 999, exitWith(1)), false, "other start");
+      assert.equal(await store.recordExit("nope", 100, 1000, exitWith(1)), false, "unknown id");
+      assert.equal(await store.recordExit("c1", 100, 1000, exitWith(3)), true);
+      assert.equal(await store.recordExit("c1", 100, 1000, exitWith(4)), false, "second report");
+    });
+    await withKv(path, async (kv) => {
+      const store = await Store.open(kv);
+      const record = await store.get("c1");
+      assert.equal(record?.state, "stopping");
+      assert.equal(record?.exit?.code, 3);
+      const exits = (await allEvents(store)).filter((e) => e.kind === "exit");
+      assert.equal(exits.length, 1);
+      assert.equal(exits[0]!.state, "stopping");
+      assert.deepEqual(exits[0]!.detail.exit, exitWith(3));
+    });
+  });
+});
+
+Deno.test("Store.recordExit() records one exit when many reports race", async () => {
+  await withKvPath((path) =>
+    withKv(path, async (kv) => {
+      const store = await Store.open(kv);
+      await store.register(registration("c1", 100));
+      const results = await Promise.all(
+        Array.from({ length: 20 }, (_, i) => store.recordExit("c1", 100, 1000, exitWith(i))),
+      );
+      assert.equal(results.filter((r) => r).length, 1);
+      assert.equal((await allEvents(store)).filter((e) => e.kind === "exit").length, 1);
+    })
+  );
+});
+
+Deno.test("Store.markStopped() moves stopping or gc to stopped and refuses running", async () => {
+  await withKvPath(async (path) => {
+    await withKv(path, async (kv) => {
+      const store = await Store.open(kv);
+      await assert.rejects(store.markStopped("nope"), NotFoundError);
+      await store.register(registration("a"));
+      await assert.rejects(store.markStopped("a"), ConflictError);
+      await store.recordExit("a", 100, 1000, exitWith(0));
+      assert.equal((await store.markStopped("a")).state, "stopped");
+      const seq = store.lastSeq;
+      assert.equal((await store.markStopped("a")).state, "stopped");
+      assert.equal(store.lastSeq, seq, "stopping twice writes nothing");
+
+      await store.register(registration("b"));
+      await store.recordExit("b", 100, 1000, exitWith(0));
+      await store.enterGc("b");
+      await store.markStopped("b", "operator");
+    });
+    await withKv(path, async (kv) => {
+      const store = await Store.open(kv);
+      assert.equal((await store.get("a"))?.state, "stopped");
+      assert.equal((await store.get("b"))?.state, "stopped");
+      assert.equal(await store.isInGc("b"), false, "leaving gc drops the entry in the same commit");
+      const kinds = (await allEvents(store)).map((e) => `${e.id}:${e.kind}:${e.state}`);
+      assert.deepEqual(kinds, [
+        "a:monitor:running",
+        "a:exit:stopping",
+        "a:stopped:stopped",
+        "b:monitor:running",
+        "b:exit:stopping",
+        "b:gc:gc",
+        "b:stopped:stopped",
+      ]);
+    });
+  });
+});
+
+Deno.test("Store.enterGc() moves stopping to gc and creates the entry in one commit", async () => {
+  await withKvPath(async (path) => {
+    await withKv(path, async (kv) => {
+      const store = await Store.open(kv, { clock: () => 7_000 });
+      await store.register(registration("c1"));
+      await assert.rejects(store.enterGc("c1"), ConflictError, "running");
+      await store.recordExit("c1", 100, 1000, exitWith(137));
+      const entry = await store.enterGc("c1", {
+        attempts: 1,
+        nextAttemptAt: 7_500,
+        lastStep: "runtime-delete",
+        lastError: "exit 1",
+        stderrTail: "container is still running",
+        procState: "D",
+      });
+      assert.equal(entry.attempts, 1);
+      const seq = store.lastSeq;
+      assert.deepEqual(await store.enterGc("c1"), entry, "a repeat returns the same entry");
+      assert.equal(store.lastSeq, seq);
+    });
+    await withKv(path, async (kv) => {
+      const store = await Store.open(kv);
+      const view = await store.gcView("c1");
+      assert.equal(view?.record.state, "gc");
+      assert.deepEqual(view?.entry, {
+        id: "c1",
+        addedAt: 7_000,
+        attempts: 1,
+        nextAttemptAt: 7_500,
+        lastStep: "runtime-delete",
+        lastError: "exit 1",
+        stderrTail: "container is still running",
+        procState: "D",
+      });
+      const last = (await allEvents(store)).at(-1);
+      assert.equal(last?.kind, "gc");
+      assert.equal(last?.detail.procState, "D");
+    });
+  });
+});
+
+Deno.test("Store.gcAdd() is durable and idempotent per id", async () => {
+  await withKvPath(async (path) => {
+    const input = {
+      id: "g1",
+      runtime: "runc",
+      stateDir: "/run/test/runc/g1",
+      pid: 0,
+      startTime: 0,
+      ppid: 50,
+      pStartTime: 500,
+      mounts: ["/run/test/rootfs/g1"],
+    };
+    await withKv(path, async (kv) => {
+      const store = await Store.open(kv);
+      const first = await store.gcAdd(input);
+      assert.equal(first.added, true);
+      assert.equal(first.record.state, "gc");
+      const second = await store.gcAdd({ ...input, ppid: 60 });
+      assert.equal(second.added, false);
+      assert.deepEqual(second.entry, first.entry);
+
+      await store.register(registration("s1"));
+      await store.recordExit("s1", 100, 1000, exitWith(0));
+      await store.markStopped("s1");
+      const moved = await store.gcAdd({ ...input, id: "s1", stateDir: "/run/test/runc/s1" });
+      assert.equal(moved.added, true);
+      assert.equal(moved.record.exit?.code, 0, "a known record keeps its exit");
+    });
+    await withKv(path, async (kv) => {
+      const store = await Store.open(kv);
+      assert.equal((await store.gcAdd(input)).added, false, "still idempotent after reopen");
+      const entries = await store.listGc();
+      assert.deepEqual(entries.map((e) => e.id), ["g1", "s1"]);
+      assert.deepEqual((await store.get("g1"))?.mounts, ["/run/test/rootfs/g1"]);
+      assert.equal((await store.get("g1"))?.ppid, 50);
+      const gcEvents = (await allEvents(store)).filter((e) => e.kind === "gc");
+      assert.equal(gcEvents.length, 2);
+      assert.deepEqual((await store.listGcViews()).map((v) => v.record.id), ["g1", "s1"]);
+      assert.deepEqual(await store.countByState(), { running: 0, stopping: 0, gc: 2, stopped: 0 });
+    });
+  });
+});
+
+Deno.test("Store.recordGcAttempt() and finishGc() keep attempts and end GC", async () => {
+  await withKvPath(async (path) => {
+    await withKv(path, async (kv) => {
+      const store = await Store.open(kv);
+      await assert.rejects(
+        store.recordGcAttempt("g1", {
+          attempts: 1,
+          nextAttemptAt: 1,
+          lastStep: null,
+          lastError: null,
+          stderrTail: "",
+          procState: null,
+          steps: [],
+        }),
+        NotFoundError,
+      );
+      await store.register(registration("r1"));
+      await assert.rejects(store.finishGc("r1"), ConflictError);
+      await store.gcAdd({
+        id: "g1",
+        runtime: "runc",
+        stateDir: "/run/test/runc/g1",
+        pid: 1,
+        startTime: 1,
+        ppid: 0,
+        pStartTime: 0,
+      });
+      const steps = [{
+        step: "runtime-delete",
+        ok: false,
+        exitCode: 1,
+        stderrTail: "x".repeat(10_000),
+        durationMs: 12,
+      }];
+      const entry = await store.recordGcAttempt("g1", {
+        attempts: 1,
+        nextAttemptAt: 9_999,
+        lastStep: "runtime-delete",
+        lastError: "exit status 1",
+        stderrTail: "y".repeat(100_000),
+        procState: "D",
+        steps,
+      });
+      assert.equal(entry.attempts, 1);
+      assert.ok(entry.stderrTail.length <= 4096, "the tail is bounded to keep values small");
+    });
+    await withKv(path, async (kv) => {
+      const store = await Store.open(kv);
+      const entry = await store.getGc("g1");
+      assert.equal(entry?.attempts, 1);
+      assert.equal(entry?.nextAttemptAt, 9_999);
+      assert.equal(entry?.lastStep, "runtime-delete");
+      const attempt = (await allEvents(store)).at(-1);
+      assert.equal(attempt?.kind, "gc-attempt");
+      const kept = attempt?.detail.steps as { stderrTail: string }[];
+      assert.equal(kept.length, 1);
+      assert.ok(kept[0]!.stderrTail.length <= 1024);
+
+      const stopped = await store.finishGc("g1");
+      assert.equal(stopped.state, "stopped");
+      const seq = store.lastSeq;
+      assert.equal((await store.finishGc("g1")).state, "stopped", "finishing twice is a no-op");
+      assert.equal(store.lastSeq, seq);
+    });
+    await withKv(path, async (kv) => {
+      const store = await Store.open(kv);
+      assert.equal(await store.isInGc("g1"), false);
+      assert.equal((await store.get("g1"))?.state, "stopped");
+      const done = (await allEvents(store)).at(-1);
+      assert.equal(done?.kind, "gc-done");
+      assert.equal(done?.detail.attempts, 1);
+      assert.deepEqual(await store.list("stopped"), [await store.get("g1")]);
+      assert.equal((await store.list()).length, 2);
+    });
+  });
+});
+
+Deno.test("Store event seq is strictly increasing, without gaps, across reopen", async () => {
+  await withKvPath(async (path) => {
+    await withKv(path, async (kv) => {
+      const store = await Store.open(kv);
+      // Concurrent transitions on different ids share one sequence.
+      await Promise.all(
+        Array.from({ length: 30 }, (_, i) => store.register(registration(`c${i}`))),
+      );
+      assert.equal(store.lastSeq, 30);
+    });
+    await withKv(path, async (kv) => {
+      const store = await Store.open(kv);
+      assert.equal(store.lastSeq, 30);
+      await store.recordExit("c0", 100, 1000, exitWith(0));
+      await store.recordEvent("c1", "restore", { alive: true });
+      const seqs = (await allEvents(store)).map((e) => e.seq);
+      assert.deepEqual(seqs, Array.from({ length: 32 }, (_, i) => i + 1));
+    });
+  });
+});
+
+Deno.test("Store.subscribe() sees each committed event in order", async () => {
+  await withKvPath((path) =>
+    withKv(path, async (kv) => {
+      const store = await Store.open(kv);
+      const seen: number[] = [];
+      const unsubscribe = store.subscribe((e) => seen.push(e.seq));
+      await store.register(registration("c1"));
+      await store.register(registration("c1"));
+      await store.recordExit("c1", 100, 1000, exitWith(0));
+      unsubscribe();
+      await store.markStopped("c1");
+      assert.deepEqual(seen, [1, 2]);
+    })
+  );
+});
+
+Deno.test("Store trims the event log to maxEvents in batches, and keeps the newest", async () => {
+  await withKvPath(async (path) => {
+    await withKv(path, async (kv) => {
+      const store = await Store.open(kv, { maxEvents: 10, trimBatch: 4 });
+      await store.register(registration("c1"));
+      for (let i = 0; i < 40; i++) await store.recordEvent("c1", "restore", { i });
+      const events = await allEvents(store);
+      assert.ok(events.length <= 10, `${events.length} events kept`);
+      assert.ok(events.length >= 6, `${events.length} events kept`);
+      assert.equal(events.at(-1)?.seq, 41);
+      assert.equal(events[0]!.seq, store.firstSeq);
+      assert.deepEqual(
+        events.map((e) => e.seq),
+        Array.from({ length: events.length }, (_, i) => events[0]!.seq + i),
+      );
+    });
+    await withKv(path, async (kv) => {
+      // A lower knob on reopen trims on the next write.
+      const store = await Store.open(kv, { maxEvents: 3, trimBatch: 1 });
+      assert.equal(store.lastSeq, 41);
+      await store.recordEvent("c1", "restore");
+      const events = await allEvents(store);
+      assert.ok(events.length <= 3);
+      assert.equal(events.at(-1)?.seq, 42);
+    });
+  });
+});
+
+Deno.test("Store turns a failed KV write into a retryable error and writes nothing", async () => {
+  await withKvPath(async (path) => {
+    await withKv(path, async (kv) => {
+      let fail = false;
+      const flaky = interceptCommits(kv, () => {
+        if (fail) return Promise.reject(new TypeError("database is locked"));
+        return Promise.resolve();
+      });
+      const store = await Store.open(flaky);
+      await store.register(registration("c1"));
+      fail = true;
+      const error = await store.recordExit("c1", 100, 1000, exitWith(0)).catch((e) => e);
+      assert.ok(error instanceof StoreUnavailableError, String(error));
+      assert.equal(error.retryable, true);
+      assert.equal((await store.get("c1"))?.state, "running");
+      assert.equal((await allEvents(store)).length, 1);
+      fail = false;
+      assert.equal(await store.recordExit("c1", 100, 1000, exitWith(0)), true);
+      assert.deepEqual((await allEvents(store)).map((e) => e.seq), [1, 2]);
+    });
+  });
+});
+
+Deno.test("Store retries a transition when the record changes under it", async () => {
+  await withKvPath((path) =>
+    withKv(path, async (kv) => {
+      let racer: (() => Promise<void>) | null = null;
+      const racy = interceptCommits(kv, async () => {
+        const run = racer;
+        racer = null;
+        await run?.();
+      });
+      const store = await Store.open(racy);
+      await store.register(registration("c1", 100));
+      // Between recordExit's read and its commit, the record is re-registered with another pid
+      // (as another writer would): the retry must see the new pid and ignore the stale exit.
+      racer = async () => {
+        const record = (await kv.get<Record<string, unknown>>(["container", "c1"])).value!;
+        await kv.set(["container", "c1"], { ...record, pid: 300, startTime: 3000 });
+      };
+      assert.equal(await store.recordExit("c1", 100, 1000, exitWith(0)), false);
+      assert.equal((await store.get("c1"))?.state, "running");
+      assert.equal(store.lastSeq, 1);
+    })
+  );
+});
+
+Deno.test("Store refuses a record too large for KV as bad input", async () => {
+  await withKvPath((path) =>
+    withKv(path, async (kv) => {
+      const store = await Store.open(kv);
+      const mounts = Array.from({ length: 40 }, (_, i) => `/m/${i}/${"p".repeat(4000)}`);
+      await assert.rejects(store.register({ ...registration("c1"), mounts }), StoreInputError);
+      assert.equal(await store.get("c1"), null);
+      await store.register(registration("c1"));
+      assert.equal(store.lastSeq, 1);
+    })
+  );
+});
+
+Deno.test("Store reports a closed KV as unavailable", async () => {
+  await withKvPath(async (path) => {
+    const kv = await Deno.openKv(path);
+    const store = await Store.open(kv);
+    kv.close();
+    await assert.rejects(store.register(registration("c1")), StoreUnavailableError);
+    await assert.rejects(store.get("c1"), StoreUnavailableError);
+  });
+});

@@ -1,0 +1,189 @@
+/**
+ * Test support: the real reaperd daemon process on temp paths, its CLI, and its socket API.
+ *
+ * @module
+ */
+
+const MAIN = new URL("../../main.ts", import.meta.url).pathname;
+const PERMISSIONS = [
+  "--allow-ffi",
+  "--allow-read",
+  "--allow-write",
+  "--allow-run",
+  "--allow-env",
+  "--allow-net",
+  "--allow-sys",
+];
+
+/** What a test may set in the daemon's config file. */
+export interface TestDaemonOptions {
+  /** Runtime name → binary; default: "fake" → /bin/true (every cleanup command succeeds). */
+  runtimes?: Record<string, { path: string; args?: string[] }>;
+  /** GC knobs. */
+  gc?: Record<string, number>;
+  /** More config keys. */
+  extra?: Record<string, unknown>;
+  /** Extra environment for the daemon process. */
+  env?: Record<string, string>;
+  /** Reuse this dir (a restart keeps the same socket, store and state root). */
+  dir?: string;
+}
+
+/** The outcome of one CLI run. */
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** A running daemon for a test. */
+export class TestDaemon {
+  readonly dir: string;
+  readonly socket: string;
+  readonly db: string;
+  readonly stateRoot: string;
+  readonly configPath: string;
+  readonly #options: TestDaemonOptions;
+  #process: Deno.ChildProcess | null = null;
+  #stderr = "";
+  #stderrDone: Promise<void> = Promise.resolve();
+  #client: Deno.HttpClient | null = null;
+
+  private constructor(dir: string, options: TestDaemonOptions) {
+    this.dir = dir;
+    this.socket = `${dir}/reaperd.sock`;
+    this.db = `${dir}/reaperd.db`;
+    this.stateRoot = `${dir}/state`;
+    this.configPath = `${dir}/config.json`;
+    this.#options = options;
+  }
+
+  /** Writes a config file and starts the daemon; resolves once it answers on its socket. */
+  static async start(options: TestDaemonOptions = {}): Promise<TestDaemon> {
+    const dir = options.dir ?? await Deno.makeTempDir({ prefix: "reaperd-daemon-" });
+    const daemon = new TestDaemon(dir, options);
+    await Deno.mkdir(daemon.stateRoot, { recursive: true });
+    const runtimes = options.runtimes ?? { fake: { path: "/bin/true" } };
+    await Deno.writeTextFile(
+      daemon.configPath,
+      JSON.stringify({
+        socket: daemon.socket,
+        db: daemon.db,
+        stateRoot: daemon.stateRoot,
+        runtimes: Object.fromEntries(
+          Object.entries(runtimes).map(([k, v]) => [k, { path: v.path, args: v.args ?? [] }]),
+        ),
+        gc: { backoffBaseMs: 100, backoffMaxMs: 1000, ...options.gc },
+        ...options.extra,
+      }),
+    );
+    await daemon.#spawn();
+    return daemon;
+  }
+
+  /** The daemon's pid. */
+  get pid(): number {
+    if (this.#process === null) throw new Error("daemon not running");
+    return this.#process.pid;
+  }
+
+  /** Everything the daemon wrote on stderr so far. */
+  get logs(): string {
+    return this.#stderr;
+  }
+
+  async #spawn(): Promise<void> {
+    this.#process = new Deno.Command(Deno.execPath(), {
+      args: ["run", ...PERMISSIONS, MAIN, "serve", "--config", this.configPath],
+      env: { ...this.#options.env },
+      stdin: "null",
+      stdout: "null",
+      stderr: "piped",
+    }).spawn();
+    const stderr = this.#process.stderr.pipeThrough(new TextDecoderStream());
+    this.#stderrDone = (async () => {
+      for await (const chunk of stderr) this.#stderr += chunk;
+    })();
+    const deadline = Date.now() + 20_000;
+    for (;;) {
+      try {
+        const res = await this.api("GET", "/v1/health");
+        if (res.status === 200) return;
+      } catch {
+        // Not listening yet.
+      }
+      const exited = await Promise.race([
+        this.#process.status.then(() => true),
+        new Promise<false>((r) => setTimeout(() => r(false), 50)),
+      ]);
+      if (exited) {
+        await this.#stderrDone;
+        throw new Error(`daemon exited during start-up:\n${this.#stderr}`);
+      }
+      if (Date.now() > deadline) throw new Error(`daemon did not answer:\n${this.#stderr}`);
+    }
+  }
+
+  /** Calls the socket API. */
+  async api(
+    method: string,
+    path: string,
+    body?: unknown,
+  ): Promise<{ status: number; body: unknown; text: string }> {
+    this.#client ??= Deno.createHttpClient({ proxy: { transport: "unix", path: this.socket } });
+    const res = await fetch(`http://reaperd${path}`, {
+      method,
+      client: this.#client,
+      headers: body === undefined ? {} : { "content-type": "application/json" },
+      body: body === undefined ? null : typeof body === "string" ? body : JSON.stringify(body),
+    });
+    const text = await res.text();
+    let parsed: unknown = null;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      parsed = text;
+    }
+    return { status: res.status, body: parsed, text };
+  }
+
+  /** Runs `reaperd <args…> --socket <this socket>` as a separate process. */
+  async cli(...args: string[]): Promise<CliResult> {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", ...PERMISSIONS, MAIN, ...args],
+      env: { REAPERD_SOCKET: this.socket },
+      stdin: "null",
+    }).output();
+    const decode = (b: Uint8Array) => new TextDecoder().decode(b);
+    return { code: out.code, stdout: decode(out.stdout), stderr: decode(out.stderr) };
+  }
+
+  /** Stops the daemon with `signal` and waits for it to end. */
+  async stop(signal: Deno.Signal = "SIGTERM"): Promise<Deno.CommandStatus> {
+    this.#client?.close();
+    this.#client = null;
+    const p = this.#process;
+    if (p === null) throw new Error("daemon not running");
+    try {
+      p.kill(signal);
+    } catch {
+      // Already gone.
+    }
+    const status = await p.status;
+    await this.#stderrDone;
+    this.#process = null;
+    return status;
+  }
+
+  /** Starts the daemon again on the same dir, socket, store and state root. */
+  async restart(): Promise<void> {
+    if (this.#process !== null) throw new Error("stop it first");
+    await this.#spawn();
+  }
+
+  /** Stops the daemon if it runs (SIGKILL) and removes its dir. */
+  async dispose(): Promise<void> {
+    if (this.#process !== null) await this.stop("SIGKILL");
+    await Deno.remove(this.dir, { recursive: true }).catch(() => {});
+  }
+}
