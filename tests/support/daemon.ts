@@ -5,15 +5,9 @@
  */
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
-const PERMISSIONS = [
-  "--allow-ffi",
-  "--allow-read",
-  "--allow-write",
-  "--allow-run",
-  "--allow-env",
-  "--allow-net",
-  "--allow-sys",
-];
+// Deno 2.9 asks for --allow-all before it reads anything under /proc, and --allow-ffi
+// already amounts to all access: the daemon runs with -A (see README).
+const PERMISSIONS = ["--allow-all"];
 
 /** What a test may set in the daemon's config file. */
 export interface TestDaemonOptions {

@@ -1,0 +1,135 @@
+/**
+ * `reaperd serve`: the daemon in the foreground. Wires the parts together, restores in the
+ * seed's order, serves the socket API, talks to systemd, and shuts down cleanly on
+ * SIGTERM/SIGINT.
+ *
+ * @module
+ */
+
+import type { Config } from "../config.ts";
+import { Collector } from "../gc/collector.ts";
+import { configureLogging, getLogger } from "../log.ts";
+import { RuntimeCleaner } from "../runtime/cleaner.ts";
+import { defaultCleanupSettings } from "../runtime/config.ts";
+import { Store } from "../store/store.ts";
+import { raiseFdLimit } from "../sys/fd_limit.ts";
+import { tryLock } from "../sys/lock_file.ts";
+import { startHttpServer } from "./http.ts";
+import { createNotifier } from "./notify.ts";
+import { ReaperService, VERSION } from "./service.ts";
+
+const log = getLogger("daemon");
+
+function parentDir(path: string): string {
+  return path.slice(0, path.lastIndexOf("/")) || "/";
+}
+
+/**
+ * Runs the daemon until SIGTERM or SIGINT. Resolves to the process exit code: 0 after a clean
+ * shutdown, 1 when it could not start.
+ */
+export async function serve(config: Config): Promise<number> {
+  configureLogging({ level: config.logLevel });
+  const notifier = createNotifier();
+  const fdLimit = raiseFdLimit();
+  for (const dir of [parentDir(config.db), config.stateRoot]) {
+    await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
+  }
+  const lock = tryLock(`${config.db}.lock`);
+  if (!("release" in lock)) {
+    const who = lock.heldBy === null ? "another process" : `process ${lock.heldBy}`;
+    log.fatal("the store {db} is in use by {who}: is reaperd already running?", {
+      db: config.db,
+      who,
+    });
+    return 1;
+  }
+
+  let kv: Deno.Kv | null = null;
+  let service: ReaperService | null = null;
+  let server: Awaited<ReturnType<typeof startHttpServer>> | null = null;
+  let stopWatchdog = () => {};
+  try {
+    kv = await Deno.openKv(config.db);
+    const store = await Store.open(kv, {
+      maxEvents: config.eventLogMax,
+      onWarning: (message, error) =>
+        log.warn("store: {message}: {error}", { message, error: String(error) }),
+    });
+    const cleaner = new RuntimeCleaner({
+      runtimes: config.runtimes,
+      settings: {
+        ...defaultCleanupSettings(config.stateRoot),
+        stepTimeoutMs: config.gc.stepTimeoutMs,
+      },
+    });
+    const gcLog = getLogger("gc");
+    const collector = new Collector({
+      store,
+      cleaner,
+      concurrency: config.gc.concurrency,
+      backoffBaseMs: config.gc.backoffBaseMs,
+      backoffMaxMs: config.gc.backoffMaxMs,
+      onEvent: (event) => gcLog.debug("{type} {id}", { ...event }),
+    });
+    service = new ReaperService({ config, store, cleaner, collector, log: getLogger("service") });
+
+    const restored = await service.restore();
+    log.info(
+      "restored: {monitored} monitored, {exited} exited while down, {resumed} cleanups resumed",
+      restored,
+    );
+    server = await startHttpServer(service, { path: config.socket });
+    const status = () => {
+      const h = service!.health();
+      return `${h.status}: ${h.monitored} monitored, ${h.gc} in GC` +
+        (h.pendingWrites > 0 ? `, ${h.pendingWrites} exits not yet durable` : "");
+    };
+    await notifier.ready(status());
+    stopWatchdog = notifier.startWatchdog();
+    log.info(
+      "reaperd {version} ready on {socket} (store {db}, state root {stateRoot}, fd limit {fdLimit})",
+      {
+        version: VERSION,
+        socket: config.socket,
+        db: config.db,
+        stateRoot: config.stateRoot,
+        fdLimit,
+      },
+    );
+    const statusTimer = setInterval(() => notifier.status(status()), 10_000);
+    Deno.unrefTimer(statusTimer);
+
+    const signal = await waitForTermination();
+    log.info("{signal} received: shutting down", { signal });
+    clearInterval(statusTimer);
+    await notifier.stopping("shutting down");
+    return 0;
+  } catch (error) {
+    log.fatal("reaperd cannot run: {error}", {
+      error: error instanceof Error ? error.message : String(error),
+    });
+    return 1;
+  } finally {
+    stopWatchdog();
+    await server?.shutdown().catch(() => {});
+    await service?.close().catch((e) => log.error("shutdown: {error}", { error: String(e) }));
+    kv?.close();
+    lock.release();
+    notifier.close();
+  }
+}
+
+function waitForTermination(): Promise<Deno.Signal> {
+  return new Promise((resolve) => {
+    const signals: Deno.Signal[] = ["SIGTERM", "SIGINT"];
+    const handlers = signals.map((signal) => {
+      const handler = () => {
+        for (const [s, h] of handlers) Deno.removeSignalListener(s, h);
+        resolve(signal);
+      };
+      Deno.addSignalListener(signal, handler);
+      return [signal, handler] as const;
+    });
+  });
+}
