@@ -125,7 +125,7 @@ export class TestDaemon {
     body?: unknown,
   ): Promise<{ status: number; body: unknown; text: string }> {
     this.#client ??= Deno.createHttpClient({ proxy: { transport: "unix", path: this.socket } });
-    const res = await fetch(`http://reaperd${path}`, {
+    const res = await fetch(`http://127.0.0.1${path}`, {
       method,
       client: this.#client,
       headers: body === undefined ? {} : { "content-type": "application/json" },

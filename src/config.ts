@@ -1,0 +1,569 @@
+/**
+ * reaperd's configuration: defaults, the JSON config file, and the command-line overrides, in
+ * that order of precedence (flags win). Also the validators for container ids, runtime names
+ * and absolute paths that every surface (config, socket API, CLI) shares, so that "valid" means
+ * the same thing everywhere.
+ *
+ * Every error names the key or flag it is about, in one line, because an operator reading a
+ * journal line must be able to fix the file without reading code.
+ *
+ * @module
+ */
+
+/** Log levels, lowest first (the names @logtape/logtape uses). */
+export const LOG_LEVELS = ["trace", "debug", "info", "warning", "error", "fatal"] as const;
+
+/** One of {@linkcode LOG_LEVELS}. */
+export type LogLevel = typeof LOG_LEVELS[number];
+
+/** How to call one OCI runtime (runc, crun, kata…). */
+export interface RuntimeConfig {
+  /** Absolute path of the runtime's binary. */
+  path: string;
+  /** Arguments put before every command (before `--root`), e.g. a `--config` for kata. */
+  args: string[];
+  /**
+   * Whether cleanup passes `--root <stateDir>/<name>`; when absent, true except for runtimes
+   * whose name starts with "kata" (as in iSulad).
+   */
+  root?: boolean;
+}
+
+/** The garbage collector's knobs. */
+export interface GcConfig {
+  /** Cleanups run at the same time at most. */
+  concurrency: number;
+  /** First retry delay (ms); doubles per failed attempt, with jitter. */
+  backoffBaseMs: number;
+  /** Retry delay cap (ms). */
+  backoffMaxMs: number;
+  /** A cleanup step that runs longer than this (ms) is killed and counts as failed. */
+  stepTimeoutMs: number;
+}
+
+/** The whole configuration, with every default filled in. */
+export interface Config {
+  /** Absolute path of the API's unix socket. */
+  socket: string;
+  /** Absolute path of the Deno KV database file. */
+  db: string;
+  /** Absolute path under which container state dirs live: `<stateRoot>/<runtime>/<id>`. */
+  stateRoot: string;
+  /** Runtime name → how to call it. */
+  runtimes: Record<string, RuntimeConfig>;
+  /** Garbage collector knobs. */
+  gc: GcConfig;
+  /** A FIFO read end held by create-fifo but never armed by monitor is released after this (ms). */
+  heldFifoTimeoutMs: number;
+  /** The event log keeps at most this many entries (oldest dropped first). */
+  eventLogMax: number;
+  /** Lowest level that is logged. */
+  logLevel: LogLevel;
+  /** The config file that was read, or null when none was. */
+  source: string | null;
+}
+
+/** Values given on the command line (or by a caller); they win over the file. */
+export interface ConfigOverrides {
+  socket?: string;
+  db?: string;
+  stateRoot?: string;
+  logLevel?: LogLevel;
+}
+
+/** What {@linkcode loadConfig} and {@linkcode defaultConfig} look at, injectable for tests. */
+export interface ConfigEnvironment {
+  /** The user id the daemon runs as (0 = root). */
+  uid: number;
+  /** Reads an environment variable. */
+  getEnv(name: string): string | undefined;
+  /** Finds an executable by name in the usual system dirs; null when absent. */
+  lookPath(name: string): string | null;
+}
+
+/** Options of {@linkcode loadConfig}. */
+export interface LoadConfigOptions {
+  /** Config file; when absent, `$REAPERD_CONFIG`, then the default file if it exists. */
+  file?: string;
+  /** Values from flags, which win over the file. */
+  overrides?: ConfigOverrides;
+  /** Defaults to the real process environment. */
+  env?: ConfigEnvironment;
+}
+
+/** A config problem: the message is one line naming the file and key (or flag). */
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ConfigError";
+  }
+}
+
+/** Bad input: the message is one line naming what was wrong and how. */
+export class ValidationError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ValidationError";
+  }
+}
+
+/** Where `runc` and friends are looked for, in this order. */
+export const RUNTIME_SEARCH_DIRS: readonly string[] = [
+  "/usr/sbin",
+  "/usr/bin",
+  "/usr/local/sbin",
+  "/usr/local/bin",
+  "/sbin",
+  "/bin",
+];
+
+/** Runtimes configured by default (name → binary name), kept only when the binary is found. */
+export const DEFAULT_RUNTIME_BINARIES: Readonly<Record<string, string>> = {
+  runc: "runc",
+  crun: "crun",
+  kata: "kata-runtime",
+};
+
+/** The GC defaults (DESIGN.md §5). */
+export const DEFAULT_GC: Readonly<GcConfig> = {
+  concurrency: 8,
+  backoffBaseMs: 500,
+  backoffMaxMs: 60_000,
+  stepTimeoutMs: 30_000,
+};
+
+/** Longest path a unix socket can bind: sun_path is 108 bytes with the final NUL. */
+export const MAX_SOCKET_PATH_BYTES = 107;
+/** Longest path accepted anywhere (PATH_MAX is 4096 with the final NUL). */
+export const MAX_PATH_BYTES = 4095;
+/** Longest container id. */
+export const MAX_ID_LENGTH = 256;
+/** Longest runtime name. */
+export const MAX_RUNTIME_NAME_LENGTH = 64;
+
+const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
+const encoder = new TextEncoder();
+
+/** Shows an offending value in an error without letting a 10,000-char value flood the line. */
+export function showValue(value: unknown): string {
+  let text: string;
+  if (value === undefined) return "nothing";
+  try {
+    text = JSON.stringify(value) ?? String(value);
+  } catch {
+    text = String(value);
+  }
+  return text.length > 80 ? `${text.slice(0, 60)}…(${text.length} chars)` : text;
+}
+
+/**
+ * Why `value` is not a valid container id, or null when it is. Valid: 1–256 characters of
+ * `[A-Za-z0-9_.-]`, starting with a letter or digit, never containing `..`. Ids become path
+ * components (`<stateRoot>/<runtime>/<id>`) and runtime arguments, so nothing that could
+ * climb a directory or smuggle a flag gets in.
+ */
+export function idProblem(value: unknown): string | null {
+  if (typeof value !== "string") return `must be a string, got ${showValue(value)}`;
+  if (value.length === 0) return "must not be empty";
+  if (value.length > MAX_ID_LENGTH) {
+    return `must be at most ${MAX_ID_LENGTH} characters, got ${value.length}`;
+  }
+  if (!ID_RE.test(value)) {
+    return `must be letters, digits, '_', '.' or '-', starting with a letter or digit, got ${
+      showValue(value)
+    }`;
+  }
+  if (value.includes("..")) return `must not contain "..", got ${showValue(value)}`;
+  return null;
+}
+
+/**
+ * Returns `value` as a container id, or throws a {@linkcode ValidationError} naming `what`.
+ *
+ * @example
+ * ```ts
+ * import { validateId } from "./config.ts";
+ * validateId("web-1"); // "web-1"
+ * try { validateId("../etc"); } catch (e) { console.assert(e instanceof Error); }
+ * ```
+ */
+export function validateId(value: unknown, what = "id"): string {
+  const problem = idProblem(value);
+  if (problem !== null) throw new ValidationError(`${what} ${problem}`);
+  return value as string;
+}
+
+/** Why `value` is not a valid runtime name (same alphabet as ids, at most 64), or null. */
+export function runtimeNameProblem(value: unknown): string | null {
+  if (typeof value === "string" && value.length > MAX_RUNTIME_NAME_LENGTH) {
+    return `must be at most ${MAX_RUNTIME_NAME_LENGTH} characters, got ${value.length}`;
+  }
+  return idProblem(value);
+}
+
+/** Returns `value` as a runtime name, or throws a {@linkcode ValidationError} naming `what`. */
+export function validateRuntimeName(value: unknown, what = "runtime"): string {
+  const problem = runtimeNameProblem(value);
+  if (problem !== null) throw new ValidationError(`${what} ${problem}`);
+  return value as string;
+}
+
+/**
+ * Why `value` is not an acceptable absolute path, or null. Accepted: a string starting with
+ * `/`, without NUL or control characters, without `.` or `..` components (a path the daemon
+ * may remove must mean what it says), at most 4095 bytes.
+ */
+export function absolutePathProblem(value: unknown, maxBytes = MAX_PATH_BYTES): string | null {
+  if (typeof value !== "string") return `must be a string, got ${showValue(value)}`;
+  if (!value.startsWith("/")) return `must be an absolute path, got ${showValue(value)}`;
+  // deno-lint-ignore no-control-regex
+  if (/[\u0000-\u001f\u007f]/.test(value)) {
+    return `must not contain NUL or control characters, got ${showValue(value)}`;
+  }
+  if (value.split("/").some((part) => part === "." || part === "..")) {
+    return `must not contain "." or ".." components, got ${showValue(value)}`;
+  }
+  const bytes = encoder.encode(value).length;
+  if (bytes > maxBytes) return `must be at most ${maxBytes} bytes, got ${bytes}`;
+  return null;
+}
+
+/**
+ * Returns `value` as an absolute path, or throws a {@linkcode ValidationError} naming `what`.
+ *
+ * @example
+ * ```ts
+ * import { validateAbsolutePath } from "./config.ts";
+ * validateAbsolutePath("/var/run/isulad", "stateRoot"); // "/var/run/isulad"
+ * ```
+ */
+export function validateAbsolutePath(value: unknown, what = "path", maxBytes?: number): string {
+  const problem = absolutePathProblem(value, maxBytes);
+  if (problem !== null) throw new ValidationError(`${what} ${problem}`);
+  return value as string;
+}
+
+/** True when `path` names an executable regular file. */
+function isExecutable(path: string): boolean {
+  try {
+    const st = Deno.statSync(path);
+    return st.isFile && st.mode !== null && (st.mode & 0o111) !== 0;
+  } catch {
+    return false;
+  }
+}
+
+/** Finds `name` in {@linkcode RUNTIME_SEARCH_DIRS}; null when it is in none of them. */
+export function lookPath(
+  name: string,
+  dirs: readonly string[] = RUNTIME_SEARCH_DIRS,
+): string | null {
+  for (const dir of dirs) {
+    const candidate = `${dir}/${name}`;
+    if (isExecutable(candidate)) return candidate;
+  }
+  return null;
+}
+
+function currentUid(): number {
+  try {
+    return Deno.uid() ?? 0;
+  } catch {
+    // Without --allow-sys the uid is unknown: assume the system service, the common case.
+    return 0;
+  }
+}
+
+function readEnv(name: string): string | undefined {
+  try {
+    return Deno.env.get(name);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The real process environment. */
+export function processEnvironment(): ConfigEnvironment {
+  return { uid: currentUid(), getEnv: readEnv, lookPath: (name) => lookPath(name) };
+}
+
+function runtimeDir(env: ConfigEnvironment): string {
+  const xdg = env.getEnv("XDG_RUNTIME_DIR");
+  return xdg !== undefined && xdg.startsWith("/") ? xdg : `/run/user/${env.uid}`;
+}
+
+function stateHome(env: ConfigEnvironment): string {
+  const xdg = env.getEnv("XDG_STATE_HOME");
+  if (xdg !== undefined && xdg.startsWith("/")) return xdg;
+  const home = env.getEnv("HOME");
+  if (home === undefined || !home.startsWith("/")) {
+    throw new ConfigError("HOME is not set to an absolute path: pass --db");
+  }
+  return `${home}/.local/state`;
+}
+
+/**
+ * The socket a client talks to when given no `--socket`: `$REAPERD_SOCKET`, else the daemon's
+ * default for this user (`/run/reaperd/reaperd.sock` as root).
+ */
+export function defaultSocketPath(env: ConfigEnvironment = processEnvironment()): string {
+  const fromEnv = env.getEnv("REAPERD_SOCKET");
+  if (fromEnv !== undefined && fromEnv !== "") return fromEnv;
+  return env.uid === 0 ? "/run/reaperd/reaperd.sock" : `${runtimeDir(env)}/reaperd/reaperd.sock`;
+}
+
+/** The config file read when none is named: it is fine for it not to exist. */
+export function defaultConfigFile(env: ConfigEnvironment = processEnvironment()): string {
+  if (env.uid === 0) return "/etc/reaperd/reaperd.json";
+  const xdg = env.getEnv("XDG_CONFIG_HOME");
+  if (xdg !== undefined && xdg.startsWith("/")) return `${xdg}/reaperd/reaperd.json`;
+  return `${env.getEnv("HOME") ?? ""}/.config/reaperd/reaperd.json`;
+}
+
+/**
+ * The configuration used when no file says otherwise (DESIGN.md §8). Runtimes are the ones
+ * among runc, crun and kata-runtime whose binary is found now.
+ */
+export function defaultConfig(env: ConfigEnvironment = processEnvironment()): Config {
+  const root = env.uid === 0;
+  const runtimes: Record<string, RuntimeConfig> = {};
+  for (const [name, binary] of Object.entries(DEFAULT_RUNTIME_BINARIES)) {
+    const path = env.lookPath(binary);
+    if (path !== null) runtimes[name] = { path, args: [] };
+  }
+  return {
+    socket: root ? "/run/reaperd/reaperd.sock" : `${runtimeDir(env)}/reaperd/reaperd.sock`,
+    db: root ? "/var/lib/reaperd/reaperd.db" : `${stateHome(env)}/reaperd/reaperd.db`,
+    stateRoot: root ? "/var/run/isulad" : `${runtimeDir(env)}/isulad`,
+    runtimes,
+    gc: { ...DEFAULT_GC },
+    heldFifoTimeoutMs: 60_000,
+    eventLogMax: 100_000,
+    logLevel: "info",
+    source: null,
+  };
+}
+
+type Obj = Record<string, unknown>;
+
+function isObject(value: unknown): value is Obj {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/** Checks one file's worth of keys; `fail` builds the error with the file name in front. */
+class FileChecker {
+  constructor(readonly fail: (key: string, problem: string) => ConfigError) {}
+
+  noUnknownKeys(obj: Obj, known: readonly string[], prefix: string): void {
+    for (const key of Object.keys(obj)) {
+      if (!known.includes(key)) {
+        throw this.fail(
+          `${prefix}${key}`,
+          `is not a known key (known: ${known.join(", ")})`,
+        );
+      }
+    }
+  }
+
+  path(value: unknown, key: string, maxBytes?: number): string {
+    const problem = absolutePathProblem(value, maxBytes);
+    if (problem !== null) throw this.fail(key, problem);
+    return value as string;
+  }
+
+  positiveInt(value: unknown, key: string): number {
+    if (typeof value !== "number" || !Number.isSafeInteger(value) || value <= 0) {
+      throw this.fail(key, `must be a positive integer, got ${showValue(value)}`);
+    }
+    return value;
+  }
+
+  logLevel(value: unknown, key: string): LogLevel {
+    if (typeof value !== "string" || !(LOG_LEVELS as readonly string[]).includes(value)) {
+      throw this.fail(key, `must be one of ${LOG_LEVELS.join(", ")}, got ${showValue(value)}`);
+    }
+    return value as LogLevel;
+  }
+
+  runtime(value: unknown, key: string): RuntimeConfig {
+    if (!isObject(value)) {
+      throw this.fail(
+        key,
+        `must be an object like {"path": "/usr/sbin/runc"}, got ${showValue(value)}`,
+      );
+    }
+    this.noUnknownKeys(value, ["path", "args", "root"], `${key}.`);
+    if (value.path === undefined) throw this.fail(`${key}.path`, "is required");
+    const path = this.path(value.path, `${key}.path`);
+    const args = value.args ?? [];
+    if (!Array.isArray(args) || !args.every((a) => typeof a === "string")) {
+      throw this.fail(`${key}.args`, `must be an array of strings, got ${showValue(args)}`);
+    }
+    if (args.some((a) => a.includes("\0"))) {
+      throw this.fail(`${key}.args`, "must not contain NUL characters");
+    }
+    const out: RuntimeConfig = { path, args: [...args] };
+    if (value.root !== undefined) {
+      if (typeof value.root !== "boolean") {
+        throw this.fail(`${key}.root`, `must be true or false, got ${showValue(value.root)}`);
+      }
+      out.root = value.root;
+    }
+    return out;
+  }
+}
+
+const TOP_KEYS = [
+  "socket",
+  "db",
+  "stateRoot",
+  "runtimes",
+  "gc",
+  "heldFifoTimeoutMs",
+  "eventLogMax",
+  "logLevel",
+] as const;
+const GC_KEYS = ["concurrency", "backoffBaseMs", "backoffMaxMs", "stepTimeoutMs"] as const;
+
+/**
+ * Applies the JSON text of a config file on top of `base` and returns the result. `source`
+ * names the file in errors. In `runtimes`, each entry replaces the default of the same name,
+ * and `null` removes it.
+ *
+ * @example
+ * ```ts
+ * import { defaultConfig, parseConfig } from "./config.ts";
+ * const env = { uid: 0, getEnv: () => undefined, lookPath: () => null };
+ * const c = parseConfig('{"gc": {"concurrency": 4}}', "/etc/reaperd.json", defaultConfig(env));
+ * console.assert(c.gc.concurrency === 4);
+ * ```
+ */
+export function parseConfig(text: string, source: string, base: Config): Config {
+  const fail = (key: string, problem: string) =>
+    new ConfigError(`config ${source}: ${key} ${problem}`);
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch (e) {
+    throw new ConfigError(`config ${source}: not valid JSON: ${oneLine(errorMessage(e))}`);
+  }
+  if (!isObject(data)) {
+    throw new ConfigError(`config ${source}: must be a JSON object, got ${showValue(data)}`);
+  }
+  const check = new FileChecker(fail);
+  check.noUnknownKeys(data, TOP_KEYS, "");
+  const out: Config = {
+    ...base,
+    runtimes: { ...base.runtimes },
+    gc: { ...base.gc },
+    source,
+  };
+  if (data.socket !== undefined) {
+    out.socket = check.path(data.socket, "socket", MAX_SOCKET_PATH_BYTES);
+  }
+  if (data.db !== undefined) out.db = check.path(data.db, "db");
+  if (data.stateRoot !== undefined) out.stateRoot = check.path(data.stateRoot, "stateRoot");
+  if (data.runtimes !== undefined) {
+    if (!isObject(data.runtimes)) {
+      throw fail(
+        "runtimes",
+        `must be an object mapping names to {"path": …}, got ${showValue(data.runtimes)}`,
+      );
+    }
+    for (const [name, value] of Object.entries(data.runtimes)) {
+      const problem = runtimeNameProblem(name);
+      if (problem !== null) throw fail(`runtimes[${showValue(name)}]`, `name ${problem}`);
+      if (value === null) {
+        delete out.runtimes[name];
+      } else {
+        out.runtimes[name] = check.runtime(value, `runtimes.${name}`);
+      }
+    }
+  }
+  if (data.gc !== undefined) {
+    if (!isObject(data.gc)) throw fail("gc", `must be an object, got ${showValue(data.gc)}`);
+    check.noUnknownKeys(data.gc, GC_KEYS, "gc.");
+    for (const key of GC_KEYS) {
+      if (data.gc[key] !== undefined) out.gc[key] = check.positiveInt(data.gc[key], `gc.${key}`);
+    }
+  }
+  if (data.heldFifoTimeoutMs !== undefined) {
+    out.heldFifoTimeoutMs = check.positiveInt(data.heldFifoTimeoutMs, "heldFifoTimeoutMs");
+  }
+  if (data.eventLogMax !== undefined) {
+    out.eventLogMax = check.positiveInt(data.eventLogMax, "eventLogMax");
+  }
+  if (data.logLevel !== undefined) out.logLevel = check.logLevel(data.logLevel, "logLevel");
+  if (out.gc.backoffMaxMs < out.gc.backoffBaseMs) {
+    throw fail(
+      "gc.backoffMaxMs",
+      `must be at least gc.backoffBaseMs (${out.gc.backoffBaseMs}), got ${out.gc.backoffMaxMs}`,
+    );
+  }
+  return out;
+}
+
+/** Applies flag values on top of `config`; errors name the flag. */
+export function applyOverrides(config: Config, overrides: ConfigOverrides): Config {
+  const out: Config = { ...config };
+  const flag = (value: unknown, name: string, maxBytes?: number): string => {
+    const problem = absolutePathProblem(value, maxBytes);
+    if (problem !== null) throw new ConfigError(`${name} ${problem}`);
+    return value as string;
+  };
+  if (overrides.socket !== undefined) {
+    out.socket = flag(overrides.socket, "--socket", MAX_SOCKET_PATH_BYTES);
+  }
+  if (overrides.db !== undefined) out.db = flag(overrides.db, "--db");
+  if (overrides.stateRoot !== undefined) {
+    out.stateRoot = flag(overrides.stateRoot, "--state-root");
+  }
+  if (overrides.logLevel !== undefined) {
+    if (!(LOG_LEVELS as readonly string[]).includes(overrides.logLevel)) {
+      throw new ConfigError(
+        `--log-level must be one of ${LOG_LEVELS.join(", ")}, got ${showValue(overrides.logLevel)}`,
+      );
+    }
+    out.logLevel = overrides.logLevel;
+  }
+  return out;
+}
+
+/**
+ * Builds the daemon's configuration: defaults, then the config file, then `$REAPERD_SOCKET`,
+ * then the overrides. The file is `options.file`, else `$REAPERD_CONFIG`, else the default
+ * file ({@linkcode defaultConfigFile}) when it exists. Throws {@linkcode ConfigError}.
+ */
+export async function loadConfig(options: LoadConfigOptions = {}): Promise<Config> {
+  const env = options.env ?? processEnvironment();
+  let config = defaultConfig(env);
+  const named = options.file ?? env.getEnv("REAPERD_CONFIG");
+  const explicit = named !== undefined && named !== "";
+  const file = explicit ? named : defaultConfigFile(env);
+  let text: string | null = null;
+  try {
+    text = await Deno.readTextFile(file);
+  } catch (e) {
+    // Only the default file may be absent: a file someone named must exist.
+    if (explicit || !(e instanceof Deno.errors.NotFound)) {
+      throw new ConfigError(`config ${file}: cannot read: ${oneLine(errorMessage(e))}`);
+    }
+  }
+  if (text !== null) config = parseConfig(text, file, config);
+  const envSocket = env.getEnv("REAPERD_SOCKET");
+  if (envSocket !== undefined && envSocket !== "") {
+    const problem = absolutePathProblem(envSocket, MAX_SOCKET_PATH_BYTES);
+    if (problem !== null) throw new ConfigError(`REAPERD_SOCKET ${problem}`);
+    config.socket = envSocket;
+  }
+  return applyOverrides(config, options.overrides ?? {});
+}
+
+function errorMessage(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+/** Folds a message onto one line: a journal line must not be split. */
+export function oneLine(text: string): string {
+  return text.replace(/\s*[\r\n]+\s*/g, " ").trim();
+}

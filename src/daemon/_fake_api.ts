@@ -1,0 +1,254 @@
+/**
+ * An in-memory {@linkcode ReaperApi} for testing the HTTP layer and the CLI without the real
+ * daemon: records, GC entries and events in maps, exits triggered by the test.
+ *
+ * @module
+ */
+
+import type { ContainerRecord, ExitStatus, ReaperEvent } from "../types.ts";
+import {
+  ApiError,
+  type CreateFifoRequest,
+  type CreateFifoResponse,
+  type GcAddRequest,
+  type GcStatus,
+  type Health,
+  type MonitorRequest,
+  type ReaperApi,
+} from "./api.ts";
+
+/** A ReaperApi that keeps everything in memory; `exit()` plays the shim. */
+export class FakeApi implements ReaperApi {
+  readonly records = new Map<string, ContainerRecord>();
+  readonly gc = new Map<string, GcStatus>();
+  readonly log: ReaperEvent[] = [];
+  readonly runtimes = new Set(["runc", "crun"]);
+  /** Methods that throw a plain Error (a bug, for the 500 path). */
+  readonly broken = new Set<string>();
+  /** How many waitForEvents calls are pending right now. */
+  pendingEventWaits = 0;
+  /** How many wait calls are pending right now. */
+  pendingWaits = 0;
+  #listeners = new Set<() => void>();
+
+  #notify(): void {
+    for (const l of [...this.#listeners]) l();
+  }
+
+  #changed(): Promise<void> {
+    return new Promise((resolve) => {
+      const l = () => {
+        this.#listeners.delete(l);
+        resolve();
+      };
+      this.#listeners.add(l);
+    });
+  }
+
+  #check(method: string): void {
+    if (this.broken.has(method)) throw new Error(`${method} exploded\nwith a second line`);
+  }
+
+  #event(kind: ReaperEvent["kind"], record: ContainerRecord, detail = {}): void {
+    this.log.push({
+      seq: this.log.length + 1,
+      kind,
+      id: record.id,
+      at: Date.now(),
+      state: record.state,
+      detail,
+    });
+    this.#notify();
+  }
+
+  #get(id: string): ContainerRecord {
+    const r = this.records.get(id);
+    if (r === undefined) throw new ApiError(404, `no such container: ${id}`);
+    return r;
+  }
+
+  createFifo(req: CreateFifoRequest): Promise<CreateFifoResponse> {
+    this.#check("createFifo");
+    return Promise.resolve({ fifo: `${req.stateDir}/exit_fifo` });
+  }
+
+  monitor(req: MonitorRequest): Promise<ContainerRecord> {
+    this.#check("monitor");
+    if (!this.runtimes.has(req.runtime)) {
+      return Promise.reject(new ApiError(400, `unknown runtime ${req.runtime}`));
+    }
+    const now = Date.now();
+    const record: ContainerRecord = {
+      id: req.id,
+      name: req.name ?? req.id,
+      runtime: req.runtime,
+      stateDir: req.stateDir,
+      pid: req.pid,
+      startTime: req.startTime ?? 1000,
+      ppid: req.ppid,
+      pStartTime: req.pStartTime ?? 999,
+      mounts: req.mounts ?? [],
+      paths: req.paths ?? [],
+      state: "running",
+      exit: null,
+      createdAt: now,
+      updatedAt: now,
+    };
+    this.records.set(req.id, record);
+    this.#event("monitor", record);
+    return Promise.resolve(record);
+  }
+
+  /** Records an exit, as the supervisor would when the shim writes the status. */
+  exit(id: string, code: number | null, state: ContainerRecord["state"] = "stopped"): void {
+    const record = this.#get(id);
+    const exit: ExitStatus = {
+      code,
+      signal: code !== null && code > 128 ? code - 128 : null,
+      known: code !== null,
+      reason: code === null ? "the shim died without writing a status" : `exited with ${code}`,
+      at: Date.now(),
+    };
+    record.exit = exit;
+    record.state = state;
+    record.updatedAt = Date.now();
+    this.#event("exit", record, { exit });
+  }
+
+  inspect(id: string): Promise<ContainerRecord> {
+    this.#check("inspect");
+    return Promise.resolve(this.#get(id));
+  }
+
+  list(): Promise<ContainerRecord[]> {
+    try {
+      this.#check("list");
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return Promise.resolve([...this.records.values()]);
+  }
+
+  async wait(id: string, timeoutMs: number, signal?: AbortSignal): Promise<ContainerRecord> {
+    const record = this.#get(id);
+    if (record.exit !== null) return record;
+    this.pendingWaits++;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let onAbort: (() => void) | undefined;
+    try {
+      await Promise.race([
+        (async () => {
+          while (record.exit === null) await this.#changed();
+        })(),
+        new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, timeoutMs);
+        }),
+        new Promise<void>((_, reject) => {
+          onAbort = () => reject(new DOMException("aborted", "AbortError"));
+          if (signal?.aborted) onAbort();
+          signal?.addEventListener("abort", onAbort);
+        }),
+      ]);
+      return record;
+    } finally {
+      this.pendingWaits--;
+      clearTimeout(timer);
+      if (onAbort) signal?.removeEventListener("abort", onAbort);
+      // Release the pending #changed() waiter so no promise is left behind.
+      this.#notify();
+    }
+  }
+
+  gcAdd(req: GcAddRequest): Promise<GcStatus> {
+    this.#check("gcAdd");
+    const now = Date.now();
+    const record: ContainerRecord = this.records.get(req.id) ?? {
+      id: req.id,
+      name: req.id,
+      runtime: req.runtime,
+      stateDir: req.stateDir ?? `/var/run/isulad/${req.runtime}/${req.id}`,
+      pid: req.pid,
+      startTime: req.startTime ?? 0,
+      ppid: req.ppid,
+      pStartTime: req.pStartTime ?? 0,
+      mounts: req.mounts ?? [],
+      paths: req.paths ?? [],
+      state: "gc",
+      exit: null,
+      createdAt: now,
+      updatedAt: now,
+    };
+    record.state = "gc";
+    this.records.set(req.id, record);
+    const status: GcStatus = {
+      record,
+      entry: {
+        id: req.id,
+        addedAt: now,
+        attempts: 0,
+        nextAttemptAt: now,
+        lastStep: null,
+        lastError: null,
+        stderrTail: "",
+        procState: null,
+      },
+    };
+    this.gc.set(req.id, status);
+    this.#event("gc", record);
+    return Promise.resolve(status);
+  }
+
+  gcList(): Promise<GcStatus[]> {
+    return Promise.resolve([...this.gc.values()]);
+  }
+
+  gcStatus(id: string): Promise<GcStatus> {
+    const s = this.gc.get(id);
+    if (s === undefined) return Promise.reject(new ApiError(404, `container ${id} is not in GC`));
+    return Promise.resolve(s);
+  }
+
+  events(since: number, limit: number): Promise<ReaperEvent[]> {
+    return Promise.resolve(this.log.filter((e) => e.seq > since).slice(0, limit));
+  }
+
+  async waitForEvents(since: number, signal: AbortSignal): Promise<void> {
+    this.pendingEventWaits++;
+    let onAbort: (() => void) | undefined;
+    try {
+      await Promise.race([
+        (async () => {
+          while (this.log.length === 0 || this.log[this.log.length - 1]!.seq <= since) {
+            await this.#changed();
+          }
+        })(),
+        new Promise<void>((_, reject) => {
+          onAbort = () => reject(new DOMException("aborted", "AbortError"));
+          if (signal.aborted) onAbort();
+          signal.addEventListener("abort", onAbort);
+        }),
+      ]);
+    } finally {
+      this.pendingEventWaits--;
+      if (onAbort) signal.removeEventListener("abort", onAbort);
+      this.#notify();
+    }
+  }
+
+  health(): Health {
+    return {
+      status: "ok",
+      reasons: [],
+      monitored: [...this.records.values()].filter((r) => r.state === "running").length,
+      held: 0,
+      gc: this.gc.size,
+      pendingWrites: 0,
+      uptimeSeconds: 1,
+      version: "test",
+    };
+  }
+
+  metrics(): string {
+    return "# TYPE reaperd_monitored gauge\nreaperd_monitored 0";
+  }
+}
