@@ -5,20 +5,11 @@
 import assert from "node:assert/strict";
 import { type RunningShim, startShim, stopShim } from "./fixtures/shim.ts";
 import { TestDaemon } from "./support/daemon.ts";
+import { until } from "./support/poll.ts";
 
 /** A container that runs until the file `go` appears in its state dir, then exits `code`. */
 function untilGo(code: number): string[] {
   return ["sh", "-c", `while [ ! -e go ]; do sleep 0.02; done; exit ${code}`];
-}
-
-async function poll<T>(what: string, fn: () => Promise<T | null>, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await fn();
-    if (value !== null) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 interface Inspected {
@@ -34,7 +25,7 @@ async function inspect(d: TestDaemon, id: string): Promise<Inspected> {
 }
 
 function stopped(d: TestDaemon, id: string): Promise<Inspected> {
-  return poll(`${id} stopped`, async () => {
+  return until(`${id} stopped`, async () => {
     const r = await inspect(d, id);
     return r.state === "stopped" ? r : null;
   });
@@ -207,7 +198,7 @@ Deno.test("reaperd tells systemd READY=1 after restore and repeats WATCHDOG=1", 
       }
     })();
     d = await TestDaemon.start({ env: { NOTIFY_SOCKET: path, WATCHDOG_USEC: "200000" } });
-    await poll("READY=1 and two WATCHDOG=1", () => {
+    await until("READY=1 and two WATCHDOG=1", () => {
       const ready = messages.findIndex((m) => m.split("\n").includes("READY=1"));
       const dogs = messages.filter((m) => m.split("\n").includes("WATCHDOG=1")).length;
       return Promise.resolve(ready >= 0 && dogs >= 2 ? true : null);
@@ -215,7 +206,7 @@ Deno.test("reaperd tells systemd READY=1 after restore and repeats WATCHDOG=1", 
     const readyMessage = messages.find((m) => m.includes("READY=1"))!;
     assert.match(readyMessage, /STATUS=ok: 0 monitored, 0 in GC/);
     await d.stop("SIGTERM");
-    await poll(
+    await until(
       "STOPPING=1",
       () => Promise.resolve(messages.some((m) => m.includes("STOPPING=1")) || null),
     );

@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { fakeRuntime, type RunningShim, startShim, stopShim } from "./fixtures/shim.ts";
 import { TestDaemon } from "./support/daemon.ts";
+import { until } from "./support/poll.ts";
 
 const BASE_MS = 200;
 const MAX_MS = 1600;
@@ -21,16 +22,6 @@ interface Event {
 async function events(d: TestDaemon, id: string): Promise<Event[]> {
   const res = await d.api("GET", "/v1/events");
   return res.text.trim().split("\n").map((l) => JSON.parse(l) as Event).filter((e) => e.id === id);
-}
-
-async function until<T>(what: string, fn: () => Promise<T | null>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== null) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 async function stateOf(d: TestDaemon, id: string): Promise<string> {

@@ -7,29 +7,8 @@
 
 import type { GcStatus, Health } from "../daemon/api.ts";
 import type { ContainerRecord, ExitStatus, ReaperEvent } from "../types.ts";
+import { signalName } from "../signal_names.ts";
 import { formatTable } from "./table.ts";
-
-const SIGNALS: Record<number, string> = {
-  1: "SIGHUP",
-  2: "SIGINT",
-  3: "SIGQUIT",
-  4: "SIGILL",
-  6: "SIGABRT",
-  7: "SIGBUS",
-  8: "SIGFPE",
-  9: "SIGKILL",
-  10: "SIGUSR1",
-  11: "SIGSEGV",
-  12: "SIGUSR2",
-  13: "SIGPIPE",
-  14: "SIGALRM",
-  15: "SIGTERM",
-};
-
-/** A signal's name ("SIGKILL"), or "signal N". */
-export function signalName(signal: number): string {
-  return SIGNALS[signal] ?? `signal ${signal}`;
-}
 
 /** "-" while running, "0", "137 (SIGKILL)", or "unknown". */
 export function exitText(exit: ExitStatus | null): string {

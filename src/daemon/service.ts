@@ -415,7 +415,17 @@ export class ReaperService implements ReaperApi {
   async wait(id: string, timeoutMs: number, signal?: AbortSignal): Promise<ContainerRecord> {
     const first = await this.inspect(id);
     if (first.state !== "running") return first;
-    await new Promise<void>((resolve) => {
+    await this.#untilEvent((e) => e.id === id && e.state !== "running", signal, timeoutMs);
+    return await this.inspect(id);
+  }
+
+  /** Resolves at the first committed event that matches, or on abort or timeout. */
+  #untilEvent(
+    matches: (event: ReaperEvent) => boolean,
+    signal?: AbortSignal,
+    timeoutMs?: number,
+  ): Promise<void> {
+    return new Promise((resolve) => {
       const done = () => {
         unsubscribe();
         clearTimeout(timer);
@@ -423,12 +433,11 @@ export class ReaperService implements ReaperApi {
         resolve();
       };
       const unsubscribe = this.#store.subscribe((event) => {
-        if (event.id === id && event.state !== "running") done();
+        if (matches(event)) done();
       });
-      const timer = setTimeout(done, timeoutMs);
+      const timer = timeoutMs === undefined ? undefined : setTimeout(done, timeoutMs);
       signal?.addEventListener("abort", done);
     });
-    return await this.inspect(id);
   }
 
   async gcAdd(req: GcAddRequest): Promise<GcStatus> {
@@ -478,17 +487,7 @@ export class ReaperService implements ReaperApi {
 
   waitForEvents(since: number, signal: AbortSignal): Promise<void> {
     if (this.#store.lastSeq > since || signal.aborted) return Promise.resolve();
-    return new Promise((resolve) => {
-      const done = () => {
-        unsubscribe();
-        signal.removeEventListener("abort", done);
-        resolve();
-      };
-      const unsubscribe = this.#store.subscribe((event) => {
-        if (event.seq > since) done();
-      });
-      signal.addEventListener("abort", done);
-    });
+    return this.#untilEvent((e) => e.seq > since, signal);
   }
 
   health(): Health {

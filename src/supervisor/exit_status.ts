@@ -6,32 +6,13 @@
  * @module
  */
 
+import { signalName } from "../signal_names.ts";
 import type { ExitStatus } from "../types.ts";
 
 /** The size of the status a shim writes. */
 export const STATUS_SIZE = 4;
 
 const littleEndian = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
-
-const signalNames: Record<number, string> = {
-  1: "SIGHUP",
-  2: "SIGINT",
-  3: "SIGQUIT",
-  4: "SIGILL",
-  6: "SIGABRT",
-  7: "SIGBUS",
-  8: "SIGFPE",
-  9: "SIGKILL",
-  10: "SIGUSR1",
-  11: "SIGSEGV",
-  12: "SIGUSR2",
-  13: "SIGPIPE",
-  14: "SIGALRM",
-  15: "SIGTERM",
-  24: "SIGXCPU",
-  25: "SIGXFSZ",
-  31: "SIGSYS",
-};
 
 /** The highest signal number Linux has (SIGRTMAX). */
 const MAX_SIGNAL = 64;
@@ -41,7 +22,7 @@ export function knownExit(code: number, at: number): ExitStatus {
   const signal = code > 128 && code <= 128 + MAX_SIGNAL ? code - 128 : null;
   const reason = signal === null
     ? `exited with code ${code}`
-    : `killed by signal ${signal} (${signalNames[signal] ?? `SIG${signal}`})`;
+    : `killed by signal ${signal} (${signalName(signal)})`;
   return { code, signal, known: true, reason, at };
 }
 
