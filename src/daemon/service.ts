@@ -246,6 +246,7 @@ export class ReaperService implements ReaperApi {
       }
       throw error;
     }
+    this.#storeWritable();
     this.#exitLatency.observe(Math.max(0, this.#now() - exit.at) / 1000);
     if (!recorded) {
       this.#log.debug("exit of {id} ignored: already recorded or another run", { id });
@@ -271,6 +272,11 @@ export class ReaperService implements ReaperApi {
     }
   }
 
+  /** A write went through: the store is no longer a reason to be degraded, unless exits wait. */
+  #storeWritable(): void {
+    if (this.#pending.size === 0) this.#storeProblem = null;
+  }
+
   async #flushPending(): Promise<void> {
     const reports = [...this.#pending.values()];
     this.#pending.clear();
@@ -283,8 +289,27 @@ export class ReaperService implements ReaperApi {
     }
   }
 
-  /** One cleanup right after the exit; failure hands the container to the collector. */
+  /**
+   * One cleanup right after the exit; failure hands the container to the collector. When the
+   * store cannot take the outcome, the whole step is tried again later (cleanup is idempotent),
+   * so a container never stays `stopping` while the daemon runs.
+   */
   async #cleanAfterExit(id: string): Promise<void> {
+    try {
+      await this.#cleanAfterExitOnce(id);
+    } catch (error) {
+      if (!(error instanceof StoreUnavailableError) || this.#closed) throw error;
+      this.#storeProblem = error.message;
+      this.#log.warn("cleanup of {id} could not be recorded, retrying: {error}", {
+        id,
+        error: error.message,
+      });
+      await new Promise((resolve) => setTimeout(resolve, PENDING_RETRY_MS));
+      if (!this.#closed) this.#track(this.#cleanAfterExit(id));
+    }
+  }
+
+  async #cleanAfterExitOnce(id: string): Promise<void> {
     await this.#acquireCleanSlot();
     try {
       const record = await this.#store.get(id);
@@ -293,6 +318,7 @@ export class ReaperService implements ReaperApi {
       this.#cleanups.inc({ result: outcome.ok ? "ok" : "failed" });
       if (outcome.ok) {
         await this.#store.markStopped(id);
+        this.#storeWritable();
         this.#log.info("cleaned up {id}", { id, runtime: record.runtime });
         return;
       }
