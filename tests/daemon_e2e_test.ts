@@ -222,3 +222,20 @@ Deno.test("reaperd tells systemd READY=1 after restore and repeats WATCHDOG=1", 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("reaperd refuses a state dir outside its state root: it could never be cleaned", async () => {
+  const d = await TestDaemon.start();
+  try {
+    const outside = await d.api("POST", "/v1/fifos", { stateDir: `${d.dir}/elsewhere/c1` });
+    assert.equal(outside.status, 400);
+    assert.match((outside.body as { error: string }).error, /not inside the state root/);
+    await assert.rejects(Deno.stat(`${d.dir}/elsewhere`), Deno.errors.NotFound, "nothing made");
+    const root = await d.api("POST", "/v1/fifos", { stateDir: d.stateRoot });
+    assert.equal(root.status, 400);
+    const cli = await d.cli("create-fifo", "/tmp/reaperd-not-the-root/c1");
+    assert.notEqual(cli.code, 0);
+    assert.match(cli.stderr, /not inside the state root/);
+  } finally {
+    await d.dispose();
+  }
+});

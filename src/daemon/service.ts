@@ -23,6 +23,7 @@ import {
 } from "../store/errors.ts";
 import type { Store } from "../store/store.ts";
 import { ExitFifoError, exitFifoName, openExitFifo } from "../supervisor/exit_fifo.ts";
+import { stateDirPathProblem } from "../runtime/state_dir.ts";
 import { HeldFifos } from "../supervisor/held_fifos.ts";
 import { type ExitReport, Supervisor } from "../supervisor/supervisor.ts";
 import * as libc from "../sys/libc.ts";
@@ -354,6 +355,7 @@ export class ReaperService implements ReaperApi {
 
   createFifo(req: CreateFifoRequest): Promise<CreateFifoResponse> {
     this.#open();
+    this.#checkStateDir(req.stateDir);
     try {
       return Promise.resolve({ fifo: this.#held.hold(req.stateDir) });
     } catch (error) {
@@ -365,6 +367,7 @@ export class ReaperService implements ReaperApi {
     this.#open();
     checkId(req.id);
     this.#checkRuntime(req.runtime);
+    this.#checkStateDir(req.stateDir);
     if (!isValidPid(req.pid)) {
       throw new ApiError(400, `pid must be a positive integer, got ${req.pid}`);
     }
@@ -470,6 +473,7 @@ export class ReaperService implements ReaperApi {
     this.#open();
     checkId(req.id);
     this.#checkRuntime(req.runtime);
+    if (req.stateDir !== undefined) this.#checkStateDir(req.stateDir);
     const startTime = req.startTime ??
       (isValidPid(req.pid) ? readProcStat(req.pid)?.startTime : undefined) ?? 0;
     const pStartTime = req.pStartTime ??
@@ -536,6 +540,12 @@ export class ReaperService implements ReaperApi {
 
   #open(): void {
     if (this.#closed) throw new ApiError(503, "reaperd is shutting down");
+  }
+
+  /** A state dir outside the state root could never be cleaned up: refuse it at the door. */
+  #checkStateDir(stateDir: string): void {
+    const problem = stateDirPathProblem(stateDir, this.#config.stateRoot);
+    if (problem !== null) throw new ApiError(400, problem);
   }
 
   #checkRuntime(runtime: string): void {
