@@ -21,7 +21,7 @@ import {
   StoreInputError,
   StoreUnavailableError,
 } from "../store/errors.ts";
-import type { Store } from "../store/store.ts";
+import { EXIT_BATCH, type ExitInput, type Store } from "../store/store.ts";
 import { ExitFifoError, exitFifoName, openExitFifo } from "../supervisor/exit_fifo.ts";
 import { stateDirPathProblem } from "../runtime/state_dir.ts";
 import { HeldFifos } from "../supervisor/held_fifos.ts";
@@ -39,6 +39,7 @@ import {
   type MonitorRequest,
   type ReaperApi,
 } from "./api.ts";
+import { Batcher } from "./batcher.ts";
 import { Counter, Gauge, Histogram, Registry } from "./metrics.ts";
 
 /** reaperd's version, reported on health. */
@@ -57,6 +58,7 @@ export interface ServiceParts {
 
 const RESTORED_GONE = "exited while reaperd was down";
 const PENDING_RETRY_MS = 1000;
+const RECORDING_PRIORITY_MS = 2000;
 
 /** The daemon's service. Create it, `restore()` it, serve it, `close()` it. */
 export class ReaperService implements ReaperApi {
@@ -73,6 +75,11 @@ export class ReaperService implements ReaperApi {
   readonly #pending = new Map<string, ExitReport>();
   #pendingTimer: ReturnType<typeof setTimeout> | null = null;
   #storeProblem: string | null = null;
+  /** Exits decoded together are committed together. */
+  readonly #exitWriter: Batcher<ExitInput, boolean>;
+  /** Exits being written to the store now; cleanups wait for them (see #recordingDrained). */
+  #recording = 0;
+  readonly #recordingWaiters: Array<() => void> = [];
   /** Exit-path cleanups in flight (bounded by the GC concurrency). */
   #cleaning = 0;
   readonly #cleanQueue: Array<() => void> = [];
@@ -104,6 +111,7 @@ export class ReaperService implements ReaperApi {
     this.#collector = parts.collector;
     this.#log = parts.log;
     this.#now = parts.now ?? Date.now;
+    this.#exitWriter = new Batcher(EXIT_BATCH, (items) => this.#store.recordExits(items));
     this.#startedAt = this.#now();
     this.#supervisor = new Supervisor({
       onExit: (report) => this.#track(this.#onExit(report)),
@@ -154,11 +162,15 @@ export class ReaperService implements ReaperApi {
     this.#supervisor.start();
     let monitored = 0;
     let exited = 0;
-    for (const record of await this.#store.list("running")) {
+    // Both lists are read before anything is re-armed: an exit decided while re-arming is
+    // recorded (running → stopping) and cleaned by its own exit path, so a later read of the
+    // stopping list would start a second, concurrent cleanup of the same container.
+    const running = await this.#store.list("running");
+    const stopping = await this.#store.list("stopping");
+    for (const record of running) {
       if (this.#rearm(record)) monitored++;
       else exited++;
     }
-    const stopping = await this.#store.list("stopping");
     for (const record of stopping) this.#track(this.#cleanAfterExit(record.id));
     this.#collector.start();
     return { monitored, exited, resumed: stopping.length };
@@ -233,19 +245,22 @@ export class ReaperService implements ReaperApi {
       { id, runtime: report.runtime, code: exit.code, known: exit.known, reason: exit.reason },
     );
     let recorded: boolean;
+    this.#recording++;
     try {
-      recorded = await this.#store.recordExit(
+      recorded = await this.#exitWriter.add({
         id,
-        report.pidInfo.pid,
-        report.pidInfo.startTime,
+        pid: report.pidInfo.pid,
+        startTime: report.pidInfo.startTime,
         exit,
-      );
+      });
     } catch (error) {
       if (error instanceof StoreUnavailableError) {
         this.#keepPending(report, error);
         return;
       }
       throw error;
+    } finally {
+      this.#recordingDone();
     }
     this.#storeWritable();
     this.#exitLatency.observe(Math.max(0, this.#now() - exit.at) / 1000);
@@ -255,6 +270,27 @@ export class ReaperService implements ReaperApi {
     }
     this.#exits.inc({ known: String(exit.known) });
     await this.#cleanAfterExit(id);
+  }
+
+  #recordingDone(): void {
+    if (--this.#recording > 0) return;
+    for (const wake of this.#recordingWaiters.splice(0)) wake();
+  }
+
+  /**
+   * Waits (at most RECORDING_PRIORITY_MS) until no exit is being recorded. Recording is what an
+   * exit's latency is measured by; cleanups spawn runtimes and would take the CPU from a burst
+   * of exits still waiting for their commit, so they start once the burst is durable.
+   */
+  #recordingDrained(): Promise<void> {
+    if (this.#recording === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, RECORDING_PRIORITY_MS);
+      this.#recordingWaiters.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
   }
 
   #keepPending(report: ExitReport, error: Error): void {
@@ -311,6 +347,7 @@ export class ReaperService implements ReaperApi {
   }
 
   async #cleanAfterExitOnce(id: string): Promise<void> {
+    await this.#recordingDrained();
     await this.#acquireCleanSlot();
     try {
       const record = await this.#store.get(id);
@@ -388,6 +425,8 @@ export class ReaperService implements ReaperApi {
         `ppid ${req.ppid} does not exist; give --pstart-time to monitor it anyway`,
       );
     }
+    checkIdentity("pid", req.pid, startTime, true);
+    if (req.ppid !== 0) checkIdentity("ppid", req.ppid, pStartTime, true);
     let fifo: string;
     let fd: number;
     try {
@@ -474,6 +513,10 @@ export class ReaperService implements ReaperApi {
     checkId(req.id);
     this.#checkRuntime(req.runtime);
     if (req.stateDir !== undefined) this.#checkStateDir(req.stateDir);
+    // A container handed to GC may name a pid reused since (cleanup then signals nothing), so
+    // only init is refused here.
+    checkIdentity("pid", req.pid, undefined, false);
+    checkIdentity("ppid", req.ppid, undefined, false);
     const startTime = req.startTime ??
       (isValidPid(req.pid) ? readProcStat(req.pid)?.startTime : undefined) ?? 0;
     const pStartTime = req.pStartTime ??
@@ -544,7 +587,8 @@ export class ReaperService implements ReaperApi {
 
   /** A state dir outside the state root could never be cleaned up: refuse it at the door. */
   #checkStateDir(stateDir: string): void {
-    const problem = stateDirPathProblem(stateDir, this.#config.stateRoot);
+    const problem = stateDirPathProblem(stateDir, this.#config.stateRoot) ??
+      symlinkBelowRoot(stateDir, this.#config.stateRoot);
     if (problem !== null) throw new ApiError(400, problem);
   }
 
@@ -553,6 +597,51 @@ export class ReaperService implements ReaperApi {
       const known = Object.keys(this.#config.runtimes).sort().join(", ") || "none";
       throw new ApiError(400, `unknown runtime ${JSON.stringify(runtime)} (configured: ${known})`);
     }
+  }
+}
+
+/**
+ * Why `stateDir` (already known to lie lexically inside `stateRoot`) cannot be used: a part of
+ * it below the root that exists but is a symlink or not a directory. Creating the dir, its
+ * FIFO, or opening the FIFO would otherwise go through the link to wherever it points, and
+ * cleanup would then refuse to remove it forever. Null when every existing part is a real dir.
+ */
+function symlinkBelowRoot(stateDir: string, stateRoot: string): string | null {
+  const root = stateRoot.replace(/\/+$/, "");
+  let path = root;
+  for (const part of stateDir.replace(/\/+$/, "").slice(root.length).split("/")) {
+    if (part === "") continue;
+    path = `${path}/${part}`;
+    let info: Deno.FileInfo;
+    try {
+      info = Deno.lstatSync(path);
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) return null;
+      return `state dir ${stateDir}: cannot inspect ${path}: ${(e as Error).message}`;
+    }
+    if (info.isSymlink) return `state dir ${stateDir}: ${path} is a symlink; refusing`;
+    if (!info.isDirectory) return `state dir ${stateDir}: ${path} is not a directory`;
+  }
+  return null;
+}
+
+/**
+ * Refuses pid 1 (init is never a container's process or shim, and cleanup signals both) and,
+ * with `live`, a pid that is alive now under another start time than `startTime`: the request
+ * names a process that is gone, whose pid now belongs to someone else.
+ */
+function checkIdentity(field: string, pid: number, startTime: number | undefined, live: boolean) {
+  if (pid === 1) {
+    throw new ApiError(400, `${field} 1 is init: never a container's process or shim`);
+  }
+  if (!live || startTime === undefined) return;
+  const now = readProcStat(pid);
+  if (now !== null && now.startTime !== startTime) {
+    throw new ApiError(
+      400,
+      `${field} ${pid} is alive with start time ${now.startTime}, not ${startTime}: ` +
+        "that is another process (a reused pid)",
+    );
   }
 }
 

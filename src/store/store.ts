@@ -168,6 +168,18 @@ export interface GcView {
   entry: GcEntry;
 }
 
+/** One exit for {@linkcode Store.recordExits}: what {@linkcode Store.recordExit} takes. */
+export interface ExitInput {
+  /** Container id. */
+  id: string;
+  /** The pid the exit was observed for. */
+  pid: number;
+  /** That process's start time. */
+  startTime: number;
+  /** How it exited. */
+  exit: ExitStatus;
+}
+
 /** Counts of records by state. */
 export type StateCounts = Record<ContainerState, number>;
 
@@ -196,6 +208,13 @@ const DEFAULT_TRIM_BATCH = 1_000;
 const MAX_MUTATIONS = 1_000;
 const DEFAULT_MAX_RETRIES = 5;
 const MAX_EVENT_PAGE = 10_000;
+/** Deno KV reads at most 10 keys per getMany. */
+const MAX_GET_MANY = 10;
+/**
+ * Exits per commit in {@linkcode Store.recordExits}: two checks each, and Deno KV allows 100
+ * checks per atomic commit.
+ */
+export const EXIT_BATCH = 40;
 
 /**
  * The durable store. Open it with {@linkcode Store.open} on a `Deno.Kv` the caller owns (and
@@ -346,6 +365,104 @@ export class Store {
         },
       };
     });
+  }
+
+  /**
+   * Records many exits ({@linkcode Store.recordExit} each) with one commit per
+   * {@linkcode EXIT_BATCH} of them, so that a burst of exits costs a few fsyncs, not one each.
+   * Each item gets the answer recordExit would give; when a batch's checks fail (a record
+   * changed meanwhile) its items are recorded one by one instead.
+   *
+   * @param items The exits, in the order they were decoded.
+   * @returns For each item, whether it was recorded.
+   * @throws {StoreUnavailableError} when the KV file cannot take the write now (nothing of the
+   *   failing batch was written; earlier batches were).
+   */
+  async recordExits(items: readonly ExitInput[]): Promise<boolean[]> {
+    for (const item of items) checkName(item.id, "container id");
+    const results: boolean[] = [];
+    for (let start = 0; start < items.length; start += EXIT_BATCH) {
+      results.push(...await this.#recordExitBatch(items.slice(start, start + EXIT_BATCH)));
+    }
+    return results;
+  }
+
+  async #recordExitBatch(batch: readonly ExitInput[]): Promise<boolean[]> {
+    const entries: Deno.KvEntryMaybe<ContainerRecord>[] = [];
+    for (let i = 0; i < batch.length; i += MAX_GET_MANY) {
+      const keys = batch.slice(i, i + MAX_GET_MANY).map((item) => containerKey(item.id));
+      entries.push(
+        ...await this.#read("record exits", () => this.#kv.getMany<ContainerRecord[]>(keys)),
+      );
+    }
+    const now = this.#clock();
+    const seen = new Set<string>();
+    const writes: Array<
+      { entry: Deno.KvEntryMaybe<ContainerRecord>; record: ContainerRecord; item: ExitInput }
+    > = [];
+    const results = batch.map((item, i) => {
+      const record = entries[i]!.value;
+      if (
+        seen.has(item.id) || record === null || record.state !== "running" ||
+        record.pid !== item.pid || record.startTime !== item.startTime
+      ) {
+        return false;
+      }
+      seen.add(item.id);
+      const exit = clampExit(item.exit);
+      writes.push({
+        entry: entries[i]!,
+        item: { ...item, exit },
+        record: { ...record, state: "stopping", exit, updatedAt: now },
+      });
+      return true;
+    });
+    if (writes.length === 0) return results;
+    const events = await this.#exclusive(async () => {
+      if (this.#seqStale) await this.#loadSeq();
+      const committed: ReaperEvent[] = [];
+      let seq = this.#nextSeq;
+      try {
+        const op = this.#kv.atomic();
+        for (const { entry, record, item } of writes) {
+          const event: ReaperEvent = {
+            seq: seq++,
+            kind: "exit",
+            id: item.id,
+            at: now,
+            state: "stopping",
+            detail: { pid: item.pid, startTime: item.startTime, exit: item.exit },
+          };
+          op.check(entry).set(containerKey(item.id), record);
+          op.check({ key: eventKey(event.seq), versionstamp: null }).set(
+            eventKey(event.seq),
+            event,
+          );
+          committed.push(event);
+        }
+        const result = await op.commit();
+        if (!result.ok) {
+          this.#seqStale = true;
+          return null;
+        }
+      } catch (error) {
+        this.#seqStale = true;
+        throw storeFailure("record exits", error);
+      }
+      this.#nextSeq = seq;
+      return committed;
+    });
+    if (events === null) {
+      // Something changed under the batch: let each item find its own answer.
+      const one: boolean[] = [];
+      for (const item of batch) {
+        one.push(await this.recordExit(item.id, item.pid, item.startTime, item.exit));
+      }
+      return one;
+    }
+    for (const event of events) this.#notify(event);
+    await this.#maybeTrim();
+    return results;
   }
 
   /**

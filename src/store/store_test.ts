@@ -140,6 +140,42 @@ Deno.test("Store.recordExit() records one exit when many reports race", async ()
   );
 });
 
+Deno.test("Store.recordExits() records a burst in few commits, each exit once, as recordExit would", async () => {
+  await withKvPath(async (path) => {
+    await withKv(path, async (kv) => {
+      const store = await Store.open(kv);
+      for (let i = 0; i < 100; i++) await store.register(registration(`c${i}`, 100 + i));
+      const firstSeq = store.lastSeq;
+      const items = Array.from({ length: 100 }, (_, i) => ({
+        id: `c${i}`,
+        pid: 100 + i,
+        startTime: (100 + i) * 10,
+        exit: exitWith(i),
+      }));
+      items.push({ id: "c1", pid: 101, startTime: 1010, exit: exitWith(99) }); // repeated
+      items.push({ id: "c2", pid: 999, startTime: 9990, exit: exitWith(1) }); // another run
+      items.push({ id: "nope", pid: 5, startTime: 1000, exit: exitWith(1) }); // unknown
+      const results = await store.recordExits(items);
+      assert.deepEqual(results, [...Array(100).fill(true), false, false, false]);
+      const exits = (await allEvents(store)).filter((e) => e.kind === "exit");
+      assert.equal(exits.length, 100);
+      assert.deepEqual(exits.map((e) => e.seq), exits.map((_, i) => firstSeq + 1 + i));
+      assert.equal(
+        (await store.recordExits([{ id: "c3", pid: 103, startTime: 1030, exit: exitWith(7) }]))[0],
+        false,
+        "a second report is ignored",
+      );
+    });
+    await withKv(path, async (kv) => {
+      const store = await Store.open(kv);
+      const stopping = await store.list("stopping");
+      assert.equal(stopping.length, 100);
+      assert.equal((await store.get("c1"))?.exit?.code, 1);
+      assert.equal((await store.get("c42"))?.exit?.code, 42);
+    });
+  });
+});
+
 Deno.test("Store.markStopped() moves stopping or gc to stopped and refuses running", async () => {
   await withKvPath(async (path) => {
     await withKv(path, async (kv) => {

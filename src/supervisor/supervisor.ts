@@ -182,7 +182,8 @@ export class Supervisor {
     try {
       fd = libc.pidfdOpen(target);
     } catch (e) {
-      if (e instanceof SysError && e.errno === Errno.ESRCH) {
+      // ENOENT: the pid now names a thread of another process (pid reused): ours is gone.
+      if (e instanceof SysError && (e.errno === Errno.ESRCH || e.errno === Errno.ENOENT)) {
         this.#goneAtArm(w, label);
         return;
       }

@@ -222,7 +222,11 @@ export function eventfd(): number {
   return check(libc().eventfd(0, O.NONBLOCK | O.CLOEXEC), "eventfd");
 }
 
-/** pidfd_open(2). Throws SysError (ESRCH when the process is gone, ENOSYS on old kernels). */
+/**
+ * pidfd_open(2). Throws SysError: ESRCH when the process is gone, ENOENT when the pid names a
+ * thread that is not a process's main thread (kernels with PIDFD_THREAD), ENOSYS on old
+ * kernels.
+ */
 export function pidfdOpen(pid: number): number {
   if (!Number.isInteger(pid) || pid <= 0) throw new SysError("pidfd_open", Errno.EINVAL, `${pid}`);
   return check(

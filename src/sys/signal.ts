@@ -30,7 +30,10 @@ export function signalProcess(id: ProcessIdentity, signal: number): SignalOutcom
     try {
       fd = pidfdOpen(id.pid);
     } catch (e) {
-      if (e instanceof SysError && e.errno === Errno.ESRCH) return "gone";
+      // ENOENT: the pid now names a thread of another process (pid reused): ours is gone.
+      if (e instanceof SysError && (e.errno === Errno.ESRCH || e.errno === Errno.ENOENT)) {
+        return "gone";
+      }
       if (!(e instanceof SysError && e.errno === Errno.ENOSYS)) throw e;
       pidfdUnsupported = true;
       return signalByPid(id, signal);
