@@ -1,0 +1,154 @@
+/**
+ * A full disk under the store (issue 5): the daemon's KV file lives on a small tmpfs that the
+ * test fills. The daemon must stay up, say it is degraded on health and metrics, keep in
+ * memory the exits it could not write, refuse new registrations with a 503, and write every
+ * kept exit (and finish every cleanup) once space returns, with the true codes.
+ */
+
+import assert from "node:assert/strict";
+import type { Health } from "../src/daemon/api.ts";
+import { stopShim } from "./fixtures/shim.ts";
+import { TestDaemon } from "./support/daemon.ts";
+import {
+  allEvents,
+  crashRuntime,
+  getJson,
+  metric,
+  record,
+  report,
+  startContainer,
+  type TestContainer,
+  waitFor,
+  waitStopped,
+} from "./support/fault_util.ts";
+
+const RT = "crt";
+
+async function run(cmd: string, ...args: string[]): Promise<void> {
+  const out = await new Deno.Command(cmd, { args, stdin: "null", stdout: "piped", stderr: "piped" })
+    .output();
+  if (!out.success) {
+    throw new Error(`${cmd} ${args.join(" ")}: ${new TextDecoder().decode(out.stderr).trim()}`);
+  }
+}
+
+/** Writes zeros into `path` until the filesystem says it is full; returns the bytes written. */
+function fill(path: string): number {
+  const file = Deno.openSync(path, { write: true, create: true });
+  const chunk = new Uint8Array(64 * 1024);
+  let total = 0;
+  try {
+    for (;;) {
+      try {
+        total += file.writeSync(chunk);
+      } catch (e) {
+        if (e instanceof Error && /No space left/.test(e.message)) break;
+        throw e;
+      }
+    }
+    // Smaller writes take the last partial block.
+    for (const size of [4096, 512, 1]) {
+      try {
+        for (;;) total += file.writeSync(chunk.subarray(0, size));
+      } catch {
+        // Full at this size too.
+      }
+    }
+  } finally {
+    file.close();
+  }
+  return total;
+}
+
+Deno.test("fault: the store's disk fills up: degraded but up, exits kept in memory and written once space returns", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "reaperd-fault-full-" });
+  const fs = `${dir}/kvfs`;
+  const log = `${dir}/runtime.log`;
+  await Deno.mkdir(fs);
+  await run("mount", "-t", "tmpfs", "-o", "size=8m,mode=0700", "tmpfs", fs);
+  let daemon: TestDaemon | undefined;
+  const containers: TestContainer[] = [];
+  try {
+    daemon = await TestDaemon.start({
+      dir,
+      runtimes: crashRuntime(RT, log),
+      gc: { backoffBaseMs: 200, backoffMaxMs: 600 },
+      extra: { db: `${fs}/reaperd.db` },
+    });
+    const d = daemon;
+    // One container whose cleanup is slow, so that it finishes while the disk is full.
+    const slow = await startContainer(d, { id: "slow", runtime: RT, slow: 1 });
+    containers.push(slow);
+    const quick: TestContainer[] = [];
+    for (let i = 1; i <= 5; i++) {
+      quick.push(await startContainer(d, { id: `q${i}`, runtime: RT }));
+    }
+    containers.push(...quick);
+    await slow.exit(7);
+    await waitFor(
+      "the slow exit to be recorded",
+      async () => (await record(d, "slow"))?.state === "stopping",
+    );
+
+    const filled = fill(`${fs}/filler`);
+    for (const [i, c] of quick.entries()) await c.exit(11 + i);
+
+    // Degraded, and says so, but answers. Every exit is accounted for: written, or kept in
+    // memory (whose containers still read running in the store).
+    const health = await waitFor("every exit written or kept, degraded", async () => {
+      const h = await getJson<Health>(d, "/v1/health");
+      let running = 0;
+      for (const c of quick) if ((await record(d, c.id))?.state === "running") running++;
+      const settled = h.status === "degraded" && h.pendingWrites >= 1 &&
+        running === h.pendingWrites;
+      return settled ? h : null;
+    });
+    assert.match(health.reasons.join(" "), /store/);
+    const metrics = (await d.api("GET", "/metrics")).text;
+    assert.equal(metric(metrics, "reaperd_degraded"), 1);
+    assert.equal(metric(metrics, "reaperd_pending_exit_writes"), health.pendingWrites);
+
+    // A new registration cannot be written: a 503, and the daemon goes on.
+    const late = await startContainer(d, { id: "late", runtime: RT, noMonitor: true });
+    containers.push(late);
+    const refused = await d.api("POST", "/v1/containers", {
+      id: "late",
+      runtime: RT,
+      stateDir: late.stateDir,
+      pid: late.shim.container.pid,
+      ppid: late.shim.shim.pid,
+    });
+    assert.equal(refused.status, 503, refused.text);
+    // Let the slow cleanup end while the disk is still full, and a few write retries fail.
+    await new Promise((resolve) => setTimeout(resolve, 3_000));
+    assert.equal((await getJson<Health>(d, "/v1/health")).status, "degraded");
+
+    await Deno.remove(`${fs}/filler`);
+    await waitFor("health to recover", async () => {
+      const h = await getJson<Health>(d, "/v1/health");
+      return h.status === "ok" && h.pendingWrites === 0;
+    });
+    for (const [i, c] of quick.entries()) {
+      const r = await waitStopped(d, c.id);
+      assert.deepEqual([r.exit?.code, r.exit?.known], [11 + i, true], c.id);
+    }
+    const s = await waitStopped(d, "slow");
+    assert.deepEqual([s.exit?.code, s.exit?.known], [7, true]);
+    const events = await allEvents(d);
+    for (const c of [slow, ...quick]) {
+      const exits = events.filter((e) => e.id === c.id && e.kind === "exit");
+      assert.equal(exits.length, 1, `${c.id}: one exit event`);
+    }
+    assert.equal(metric((await d.api("GET", "/metrics")).text, "reaperd_degraded"), 0);
+    report(
+      `fault disk-full: ${filled} bytes of filler, ${health.pendingWrites} exits kept in memory ` +
+        `and written after, 1 cleanup finished after, 1 registration refused (503), 0 lost`,
+    );
+  } finally {
+    for (const c of containers) await stopShim(c.shim);
+    // The daemon holds the KV file open: it goes before the filesystem does.
+    if (daemon !== undefined) await daemon.stop("SIGKILL").catch(() => {});
+    await run("umount", fs).catch(() => run("umount", "-l", fs));
+    await Deno.remove(dir, { recursive: true });
+  }
+});
