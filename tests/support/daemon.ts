@@ -114,7 +114,11 @@ export class TestDaemon {
         await this.#stderrDone;
         throw new Error(`daemon exited during start-up:\n${this.#stderr}`);
       }
-      if (Date.now() > deadline) throw new Error(`daemon did not answer:\n${this.#stderr}`);
+      if (Date.now() > deadline) {
+        // Never leave a daemon behind that the test can no longer reach.
+        await this.stop("SIGKILL");
+        throw new Error(`daemon did not answer:\n${this.#stderr}`);
+      }
     }
   }
 
