@@ -16,6 +16,7 @@ import {
   metric,
   record,
   report,
+  runOk as run,
   startContainer,
   type TestContainer,
   waitFor,
@@ -23,14 +24,6 @@ import {
 } from "./support/fault_util.ts";
 
 const RT = "crt";
-
-async function run(cmd: string, ...args: string[]): Promise<void> {
-  const out = await new Deno.Command(cmd, { args, stdin: "null", stdout: "piped", stderr: "piped" })
-    .output();
-  if (!out.success) {
-    throw new Error(`${cmd} ${args.join(" ")}: ${new TextDecoder().decode(out.stderr).trim()}`);
-  }
-}
 
 /** Writes zeros into `path` until the filesystem says it is full; returns the bytes written. */
 function fill(path: string): number {

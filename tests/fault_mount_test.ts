@@ -14,6 +14,7 @@ import {
   crashRuntime,
   gcEntry,
   report,
+  runOk as run,
   startContainer,
   type TestContainer,
   waitFor,
@@ -21,14 +22,6 @@ import {
 } from "./support/fault_util.ts";
 
 const RT = "crt";
-
-async function run(cmd: string, ...args: string[]): Promise<void> {
-  const out = await new Deno.Command(cmd, { args, stdin: "null", stdout: "piped", stderr: "piped" })
-    .output();
-  if (!out.success) {
-    throw new Error(`${cmd} ${args.join(" ")}: ${new TextDecoder().decode(out.stderr).trim()}`);
-  }
-}
 
 /** For `finally`: unmounts `path` (lazily if it is still busy) until nothing is mounted there. */
 async function forceUnmount(path: string): Promise<void> {

@@ -201,16 +201,22 @@ export class ReaperService implements ReaperApi {
       }));
       return false;
     }
+    this.#watch(record, fifo, fd, RESTORED_GONE);
+    return this.#supervisor.has(record.id);
+  }
+
+  /** Hands a recorded container's FIFO read end to the supervisor (which then owns `fd`). */
+  #watch(record: ContainerRecord, fifo: string, fd: number, goneReason?: string): void {
+    const { id, name, runtime, pid, startTime, ppid, pStartTime } = record;
     this.#supervisor.add({
-      id: record.id,
-      name: record.name,
-      runtime: record.runtime,
+      id,
+      name,
+      runtime,
       fifo,
       fd,
-      pidInfo,
-      goneReason: RESTORED_GONE,
+      pidInfo: { pid, startTime, ppid, pStartTime },
+      ...(goneReason === undefined ? {} : { goneReason }),
     });
-    return this.#supervisor.has(record.id);
   }
 
   /** Stops watching and waits (bounded) for exit-path work in flight. The store stays open. */
@@ -454,14 +460,7 @@ export class ReaperService implements ReaperApi {
       throw toApiError(error);
     }
     try {
-      this.#supervisor.add({
-        id: record.id,
-        name: record.name,
-        runtime: record.runtime,
-        fifo,
-        fd,
-        pidInfo: { pid: record.pid, startTime, ppid: record.ppid, pStartTime },
-      });
+      this.#watch(record, fifo, fd);
     } catch (error) {
       throw new ApiError(409, (error as Error).message);
     }
