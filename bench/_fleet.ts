@@ -1,0 +1,82 @@
+/**
+ * Registers containers with the daemon the way a container engine does, many at a time:
+ * `POST /v1/fifos` (the daemon creates the FIFO and holds its read end) → the shim (here the
+ * writer process) opens the write end → `POST /v1/containers`.
+ *
+ * Every container is named by a pid that no process can have (one above the kernel's
+ * `pid_max`) with an explicit start time: to the daemon its init process and its shim are
+ * already gone, as they are once a real shim has written the exit status. So cleanup finds
+ * nothing alive to SIGKILL and goes on to the runtime calls and the state dir, as after a real
+ * exit. (A live pid under another start time is refused by the daemon as a reused pid.)
+ *
+ * @module
+ */
+
+import type { BenchDaemon } from "./_daemon.ts";
+import { mapLimit } from "./_stats.ts";
+import type { WriterProcess } from "./_writer.ts";
+
+/** Requests in flight while registering. */
+export const IN_FLIGHT = 8;
+const BATCH = 500;
+
+/** The runtime every benchmark container uses (an instant one: /bin/true). */
+export const RUNTIME = "fake";
+
+/** A (pid, start time) pair that names no living process. */
+export interface GhostIdentity {
+  pid: number;
+  startTime: number;
+}
+
+/** A pid above `pid_max`, which the kernel never hands out, with a made-up start time. */
+export function ghostIdentity(): GhostIdentity {
+  let pidMax = 4_194_304;
+  try {
+    pidMax = Number(Deno.readTextFileSync("/proc/sys/kernel/pid_max").trim());
+  } catch {
+    // Keep the largest default.
+  }
+  return { pid: pidMax + 1, startTime: 1_000_003 };
+}
+
+/** Where a container's state dir is. */
+export function stateDirOf(daemon: BenchDaemon, id: string, runtime = RUNTIME): string {
+  return `${daemon.stateRoot}/${runtime}/${id}`;
+}
+
+/**
+ * Registers `ids` as running containers whose exit FIFO's write end `writer` holds. Also makes
+ * `<stateDir>/<runtime>`, the runtime's `--root`, as runc would, so that cleanup really calls
+ * the runtime. Resolves to each id's index in the writer.
+ */
+export async function registerContainers(
+  daemon: BenchDaemon,
+  writer: WriterProcess,
+  ids: readonly string[],
+  ghost: GhostIdentity,
+): Promise<Map<string, number>> {
+  const index = new Map<string, number>();
+  for (let i = 0; i < ids.length; i += BATCH) {
+    const batch = ids.slice(i, i + BATCH);
+    const fifos = await mapLimit(batch, IN_FLIGHT, async (id) => {
+      const stateDir = stateDirOf(daemon, id);
+      const { fifo } = await daemon.call("POST", "/v1/fifos", { stateDir }) as { fifo: string };
+      await Deno.mkdir(`${stateDir}/${RUNTIME}`);
+      return fifo;
+    });
+    const indexes = await writer.open(fifos);
+    batch.forEach((id, j) => index.set(id, indexes[j]!));
+    await mapLimit(batch, IN_FLIGHT, (id) =>
+      daemon.call("POST", "/v1/containers", {
+        id,
+        runtime: RUNTIME,
+        stateDir: stateDirOf(daemon, id),
+        pid: ghost.pid,
+        ppid: ghost.pid,
+        startTime: ghost.startTime,
+        pStartTime: ghost.startTime,
+      }, 201));
+  }
+  return index;
+}
