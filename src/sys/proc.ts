@@ -60,14 +60,20 @@ export function parseProcStat(text: string): ProcStat | null {
   return { pid, comm: text.slice(open + 1, close), state, ppid, startTime };
 }
 
-/** Reads `/proc/<pid>/stat`; null when the process does not exist (or pid is not valid). */
+/**
+ * Reads `/proc/<pid>/stat`; null when the process does not exist (or pid is not valid).
+ * Throws when the read is not allowed (Deno's permissions), rather than calling it gone.
+ */
 export function readProcStat(pid: number): ProcStat | null {
   if (!isValidPid(pid)) return null;
   let text: string;
   try {
     // Synchronous on purpose: procfs answers at once, and the blocking pool is kept for others.
     text = Deno.readTextFileSync(`/proc/${pid}/stat`);
-  } catch {
+  } catch (e) {
+    // Without --allow-all Deno refuses every /proc read: every process would look dead and
+    // nothing would ever be killed. That must fail loudly, not pass for "gone".
+    if (e instanceof Deno.errors.NotCapable || e instanceof Deno.errors.PermissionDenied) throw e;
     return null;
   }
   return parseProcStat(text);

@@ -78,3 +78,23 @@ Deno.test("pid 0, -1 and -5 are rejected everywhere", () => {
     assert.equal(identify(pid), null);
   }
 });
+
+Deno.test("readProcStat() fails loudly without the permission to read /proc", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "reaperd-perm-" });
+  try {
+    const script = `${dir}/probe.ts`;
+    await Deno.writeTextFile(
+      script,
+      `import { readProcStat } from "${new URL("./proc.ts", import.meta.url).href}";
+       try { readProcStat(Deno.pid); Deno.exit(0); } catch (e) {
+         Deno.exit(e instanceof Deno.errors.NotCapable ? 3 : 4); }`,
+    );
+    // --allow-read alone is what a daemon started with fine-grained flags would have.
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "--no-config", "--allow-read", script],
+    }).output();
+    assert.equal(out.code, 3, new TextDecoder().decode(out.stderr));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
