@@ -41,6 +41,26 @@ export function ghostIdentity(): GhostIdentity {
 }
 
 /** Where a container's state dir is. */
+/**
+ * The body that names container `id` with the ghost identity, for `POST /v1/containers` or
+ * `POST /v1/gc`.
+ */
+export function ghostBody(
+  daemon: BenchDaemon,
+  id: string,
+  ghost: GhostIdentity,
+): Record<string, unknown> {
+  return {
+    id,
+    runtime: RUNTIME,
+    stateDir: stateDirOf(daemon, id),
+    pid: ghost.pid,
+    ppid: ghost.pid,
+    startTime: ghost.startTime,
+    pStartTime: ghost.startTime,
+  };
+}
+
 export function stateDirOf(daemon: BenchDaemon, id: string, runtime = RUNTIME): string {
   return `${daemon.stateRoot}/${runtime}/${id}`;
 }
@@ -67,16 +87,11 @@ export async function registerContainers(
     });
     const indexes = await writer.open(fifos);
     batch.forEach((id, j) => index.set(id, indexes[j]!));
-    await mapLimit(batch, IN_FLIGHT, (id) =>
-      daemon.call("POST", "/v1/containers", {
-        id,
-        runtime: RUNTIME,
-        stateDir: stateDirOf(daemon, id),
-        pid: ghost.pid,
-        ppid: ghost.pid,
-        startTime: ghost.startTime,
-        pStartTime: ghost.startTime,
-      }, 201));
+    await mapLimit(
+      batch,
+      IN_FLIGHT,
+      (id) => daemon.call("POST", "/v1/containers", ghostBody(daemon, id, ghost), 201),
+    );
   }
   return index;
 }

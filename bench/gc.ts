@@ -9,7 +9,7 @@
 
 import type { BenchDaemon } from "./_daemon.ts";
 import type { EventFeed } from "./_events.ts";
-import { type GhostIdentity, IN_FLIGHT, RUNTIME, stateDirOf } from "./_fleet.ts";
+import { ghostBody, type GhostIdentity, IN_FLIGHT, RUNTIME, stateDirOf } from "./_fleet.ts";
 import { nowMs } from "./_clock.ts";
 import { mapLimit } from "./_stats.ts";
 
@@ -38,16 +38,11 @@ export async function measureGc(
     await Deno.mkdir(`${stateDirOf(daemon, id)}/${RUNTIME}`, { recursive: true });
   }
   const start = nowMs();
-  await mapLimit(ids, IN_FLIGHT, (id) =>
-    daemon.call("POST", "/v1/gc", {
-      id,
-      runtime: RUNTIME,
-      stateDir: stateDirOf(daemon, id),
-      pid: ghost.pid,
-      ppid: ghost.pid,
-      startTime: ghost.startTime,
-      pStartTime: ghost.startTime,
-    }));
+  await mapLimit(
+    ids,
+    IN_FLIGHT,
+    (id) => daemon.call("POST", "/v1/gc", ghostBody(daemon, id, ghost)),
+  );
   const added = nowMs();
   const done = await Promise.all(ids.map((id) => feed.waitFor("gc-done", id, 300_000)));
   const totalMs = Math.max(...done.map((a) => a.arrivedAt)) - start;

@@ -13,7 +13,7 @@
 
 import { BenchDaemon } from "./_daemon.ts";
 import type { EventFeed } from "./_events.ts";
-import { type GhostIdentity, IN_FLIGHT, RUNTIME, stateDirOf } from "./_fleet.ts";
+import { ghostBody, type GhostIdentity, IN_FLIGHT } from "./_fleet.ts";
 import { nowMs } from "./_clock.ts";
 import { mapLimit } from "./_stats.ts";
 
@@ -53,17 +53,11 @@ export async function measureRestore(
   await Deno.writeTextFile(`${busy}/keep`, "a cleanup cannot rmdir a non-empty directory\n");
   const ids = Array.from({ length: count }, (_, i) => `stuck-${i}`);
   const before = feed.count("gc-attempt");
-  await mapLimit(ids, IN_FLIGHT, (id) =>
-    daemon.call("POST", "/v1/gc", {
-      id,
-      runtime: RUNTIME,
-      stateDir: stateDirOf(daemon, id),
-      pid: ghost.pid,
-      ppid: ghost.pid,
-      startTime: ghost.startTime,
-      pStartTime: ghost.startTime,
-      paths: [busy],
-    }));
+  await mapLimit(
+    ids,
+    IN_FLIGHT,
+    (id) => daemon.call("POST", "/v1/gc", { ...ghostBody(daemon, id, ghost), paths: [busy] }),
+  );
   // Every entry has failed its first attempt and waits its backoff.
   await feed.waitCount("gc-attempt", before + count, 300_000);
   const health = await daemon.call("GET", "/v1/health") as { monitored: number; gc: number };
