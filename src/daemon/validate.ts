@@ -179,11 +179,7 @@ export function parseMonitorRequest(body: unknown): MonitorRequest {
     ppid: ppid(obj.ppid),
   };
   if (obj.name !== undefined) req.name = name(obj.name);
-  if (obj.startTime !== undefined) req.startTime = startTime(obj.startTime, "startTime");
-  if (obj.pStartTime !== undefined) req.pStartTime = startTime(obj.pStartTime, "pStartTime");
-  if (obj.mounts !== undefined) req.mounts = pathList(obj.mounts, "mounts");
-  if (obj.paths !== undefined) req.paths = pathList(obj.paths, "paths");
-  return req;
+  return withOptionalFields(obj, req);
 }
 
 const GC_ADD_FIELDS = [
@@ -208,9 +204,14 @@ export function parseGcAddRequest(body: unknown): GcAddRequest {
     pid: pid(obj.pid, "pid"),
     ppid: ppid(obj.ppid),
   };
+  if (obj.stateDir !== undefined) req.stateDir = path(obj.stateDir, "stateDir");
+  return withOptionalFields(obj, req);
+}
+
+/** The optional fields monitor and gc add share: start times, mounts and paths. */
+function withOptionalFields<R extends MonitorRequest | GcAddRequest>(obj: Obj, req: R): R {
   if (obj.startTime !== undefined) req.startTime = startTime(obj.startTime, "startTime");
   if (obj.pStartTime !== undefined) req.pStartTime = startTime(obj.pStartTime, "pStartTime");
-  if (obj.stateDir !== undefined) req.stateDir = path(obj.stateDir, "stateDir");
   if (obj.mounts !== undefined) req.mounts = pathList(obj.mounts, "mounts");
   if (obj.paths !== undefined) req.paths = pathList(obj.paths, "paths");
   return req;
