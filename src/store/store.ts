@@ -104,28 +104,12 @@ export interface GcEnterInfo {
   steps?: readonly StepResult[];
 }
 
-/** A container handed straight to the collector (seed `gc_add_container(id, runtime, pid_info)`). */
-export interface GcAddInput {
-  /** Container id. */
-  id: string;
-  /** Runtime name. */
-  runtime: string;
-  /** `<stateRoot>/<runtime>/<id>`. */
-  stateDir: string;
-  /** The container's init process, 0 when it is known to be gone. */
-  pid: number;
-  /** Its start time, 0 when unknown. */
-  startTime: number;
-  /** The shim's pid, 0 if none. */
-  ppid: number;
-  /** The shim's start time, 0 if none. */
-  pStartTime: number;
-  /** Human name; defaults to the id (or the existing record's name). */
-  name?: string | undefined;
-  /** Mount points cleanup must unmount; the existing record's when absent. */
-  mounts?: readonly string[] | undefined;
-  /** Other paths cleanup must remove; the existing record's when absent. */
-  paths?: readonly string[] | undefined;
+/**
+ * A container handed straight to the collector (seed `gc_add_container(id, runtime, pid_info)`):
+ * the fields of a registration, where `pid` may be 0 (known to be gone) and start times 0
+ * (unknown), and absent names, mounts and paths keep those of an existing record.
+ */
+export interface GcAddInput extends RegisterInput {
   /** Why it was added, kept in the event ("gc add", "restore: died while down"…). */
   reason?: string | undefined;
   /** When the first attempt is due, default now. */
