@@ -82,6 +82,14 @@ function gcInput(id: string, extra: Partial<GcAddInput> = {}): GcAddInput {
 }
 
 /** Collector options driven by a sinon fake clock: one clock for wall time, heap and timers. */
+/** Ticks to 1 ms before `dueInMs` (no attempt may start), then to it (one starts). */
+function tickToDue(clock: FakeTimers.Clock, gc: Collector, dueInMs: number, what: string): void {
+  clock.tick(dueInMs - 1);
+  assert.equal(gc.stats().running, 0, `${what} must not start early`);
+  clock.tick(1);
+  assert.equal(gc.stats().running, 1, `${what} starts when due`);
+}
+
 function fakeTimed(clock: FakeTimers.Clock): Partial<CollectorOptions> {
   return {
     clock: () => clock.now,
@@ -126,10 +134,7 @@ Deno.test("Collector retries a failing cleanup on the backoff schedule, then sto
         assert.equal(entry?.procState, "D");
         assert.equal(gc.isInProgress("c1"), true);
         assert.equal(clock.countTimers(), 1, "one timer, armed for the next due time");
-        clock.tick(delay - 1);
-        assert.equal(gc.stats().running, 0, `attempt ${i + 2} must not start early`);
-        clock.tick(1);
-        assert.equal(gc.stats().running, 1, `attempt ${i + 2} starts when due`);
+        tickToDue(clock, gc, delay, `attempt ${i + 2}`);
       }
       await waitFor(() => gc.stats().running === 0, "the last attempt");
       assert.equal((await store.get("c1"))?.state, "stopped");
@@ -355,10 +360,7 @@ Deno.test("Collector arms one timer for many entries and runs each when due", as
       assert.equal(clock.countTimers(), 0, "no timer before start()");
       gc.start();
       assert.equal(clock.countTimers(), 1);
-      clock.tick(999);
-      assert.equal(gc.stats().running, 0);
-      clock.tick(1);
-      assert.equal(gc.stats().running, 1, "the earliest (c99) runs alone");
+      tickToDue(clock, gc, 1_000, "the earliest (c99), alone,");
       assert.equal(gc.isInProgress("c99"), true);
       await waitFor(() => gc.stats().running === 0, "c99");
       assert.equal((await store.get("c99"))?.state, "stopped");
@@ -384,10 +386,7 @@ Deno.test("Collector waits no longer than the cap when the wall clock stepped ba
       });
       await gc.restore();
       gc.start();
-      clock.tick(1_999);
-      assert.equal(gc.stats().running, 0);
-      clock.tick(1);
-      assert.equal(gc.stats().running, 1);
+      tickToDue(clock, gc, 2_000, "the capped attempt");
       await waitFor(() => gc.stats().running === 0, "c1");
       assert.equal((await store.get("c1"))?.state, "stopped");
       await gc.stop();
@@ -413,10 +412,7 @@ Deno.test("Collector.enter() moves a stopping container to GC after one backoff"
       assert.equal(entry.nextAttemptAt, clock.now + 375);
       assert.equal(gc.isInProgress("c1"), true);
       assert.equal((await store.get("c1"))?.state, "gc");
-      clock.tick(374);
-      assert.equal(gc.stats().running, 0);
-      clock.tick(1);
-      assert.equal(gc.stats().running, 1);
+      tickToDue(clock, gc, 375, "the first GC attempt");
       await waitFor(() => gc.stats().running === 0, "c1");
       assert.equal((await store.get("c1"))?.state, "stopped");
       await gc.stop();

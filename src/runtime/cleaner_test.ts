@@ -86,6 +86,19 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
+/** Where a test keeps host data (`host`) and mounts it inside the state dir (`target`). */
+function hostDirAt(f: Fixture): { host: string; target: string } {
+  return { host: `${f.tmp}/host`, target: `${f.stateDir}/rootfs` };
+}
+
+/** Creates `host` holding a "precious" file and bind-mounts it on `target`, `times` times. */
+async function bindMount(host: string, target: string, times: number): Promise<void> {
+  await Deno.mkdir(host);
+  await Deno.writeTextFile(`${host}/precious`, "host data");
+  await Deno.mkdir(target);
+  for (let i = 0; i < times; i++) await run(["mount", "--bind", host, target]);
+}
+
 async function run(argv: string[]): Promise<void> {
   const [cmd, ...args] = argv;
   const out = await new Deno.Command(cmd ?? "", { args, stdout: "null", stderr: "piped" })
@@ -311,14 +324,10 @@ Deno.test("the container process and the shim, named right, are SIGKILLed", asyn
 
 Deno.test("remove-state-dir refuses while a bind mount lies inside; host files survive", async () => {
   const f = await fixture();
-  const host = `${f.tmp}/host`;
-  const target = `${f.stateDir}/rootfs`;
+  const { host, target } = hostDirAt(f);
   let mounted = false;
   try {
-    await Deno.mkdir(host);
-    await Deno.writeTextFile(`${host}/precious`, "host data");
-    await Deno.mkdir(target);
-    await run(["mount", "--bind", host, target]);
+    await bindMount(host, target, 1);
     mounted = true;
 
     const cleaner = f.cleaner();
@@ -344,15 +353,10 @@ Deno.test("remove-state-dir refuses while a bind mount lies inside; host files s
 
 Deno.test("registered mounts are unmounted first, then the state dir goes", async () => {
   const f = await fixture();
-  const host = `${f.tmp}/host`;
-  const target = `${f.stateDir}/rootfs`;
+  const { host, target } = hostDirAt(f);
   let mounted = false;
   try {
-    await Deno.mkdir(host);
-    await Deno.writeTextFile(`${host}/precious`, "host data");
-    await Deno.mkdir(target);
-    await run(["mount", "--bind", host, target]);
-    await run(["mount", "--bind", host, target]); // stacked twice
+    await bindMount(host, target, 2); // stacked twice
     mounted = true;
     const out = await f.cleaner().clean(f.record({ mounts: [target] }));
     mounted = false;

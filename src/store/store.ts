@@ -286,16 +286,7 @@ export class Store {
    * @throws {StoreUnavailableError} when the KV file cannot take the write now.
    */
   async register(input: RegisterInput): Promise<RegisterResult> {
-    checkName(input.id, "container id");
-    checkName(input.runtime, "runtime");
-    checkPath(input.stateDir, "stateDir");
-    checkInteger(input.pid, "pid", 1);
-    checkInteger(input.startTime, "startTime", 0);
-    checkInteger(input.ppid, "ppid", 0);
-    checkInteger(input.pStartTime, "pStartTime", 0);
-    if (input.name !== undefined) checkText(input.name, "name");
-    if (input.mounts !== undefined) checkPaths(input.mounts, "mounts");
-    if (input.paths !== undefined) checkPaths(input.paths, "paths");
+    checkRegistration(input, 1);
     return await this.#transition<RegisterResult>(input.id, "register", (record, gc, now) => {
       if (record !== null && record.state === "running") {
         if (record.pid === input.pid && record.startTime === input.startTime) {
@@ -580,16 +571,7 @@ export class Store {
    * @throws {StoreUnavailableError} when the KV file cannot take the write now.
    */
   async gcAdd(input: GcAddInput): Promise<GcAddResult> {
-    checkName(input.id, "container id");
-    checkName(input.runtime, "runtime");
-    checkPath(input.stateDir, "stateDir");
-    checkInteger(input.pid, "pid", 0);
-    checkInteger(input.startTime, "startTime", 0);
-    checkInteger(input.ppid, "ppid", 0);
-    checkInteger(input.pStartTime, "pStartTime", 0);
-    if (input.name !== undefined) checkText(input.name, "name");
-    if (input.mounts !== undefined) checkPaths(input.mounts, "mounts");
-    if (input.paths !== undefined) checkPaths(input.paths, "paths");
+    checkRegistration(input, 0);
     if (input.nextAttemptAt !== undefined) checkTime(input.nextAttemptAt, "nextAttemptAt");
     return await this.#transition<GcAddResult>(input.id, "gc add", (record, gc, now) => {
       if (record !== null && record.state === "gc" && gc !== null) {
@@ -1049,6 +1031,20 @@ export class Store {
       throw storeFailure(what, error);
     }
   }
+}
+
+/** Checks the fields of a registration; `minPid` is 0 where a gone init may be named. */
+function checkRegistration(input: RegisterInput, minPid: number): void {
+  checkName(input.id, "container id");
+  checkName(input.runtime, "runtime");
+  checkPath(input.stateDir, "stateDir");
+  checkInteger(input.pid, "pid", minPid);
+  checkInteger(input.startTime, "startTime", 0);
+  checkInteger(input.ppid, "ppid", 0);
+  checkInteger(input.pStartTime, "pStartTime", 0);
+  if (input.name !== undefined) checkText(input.name, "name");
+  if (input.mounts !== undefined) checkPaths(input.mounts, "mounts");
+  if (input.paths !== undefined) checkPaths(input.paths, "paths");
 }
 
 /** The detail an entry contributes to its "gc" / "gc-attempt" event. */
