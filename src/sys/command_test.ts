@@ -87,3 +87,50 @@ Deno.test("runCommand keeps only the tail of a large output", async () => {
   assert.ok(r.stdout.endsWith("END\n"));
   assert.ok(r.stdout.length <= 100, `${r.stdout.length}`);
 });
+
+Deno.test("runCommand reports the signal that ended a command by its name", async () => {
+  const r = await runCommand(["/bin/sh", "-c", "kill -TERM $$"], { timeoutMs: 5000 });
+  assert.equal(r.code, null);
+  assert.equal(r.signal, "SIGTERM");
+  assert.equal(r.timedOut, false);
+});
+
+Deno.test("runCommand starts a helper with default signals, nothing blocked, stdin empty", async () => {
+  // The Deno runtime ignores SIGPIPE; a runtime started with it ignored would not die on a
+  // closed pipe the way it was written to.
+  const r = await runCommand(["/bin/sh", "-c", "grep -E '^Sig(Blk|Ign)' /proc/self/status; cat"], {
+    timeoutMs: 5000,
+  });
+  assert.equal(r.code, 0, r.stderr);
+  const mask = (name: string) =>
+    BigInt("0x" + (r.stdout.match(new RegExp(`${name}:\\s*(\\w+)`))?.[1]));
+  assert.equal(mask("SigBlk"), 0n);
+  // Signals 1-31; glibc keeps its two internal real-time signals (32, 33) ignored.
+  assert.equal(mask("SigIgn") & 0x7fffffffn, 0n, r.stdout);
+});
+
+Deno.test("runCommand gives a helper stdin, stdout and stderr and no other descriptor", async () => {
+  const r = await runCommand(["/bin/ls", "/proc/self/fd"], { timeoutMs: 5000 });
+  assert.equal(r.code, 0, r.stderr);
+  // 0-2 are stdin, stdout and stderr; 3 is the directory ls itself is listing.
+  assert.deepEqual(r.stdout.trim().split("\n").map(Number).sort(), [0, 1, 2, 3]);
+});
+
+Deno.test("runCommand runs many helpers at once and leaves no descriptor behind", async () => {
+  const fdsBefore = [...Deno.readDirSync("/proc/self/fd")].length;
+  const results = await Promise.all(
+    Array.from(
+      { length: 64 },
+      (_, i) =>
+        runCommand(["/bin/sh", "-c", `echo ${i}; echo e${i} >&2; exit ${i % 7}`], {
+          timeoutMs: 10_000,
+        }),
+    ),
+  );
+  results.forEach((r, i) => {
+    assert.equal(r.code, i % 7);
+    assert.equal(r.stdout, `${i}\n`);
+    assert.equal(r.stderr, `e${i}\n`);
+  });
+  assert.equal([...Deno.readDirSync("/proc/self/fd")].length, fdsBefore);
+});
