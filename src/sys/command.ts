@@ -58,6 +58,8 @@ export const DEFAULT_MAX_OUTPUT_BYTES = 64 * 1024;
 // A helper that forks (a shell script running `sleep`) can leave a grandchild holding the pipes
 // after the helper itself is gone; its output is not worth waiting for past this.
 const PIPE_GRACE_MS = 200;
+// How often a child without a pidfd is checked for its exit.
+const EXIT_POLL_MS = 10;
 
 /** True when the command started, was not killed, and exited 0. */
 export function isSuccess(result: CommandResult): boolean {
@@ -100,19 +102,21 @@ export async function runCommand(argv: string[], opts: CommandOptions): Promise<
     return failed(...describeSpawnFailure(e, program, opts.cwd));
   }
 
-  const loop = acquireLoop();
+  let loop: EventLoop;
+  try {
+    loop = acquireLoop();
+  } catch (e) {
+    libc.close(child.stdout);
+    libc.close(child.stderr);
+    // Killed at once and reaped in the background, so that no zombie is left behind.
+    void new ExitWatch(null, child.pid, 0).ended;
+    return failed(`${program}: cannot watch it: ${message(e)}`);
+  }
   try {
     const max = opts.maxOutputBytes ?? DEFAULT_MAX_OUTPUT_BYTES;
     const stdout = new OutputTail(loop, child.stdout, max);
     const stderr = new OutputTail(loop, child.stderr, max);
-    let exit: ExitWatch;
-    try {
-      exit = new ExitWatch(loop, child.pid, opts.timeoutMs);
-    } catch (e) {
-      stdout.close();
-      stderr.close();
-      return failed(`${program}: cannot watch pid ${child.pid}: ${message(e)}`);
-    }
+    const exit = new ExitWatch(loop, child.pid, opts.timeoutMs);
     const status = await exit.ended;
     const [out, err] = await Promise.all([
       stdout.finish(PIPE_GRACE_MS),
@@ -200,32 +204,55 @@ async function releaseLoop(loop: EventLoop): Promise<void> {
   await loop.stop();
 }
 
-/** Waits for one child's exit on its pidfd, and SIGKILLs it at the deadline. */
+/**
+ * Waits for one child's exit on its pidfd, and SIGKILLs it at the deadline. Without a pidfd
+ * (no descriptor to spare, or a kernel before 5.3) it polls for the exit instead: slower to
+ * notice, never lost.
+ */
 class ExitWatch {
   /** Settles with the reaped exit status. */
   readonly ended: Promise<ChildExit>;
   #timedOut = false;
 
-  constructor(loop: EventLoop, pid: number, timeoutMs: number) {
-    // The child is not reaped until its pidfd says so, so the pid cannot name anyone else.
-    const pidfd = libc.pidfdOpen(pid);
+  /** `loop` null: poll (the loop itself could not be had). */
+  constructor(loop: EventLoop | null, pid: number, timeoutMs: number) {
+    // Until this process reaps the child, its pid cannot name anyone else: signalling it by
+    // pid is as safe as through the pidfd.
+    let pidfd: number | null = null;
+    try {
+      if (loop !== null) pidfd = libc.pidfdOpen(pid);
+    } catch {
+      pidfd = null;
+    }
     const { promise, resolve } = Promise.withResolvers<ChildExit>();
     this.ended = promise;
-    const timer = setTimeout(() => {
+    const deadline = setTimeout(() => {
       this.#timedOut = true;
       try {
-        libc.pidfdSendSignal(pidfd, 9);
+        if (pidfd === null) libc.kill(pid, 9);
+        else libc.pidfdSendSignal(pidfd, 9);
       } catch {
         // It exited between the deadline and the kill: nothing left to stop.
       }
     }, timeoutMs);
-    loop.add(pidfd, () => {
+    const reaped = (): boolean => {
       const exit = reapChild(pid);
-      if (exit === null) return;
-      clearTimeout(timer);
-      loop.remove(pidfd);
-      libc.close(pidfd);
+      if (exit === null) return false;
+      clearTimeout(deadline);
       resolve(exit);
+      return true;
+    };
+    if (loop === null || pidfd === null) {
+      const poll = setInterval(() => {
+        if (reaped()) clearInterval(poll);
+      }, EXIT_POLL_MS);
+      return;
+    }
+    const fd = pidfd;
+    loop.add(fd, () => {
+      if (!reaped()) return;
+      loop.remove(fd);
+      libc.close(fd);
     });
   }
 

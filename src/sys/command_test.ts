@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { isSuccess, runCommand } from "./command.ts";
+import * as libc from "./libc.ts";
 
 Deno.test("runCommand captures stdout, stderr and the exit code", async () => {
   const r = await runCommand(["/bin/sh", "-c", "echo out; echo err >&2; exit 3"], {
@@ -133,4 +134,49 @@ Deno.test("runCommand runs many helpers at once and leaves no descriptor behind"
     assert.equal(r.stderr, `e${i}\n`);
   });
   assert.equal([...Deno.readDirSync("/proc/self/fd")].length, fdsBefore);
+});
+
+/** Runs `body` with the fd limit set so that only the next `free` descriptors can be opened. */
+async function withFreeDescriptors<T>(free: number, body: () => Promise<T>): Promise<T> {
+  // The listing's own directory descriptor shows in it, and is closed once it is read.
+  const listing = `/proc/${Deno.pid}/fd`;
+  const open = new Set(
+    [...Deno.readDirSync(listing)].filter((e) => {
+      try {
+        return Deno.readLinkSync(`${listing}/${e.name}`) !== listing;
+      } catch {
+        return false;
+      }
+    }).map((e) => Number(e.name)),
+  );
+  let fd = -1;
+  for (let found = 0; found < free; found++) {
+    do fd++; while (open.has(fd));
+  }
+  const { soft, hard } = libc.getFdLimit();
+  libc.setFdLimit(fd + 1, hard);
+  try {
+    return await body();
+  } finally {
+    libc.setFdLimit(soft, hard);
+  }
+}
+
+Deno.test("runCommand still sees the exit, and still kills at the deadline, with no pidfd to spare", async () => {
+  // Four descriptors: the two pipes, then the loop's epoll and eventfd take the places of the
+  // write ends the child got, and nothing is left for pidfd_open.
+  const ok = await withFreeDescriptors(4, () =>
+    runCommand(["/bin/sh", "-c", "echo hi; exit 5"], {
+      timeoutMs: 5000,
+    }));
+  assert.equal(ok.error, null);
+  assert.equal(ok.code, 5);
+  assert.equal(ok.stdout, "hi\n");
+  const hung = await withFreeDescriptors(4, () =>
+    runCommand(["/bin/sleep", "30"], {
+      timeoutMs: 200,
+    }));
+  assert.equal(hung.timedOut, true);
+  assert.equal(hung.signal, "SIGKILL");
+  assert.ok(hung.durationMs < 5000, `${hung.durationMs}`);
 });
