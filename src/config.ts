@@ -57,6 +57,8 @@ export interface Config {
   heldFifoTimeoutMs: number;
   /** The event log keeps at most this many entries (oldest dropped first). */
   eventLogMax: number;
+  /** How long a stopped container's record is kept (ms); 0 keeps it forever. */
+  stoppedRetentionMs: number;
   /** Lowest level that is logged. */
   logLevel: LogLevel;
   /** The config file that was read, or null when none was. */
@@ -339,6 +341,7 @@ export function defaultConfig(env: ConfigEnvironment = processEnvironment()): Co
     gc: { ...DEFAULT_GC },
     heldFifoTimeoutMs: 60_000,
     eventLogMax: 100_000,
+    stoppedRetentionMs: 86_400_000,
     logLevel: "info",
     source: null,
   };
@@ -374,6 +377,13 @@ class FileChecker {
   positiveInt(value: unknown, key: string): number {
     if (typeof value !== "number" || !Number.isSafeInteger(value) || value <= 0) {
       throw this.fail(key, `must be a positive integer, got ${showValue(value)}`);
+    }
+    return value;
+  }
+
+  nonNegativeInt(value: unknown, key: string): number {
+    if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 0) {
+      throw this.fail(key, `must be an integer ≥ 0, got ${showValue(value)}`);
     }
     return value;
   }
@@ -421,6 +431,7 @@ const TOP_KEYS = [
   "gc",
   "heldFifoTimeoutMs",
   "eventLogMax",
+  "stoppedRetentionMs",
   "logLevel",
 ] as const;
 const GC_KEYS = ["concurrency", "backoffBaseMs", "backoffMaxMs", "stepTimeoutMs"] as const;
@@ -492,6 +503,9 @@ export function parseConfig(text: string, source: string, base: Config): Config 
   }
   if (data.eventLogMax !== undefined) {
     out.eventLogMax = check.positiveInt(data.eventLogMax, "eventLogMax");
+  }
+  if (data.stoppedRetentionMs !== undefined) {
+    out.stoppedRetentionMs = check.nonNegativeInt(data.stoppedRetentionMs, "stoppedRetentionMs");
   }
   if (data.logLevel !== undefined) out.logLevel = check.logLevel(data.logLevel, "logLevel");
   if (out.gc.backoffMaxMs < out.gc.backoffBaseMs) {

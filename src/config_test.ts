@@ -50,6 +50,7 @@ Deno.test("defaultConfig() as root uses the system paths of DESIGN.md §8", () =
   });
   assert.equal(base.heldFifoTimeoutMs, 60000);
   assert.equal(base.eventLogMax, 100000);
+  assert.equal(base.stoppedRetentionMs, 86_400_000);
   assert.equal(base.logLevel, "info");
   assert.equal(base.source, null);
 });
@@ -88,6 +89,7 @@ Deno.test("parseConfig() applies every key", () => {
       gc: { concurrency: 2, backoffBaseMs: 10, backoffMaxMs: 20, stepTimeoutMs: 30 },
       heldFifoTimeoutMs: 5,
       eventLogMax: 6,
+      stoppedRetentionMs: 0,
       logLevel: "debug",
     }),
     "/etc/r.json",
@@ -108,6 +110,7 @@ Deno.test("parseConfig() applies every key", () => {
   });
   assert.equal(c.heldFifoTimeoutMs, 5);
   assert.equal(c.eventLogMax, 6);
+  assert.equal(c.stoppedRetentionMs, 0);
   assert.equal(c.logLevel, "debug");
   assert.equal(c.source, "/etc/r.json");
   // The base is not modified.
@@ -156,6 +159,7 @@ Deno.test("parseConfig() names the key in every error", () => {
     ['{"logLevel": "loud"}', /logLevel must be one of trace, debug, info, warning, error, fatal/],
     ['{"heldFifoTimeoutMs": -1}', /heldFifoTimeoutMs must be a positive integer, got -1/],
     ['{"eventLogMax": null}', /eventLogMax must be a positive integer, got null/],
+    ['{"stoppedRetentionMs": -5}', /stoppedRetentionMs must be an integer ≥ 0, got -5/],
     ["[1]", /: must be a JSON object/],
     ["{oops", /: not valid JSON: /],
   ];

@@ -239,3 +239,34 @@ Deno.test("reaperd refuses a state dir outside its state root: it could never be
     await d.dispose();
   }
 });
+
+Deno.test("reaperd forgets a stopped container after stoppedRetentionMs, and only a stopped one", async () => {
+  const retentionMs = 1_500;
+  const d = await TestDaemon.start({ extra: { stoppedRetentionMs: retentionMs } });
+  const shims: RunningShim[] = [];
+  try {
+    shims.push(await startContainer(d, "done", 0));
+    shims.push(await startContainer(d, "alive", 0));
+    await Deno.writeTextFile(`${d.stateRoot}/fake/done/go`, "");
+    await stopped(d, "done");
+    const stoppedAt = Date.now();
+
+    await until(
+      "done forgotten",
+      async () => (await d.api("GET", "/v1/containers/done")).status === 404 ? true : null,
+    );
+    const keptMs = Date.now() - stoppedAt;
+    // Its updatedAt is a little before the stopped event was read: allow that much early.
+    assert.ok(keptMs >= retentionMs - 200, `forgotten after ${keptMs} ms`);
+
+    const cli = await d.cli("inspect", "done");
+    assert.notEqual(cli.code, 0);
+    assert.match(cli.stderr, /done/);
+    assert.equal((await inspect(d, "alive")).state, "running");
+    const ps = JSON.parse((await d.cli("ps", "--json")).stdout) as { id: string }[];
+    assert.deepEqual(ps.map((r) => r.id), ["alive"]);
+  } finally {
+    for (const s of shims) await stopShim(s);
+    await d.dispose();
+  }
+});

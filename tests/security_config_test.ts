@@ -54,6 +54,8 @@ function corpus(dir: string): BadConfig[] {
     bad({ gc: { retries: 3 } }, "gc.retries"),
     bad({ heldFifoTimeoutMs: "1s" }, "heldFifoTimeoutMs"),
     bad({ eventLogMax: 0 }, "eventLogMax"),
+    bad({ stoppedRetentionMs: "1d" }, "stoppedRetentionMs"),
+    bad({ stoppedRetentionMs: 1.5 }, "stoppedRetentionMs"),
     bad({ logLevel: "loud" }, "logLevel"),
     bad({ logLevel: 3 }, "logLevel"),
     bad({ sockett: "/run/x.sock" }, "sockett"),

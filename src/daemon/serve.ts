@@ -16,6 +16,7 @@ import { raiseFdLimit } from "../sys/fd_limit.ts";
 import { tryLock } from "../sys/lock_file.ts";
 import { startHttpServer } from "./http.ts";
 import { createNotifier } from "./notify.ts";
+import { startRetention } from "./retention.ts";
 import { ReaperService, VERSION } from "./service.ts";
 
 const log = getLogger("daemon");
@@ -49,6 +50,7 @@ export async function serve(config: Config): Promise<number> {
   let service: ReaperService | null = null;
   let server: Awaited<ReturnType<typeof startHttpServer>> | null = null;
   let stopWatchdog = () => {};
+  let stopRetention = () => Promise.resolve();
   try {
     kv = await Deno.openKv(config.db);
     const store = await Store.open(kv, {
@@ -87,6 +89,11 @@ export async function serve(config: Config): Promise<number> {
     };
     await notifier.ready(status());
     stopWatchdog = notifier.startWatchdog();
+    stopRetention = startRetention({
+      store,
+      retentionMs: config.stoppedRetentionMs,
+      log: getLogger("retention"),
+    });
     log.info(
       "reaperd {version} ready on {socket} (store {db}, state root {stateRoot}, fd limit {fdLimit})",
       {
@@ -112,6 +119,7 @@ export async function serve(config: Config): Promise<number> {
     return 1;
   } finally {
     stopWatchdog();
+    await stopRetention();
     await server?.shutdown().catch(() => {});
     await service?.close().catch((e) => log.error("shutdown: {error}", { error: String(e) }));
     kv?.close();

@@ -858,6 +858,41 @@ export class Store {
   }
 
   /**
+   * Forgets the records of containers that have been `stopped` since before `before` (ms since
+   * the epoch), so that a host that runs containers for years does not keep every one of them.
+   * A record that changes meanwhile (the id registered again) is left alone. Events about the
+   * forgotten containers stay until the event log trims them.
+   *
+   * @returns How many records were deleted.
+   * @throws {StoreUnavailableError} when the KV file cannot take the deletes now.
+   */
+  async forgetStopped(before: number): Promise<number> {
+    const old = await this.#read("list stopped containers", async () => {
+      const found: Deno.KvEntry<ContainerRecord>[] = [];
+      for await (const entry of this.#kv.list<ContainerRecord>({ prefix: [CONTAINER] })) {
+        if (entry.value.state === "stopped" && entry.value.updatedAt < before) found.push(entry);
+      }
+      return found;
+    });
+    let deleted = 0;
+    for (let at = 0; at < old.length; at += MAX_MUTATIONS) {
+      const batch = old.slice(at, at + MAX_MUTATIONS);
+      const together = this.#kv.atomic();
+      for (const entry of batch) together.check(entry).delete(entry.key);
+      if ((await this.#read("forget stopped containers", () => together.commit())).ok) {
+        deleted += batch.length;
+        continue;
+      }
+      // One of them changed since the listing: the others still go, one by one.
+      for (const entry of batch) {
+        const alone = this.#kv.atomic().check(entry).delete(entry.key);
+        if ((await this.#read("forget a stopped container", () => alone.commit())).ok) deleted++;
+      }
+    }
+    return deleted;
+  }
+
+  /**
    * Deletes the oldest events so that at most `maxEvents` remain (down to `maxEvents` minus
    * the trim batch), at most 1 000 deletes per commit. Writes call it on their own when the
    * log grows past `maxEvents`; call it directly after lowering the knob.

@@ -508,3 +508,63 @@ Deno.test("Store reports a closed KV as unavailable", async () => {
     await assert.rejects(store.get("c1"), StoreUnavailableError);
   });
 });
+
+Deno.test("Store.forgetStopped() deletes only records stopped before the cutoff", async () => {
+  await withKvPath((path) =>
+    withKv(path, async (kv) => {
+      let now = 1_000;
+      const store = await Store.open(kv, { clock: () => now });
+      const stopAt = async (id: string, at: number) => {
+        now = at;
+        await store.register(registration(id));
+        await store.recordExit(id, 100, 1000, exitWith(0));
+        await store.markStopped(id);
+      };
+      await stopAt("old", 1_000);
+      await stopAt("recent", 5_000);
+      await store.register(registration("running"));
+      await store.register(registration("in-gc"));
+      await store.recordExit("in-gc", 100, 1000, exitWith(1));
+      await store.enterGc("in-gc");
+
+      assert.equal(await store.forgetStopped(3_000), 1);
+      assert.equal(await store.get("old"), null);
+      assert.equal((await store.get("recent"))?.state, "stopped");
+      assert.equal(await store.forgetStopped(3_000), 0, "nothing left to forget");
+
+      assert.equal(await store.forgetStopped(100_000), 1);
+      const left = (await store.list()).map((r) => `${r.id}:${r.state}`).sort();
+      assert.deepEqual(left, ["in-gc:gc", "running:running"]);
+      // A forgotten id can be used again.
+      assert.equal((await store.register(registration("old"))).created, true);
+    })
+  );
+});
+
+Deno.test("Store.forgetStopped() leaves a record that changes under it, and deletes the rest", async () => {
+  await withKvPath((path) =>
+    withKv(path, async (kv) => {
+      let racer: (() => Promise<void>) | null = null;
+      const racy = interceptCommits(kv, async () => {
+        const run = racer;
+        racer = null;
+        await run?.();
+      });
+      const store = await Store.open(racy, { clock: () => 1_000 });
+      for (const id of ["s1", "s2", "s3"]) {
+        await store.register(registration(id));
+        await store.recordExit(id, 100, 1000, exitWith(0));
+        await store.markStopped(id);
+      }
+      // Between the listing and the delete, s2 is registered again (as another writer would).
+      racer = async () => {
+        const record = (await kv.get<Record<string, unknown>>(["container", "s2"])).value!;
+        await kv.set(["container", "s2"], { ...record, state: "running", exit: null });
+      };
+      assert.equal(await store.forgetStopped(2_000), 2);
+      assert.equal(await store.get("s1"), null);
+      assert.equal((await store.get("s2"))?.state, "running");
+      assert.equal(await store.get("s3"), null);
+    })
+  );
+});
