@@ -64,6 +64,20 @@ export function interceptCommits(
   });
 }
 
+/**
+ * A `Deno.Kv` like `kv` whose next commit is preceded by the writer given to `race`: what
+ * another process writing between a read and its commit looks like.
+ */
+export function racingKv(kv: Deno.Kv): { kv: Deno.Kv; race: (fn: () => Promise<void>) => void } {
+  let racer: (() => Promise<void>) | null = null;
+  const racy = interceptCommits(kv, async () => {
+    const run = racer;
+    racer = null;
+    await run?.();
+  });
+  return { kv: racy, race: (fn) => (racer = fn) };
+}
+
 /** A registration for container `id` with pid `pid` (start time pid × 10). */
 export function registration(id: string, pid = 100): RegisterInput {
   return {

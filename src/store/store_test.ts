@@ -2,7 +2,14 @@ import assert from "node:assert/strict";
 import type { ReaperEvent } from "../types.ts";
 import { ConflictError, NotFoundError, StoreInputError, StoreUnavailableError } from "./errors.ts";
 import { Store } from "./store.ts";
-import { exitWith, interceptCommits, registration, withKv, withKvPath } from "./_test_util.ts";
+import {
+  exitWith,
+  interceptCommits,
+  racingKv,
+  registration,
+  withKv,
+  withKvPath,
+} from "./_test_util.ts";
 
 async function allEvents(store: Store): Promise<ReaperEvent[]> {
   const out: ReaperEvent[] = [];
@@ -465,20 +472,15 @@ Deno.test("Store turns a failed KV write into a retryable error and writes nothi
 Deno.test("Store retries a transition when the record changes under it", async () => {
   await withKvPath((path) =>
     withKv(path, async (kv) => {
-      let racer: (() => Promise<void>) | null = null;
-      const racy = interceptCommits(kv, async () => {
-        const run = racer;
-        racer = null;
-        await run?.();
-      });
+      const { kv: racy, race } = racingKv(kv);
       const store = await Store.open(racy);
       await store.register(registration("c1", 100));
       // Between recordExit's read and its commit, the record is re-registered with another pid
       // (as another writer would): the retry must see the new pid and ignore the stale exit.
-      racer = async () => {
+      race(async () => {
         const record = (await kv.get<Record<string, unknown>>(["container", "c1"])).value!;
         await kv.set(["container", "c1"], { ...record, pid: 300, startTime: 3000 });
-      };
+      });
       assert.equal(await store.recordExit("c1", 100, 1000, exitWith(0)), false);
       assert.equal((await store.get("c1"))?.state, "running");
       assert.equal(store.lastSeq, 1);
@@ -544,12 +546,7 @@ Deno.test("Store.forgetStopped() deletes only records stopped before the cutoff"
 Deno.test("Store.forgetStopped() leaves a record that changes under it, and deletes the rest", async () => {
   await withKvPath((path) =>
     withKv(path, async (kv) => {
-      let racer: (() => Promise<void>) | null = null;
-      const racy = interceptCommits(kv, async () => {
-        const run = racer;
-        racer = null;
-        await run?.();
-      });
+      const { kv: racy, race } = racingKv(kv);
       const store = await Store.open(racy, { clock: () => 1_000 });
       for (const id of ["s1", "s2", "s3"]) {
         await store.register(registration(id));
@@ -557,10 +554,10 @@ Deno.test("Store.forgetStopped() leaves a record that changes under it, and dele
         await store.markStopped(id);
       }
       // Between the listing and the delete, s2 is registered again (as another writer would).
-      racer = async () => {
+      race(async () => {
         const record = (await kv.get<Record<string, unknown>>(["container", "s2"])).value!;
         await kv.set(["container", "s2"], { ...record, state: "running", exit: null });
-      };
+      });
       assert.equal(await store.forgetStopped(2_000), 2);
       assert.equal(await store.get("s1"), null);
       assert.equal((await store.get("s2"))?.state, "running");
