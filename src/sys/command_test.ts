@@ -180,3 +180,16 @@ Deno.test("runCommand still sees the exit, and still kills at the deadline, with
   assert.equal(hung.signal, "SIGKILL");
   assert.ok(hung.durationMs < 5000, `${hung.durationMs}`);
 });
+
+Deno.test("runCommand keeps argv and envp alive while garbage collections run mid-start", async () => {
+  const fixture = new URL("../../tests/fixtures/spawn_gc_stress.ts", import.meta.url);
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-all", "--v8-flags=--expose-gc", fixture.pathname],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const stderr = new TextDecoder().decode(out.stderr);
+  assert.equal(out.code, 0, stderr);
+  const report = JSON.parse(new TextDecoder().decode(out.stdout));
+  assert.equal(report.wrong, 0, JSON.stringify(report.first));
+});

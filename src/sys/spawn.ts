@@ -86,8 +86,8 @@ export interface SpawnedChild {
 
 /**
  * Starts `argv` with stdin from /dev/null, stdout and stderr on two new pipes and no other
- * descriptor (glibc 2.34 and later), every signal at its default disposition and none blocked (the Deno runtime ignores SIGPIPE, and a child
- * must not inherit that). Throws {@linkcode SysError} with the errno of what failed: ENOENT for
+ * descriptor (glibc 2.34 and later), every signal at its default disposition and none blocked
+ * (the Deno runtime ignores SIGPIPE, and a child must not inherit that). Throws {@linkcode SysError} with the errno of what failed: ENOENT for
  * a missing program or working directory, EACCES for a file that cannot be executed.
  */
 export async function spawnChild(request: SpawnRequest): Promise<SpawnedChild> {
@@ -130,19 +130,18 @@ export async function spawnChild(request: SpawnRequest): Promise<SpawnedChild> {
     const argv = new StringTable(request.argv);
     const env = new StringTable(request.env);
     const file = cString(program);
-    const pid = new Int32Array(1);
+    // An ArrayBuffer of its own: a small typed array may live on V8's heap, which moves.
+    const pid = new Int32Array(new ArrayBuffer(4));
+    const buffers = [argv, env, file, pid, actions, attr];
     await spawnSlots.take();
+    pinned.add(buffers);
     let rc: number;
     try {
       rc = await c.posix_spawnp(pid, file, actions, attr, argv.pointer, env.pointer);
     } finally {
+      pinned.delete(buffers);
       spawnSlots.give();
     }
-    // The tables are only reachable through raw pointers during the call (and actions, attr
-    // and file are only read by the pool thread): touching them afterwards keeps their memory
-    // alive until the child has exec'd.
-    argv.release();
-    env.release();
     if (rc !== 0) throw new SysError("posix_spawnp", rc, program);
     closeAll([out[1], err[1]]);
     return { pid: pid[0] ?? 0, stdout: out[0], stderr: err[0] };
@@ -154,6 +153,11 @@ export async function spawnChild(request: SpawnRequest): Promise<SpawnedChild> {
     c.posix_spawnattr_destroy(attr);
   }
 }
+
+// What a pool thread reads or writes through raw pointers during a call (the argv and envp
+// tables are reachable by nothing else): held here until the call returns, so that the garbage
+// collector cannot free it meanwhile.
+const pinned = new Set<unknown>();
 
 /** A counting semaphore for the spawns pending on the blocking pool. */
 class Slots {
@@ -234,7 +238,8 @@ function ok(rc: number): void {
  * and envp.
  */
 class StringTable {
-  #block: ArrayBuffer | null;
+  // Only the pointers below lead into it; holding it here keeps it alive with the table.
+  readonly #block: ArrayBuffer;
   readonly pointer: Deno.PointerValue;
 
   constructor(strings: readonly string[]) {
@@ -253,10 +258,5 @@ class StringTable {
     });
     table[encoded.length] = 0n;
     this.pointer = Deno.UnsafePointer.create(base);
-  }
-
-  /** Lets the memory go; call it after the call that used {@linkcode StringTable.pointer}. */
-  release(): void {
-    this.#block = null;
   }
 }
