@@ -10,6 +10,8 @@
  * @module
  */
 
+import { errorMessage } from "./error_message.ts";
+
 /** Log levels, lowest first (the names @logtape/logtape uses). */
 export const LOG_LEVELS = ["trace", "debug", "info", "warning", "error", "fatal"] as const;
 
@@ -571,10 +573,6 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Confi
     config.socket = envSocket;
   }
   return applyOverrides(config, options.overrides ?? {});
-}
-
-function errorMessage(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
 }
 
 /** Folds a message onto one line: a journal line must not be split. */

@@ -14,6 +14,7 @@ import type {
   MonitorRequest,
 } from "../daemon/api.ts";
 import type { ContainerRecord, ReaperEvent } from "../types.ts";
+import { errorMessage } from "../error_message.ts";
 
 /** The daemon could not be reached at all (not running, no permission, wrong path). */
 export class DaemonUnreachableError extends Error {
@@ -65,7 +66,7 @@ const ORIGIN = "http://127.0.0.1";
 
 function causeMessage(e: unknown): string {
   let cur: unknown = e;
-  let message = e instanceof Error ? e.message : String(e);
+  let message = errorMessage(e);
   while (cur instanceof Error && cur.cause !== undefined) {
     cur = cur.cause;
     if (cur instanceof Error) message = cur.message;

@@ -31,6 +31,7 @@ import {
   formatRecordTable,
 } from "./format.ts";
 import { type Output, stdio } from "./output.ts";
+import { errorMessage } from "../error_message.ts";
 
 /** Runs the daemon until it stops; resolves to the process's exit code. */
 export type ServeFunction = (config: Config) => Promise<number>;
@@ -504,7 +505,7 @@ function reportError(e: unknown, output: Output): number {
     output.err(`reaperd: ${e.message}\n`);
     return Exit.CONFIG;
   }
-  const message = e instanceof Error ? e.message : String(e);
+  const message = errorMessage(e);
   output.err(`reaperd: ${message.replace(/\s*\n\s*/g, " ")}\n`);
   return Exit.FAILED;
 }

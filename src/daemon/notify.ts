@@ -8,6 +8,7 @@
  */
 
 import { getLogger } from "../log.ts";
+import { errorMessage } from "../error_message.ts";
 
 /** Reads an environment variable. */
 export type EnvReader = (name: string) => string | undefined;
@@ -134,7 +135,7 @@ export function createNotifier(options: NotifierOptions = {}): Notifier {
       if (!warned) {
         warned = true;
         log.warning("cannot notify the service manager: {error}", {
-          error: e instanceof Error ? e.message : String(e),
+          error: errorMessage(e),
           socket: rawSocket,
         });
       }

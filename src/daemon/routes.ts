@@ -38,6 +38,7 @@ import {
   parseMonitorRequest,
   parseWaitQuery,
 } from "./validate.ts";
+import { errorMessage } from "../error_message.ts";
 
 /** Largest request body accepted, in bytes. */
 export const MAX_BODY_BYTES = 64 * 1024;
@@ -308,7 +309,7 @@ export function createRouter(api: ReaperApi, options: RouterOptions = {}): Reque
       if (e instanceof ApiError) {
         response = errorResponse(e.status, e.message);
       } else {
-        const message = e instanceof Error ? e.message : String(e);
+        const message = errorMessage(e);
         log.error("request failed: {method} {path}: {error}", {
           method: request.method,
           path: safePath(request.url),
@@ -378,7 +379,7 @@ function eventStream(
       } catch (e) {
         // Headers are gone already: all that is left is to log and cut the stream.
         log.error("event stream failed: {error}", {
-          error: e instanceof Error ? e.message : String(e),
+          error: errorMessage(e),
         });
         controller.error(e);
       }

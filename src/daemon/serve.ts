@@ -18,6 +18,7 @@ import { startHttpServer } from "./http.ts";
 import { createNotifier } from "./notify.ts";
 import { startRetention } from "./retention.ts";
 import { ReaperService, VERSION } from "./service.ts";
+import { errorMessage } from "../error_message.ts";
 
 const log = getLogger("daemon");
 
@@ -114,7 +115,7 @@ export async function serve(config: Config): Promise<number> {
     return 0;
   } catch (error) {
     log.fatal("reaperd cannot run: {error}", {
-      error: error instanceof Error ? error.message : String(error),
+      error: errorMessage(error),
     });
     return 1;
   } finally {

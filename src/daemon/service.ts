@@ -41,6 +41,7 @@ import {
 } from "./api.ts";
 import { Batcher } from "./batcher.ts";
 import { Counter, Gauge, Histogram, Registry } from "./metrics.ts";
+import { errorMessage } from "../error_message.ts";
 
 /** reaperd's version, reported on health. */
 export const VERSION = "0.1.0";
@@ -659,5 +660,5 @@ function toApiError(error: unknown): ApiError {
   if (error instanceof ConflictError) return new ApiError(409, error.message);
   if (error instanceof StoreUnavailableError) return new ApiError(503, error.message);
   if (error instanceof Error && error.name === "SysError") return new ApiError(400, error.message);
-  return new ApiError(500, error instanceof Error ? error.message : String(error));
+  return new ApiError(500, errorMessage(error));
 }

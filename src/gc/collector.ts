@@ -28,6 +28,7 @@ import {
 } from "./backoff.ts";
 import type { Cleaner, CleanupOutcome } from "./cleaner.ts";
 import { DueQueue } from "./due_queue.ts";
+import { errorMessage } from "../error_message.ts";
 
 /** The timer functions the collector arms; `globalThis`'s by default, fake ones in tests. */
 export interface CollectorTimers {
@@ -476,7 +477,7 @@ export class Collector {
       }
       return failure("the cleaner returned no outcome");
     } catch (error) {
-      return failure(error instanceof Error ? error.message : String(error));
+      return failure(errorMessage(error));
     }
   }
 

@@ -9,6 +9,7 @@
 import { posix } from "node:path";
 import { isAtOrUnder, type MountInfo, readMountInfo } from "../sys/mounts.ts";
 import { isValidPid } from "../sys/proc.ts";
+import { errorMessage } from "../error_message.ts";
 
 /** One line of `/proc/<pid>/cgroup`. */
 export interface CgroupLine {
@@ -104,7 +105,7 @@ export function thawProcess(pid: number, mounts?: MountInfo[]): ThawReport {
   try {
     files = freezerFiles(pid, mounts);
   } catch (e) {
-    report.errors.push(`mountinfo: ${message(e)}`);
+    report.errors.push(`mountinfo: ${errorMessage(e)}`);
     return report;
   }
   if (files.v1 !== null) thawFile(files.v1, "THAWED", "THAWED", report);
@@ -118,7 +119,7 @@ function thawFile(file: string, thawedValue: string, write: string, report: Thaw
     // Synchronous: cgroupfs answers at once, and thawing must not wait for the blocking pool.
     current = Deno.readTextFileSync(file).trim();
   } catch (e) {
-    if (!(e instanceof Deno.errors.NotFound)) report.errors.push(`${file}: ${message(e)}`);
+    if (!(e instanceof Deno.errors.NotFound)) report.errors.push(`${file}: ${errorMessage(e)}`);
     return;
   }
   if (current === thawedValue) return;
@@ -126,10 +127,6 @@ function thawFile(file: string, thawedValue: string, write: string, report: Thaw
     Deno.writeTextFileSync(file, write, { create: false });
     report.thawed.push(file);
   } catch (e) {
-    report.errors.push(`${file}: ${message(e)}`);
+    report.errors.push(`${file}: ${errorMessage(e)}`);
   }
-}
-
-function message(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
 }

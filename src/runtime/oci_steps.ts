@@ -15,6 +15,7 @@ import { posix } from "node:path";
 import type { CleanupStep, StepContext, StepOutcome } from "./plan.ts";
 import { runtimeArgv, runtimeRoot, saysNotRunning, saysNotThere } from "./runtime_cli.ts";
 import { removeStateDir } from "./state_dir.ts";
+import { errorMessage } from "../error_message.ts";
 
 const done = (detail: string, exitCode: number | null = null): StepOutcome => ({
   ok: true,
@@ -160,7 +161,7 @@ export const unmountMounts: CleanupStep = {
         try {
           if (unmount(path) === "not-mounted") break;
         } catch (e) {
-          return Promise.resolve(failed(`umount ${path}: ${message(e)}`));
+          return Promise.resolve(failed(`umount ${path}: ${errorMessage(e)}`));
         }
       }
       notes.push(layers > 0 ? `unmounted ${path}` : `${path} not mounted`);
@@ -196,7 +197,7 @@ export const removePaths: CleanupStep = {
             await ctx.sleep(BUSY_RETRY_MS);
             continue;
           }
-          return failed(`remove ${path}: ${message(e)}`);
+          return failed(`remove ${path}: ${errorMessage(e)}`);
         }
       }
     }
@@ -264,8 +265,4 @@ function pathProblem(path: string): string | null {
     return `${JSON.stringify(path)} is not a normalized path`;
   }
   return null;
-}
-
-function message(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
 }

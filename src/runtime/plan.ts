@@ -13,6 +13,7 @@ import type { CleanupSettings } from "./config.ts";
 import type { ThawReport } from "./freezer.ts";
 import type { RuntimeCall } from "./runtime_cli.ts";
 import { tail } from "./runtime_cli.ts";
+import { errorMessage } from "../error_message.ts";
 
 /** What a step works with. */
 export interface StepContext {
@@ -69,7 +70,7 @@ export async function runPlan(steps: CleanupStep[], ctx: StepContext): Promise<C
     try {
       outcome = await step.run(ctx);
     } catch (e) {
-      outcome = { ok: false, exitCode: null, detail: e instanceof Error ? e.message : String(e) };
+      outcome = { ok: false, exitCode: null, detail: errorMessage(e) };
     }
     const stderrTail = tail(outcome.detail, ctx.settings.stderrTailChars);
     results.push({

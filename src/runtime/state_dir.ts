@@ -9,6 +9,7 @@
 
 import { posix } from "node:path";
 import { isAtOrUnder, type MountInfo, mountsAtOrUnder, readMountInfo } from "../sys/mounts.ts";
+import { errorMessage } from "../error_message.ts";
 
 /** What {@linkcode removeStateDir} did. */
 export type StateDirOutcome =
@@ -52,7 +53,7 @@ export async function removeStateDir(
     info = Deno.lstatSync(stateDir);
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) return { ok: true, detail: "already gone" };
-    return { ok: false, code: "EIO", detail: `lstat ${stateDir}: ${message(e)}` };
+    return { ok: false, code: "EIO", detail: `lstat ${stateDir}: ${errorMessage(e)}` };
   }
   if (info.isSymlink) {
     return { ok: false, code: "EINVAL", detail: `state dir ${stateDir} is a symlink; refusing` };
@@ -72,7 +73,7 @@ export async function removeStateDir(
       };
     }
   } catch (e) {
-    return { ok: false, code: "EIO", detail: `realpath ${stateDir}: ${message(e)}` };
+    return { ok: false, code: "EIO", detail: `realpath ${stateDir}: ${errorMessage(e)}` };
   }
 
   let mounted: MountInfo[];
@@ -80,7 +81,7 @@ export async function removeStateDir(
     mounted = mountsAtOrUnder(stateDir, readMounts());
   } catch (e) {
     // Without the mount table it is unknown whether the remove would cross into a mount.
-    return { ok: false, code: "EIO", detail: `mountinfo: ${message(e)}` };
+    return { ok: false, code: "EIO", detail: `mountinfo: ${errorMessage(e)}` };
   }
   if (mounted.length > 0) {
     const list = mounted.map((m) => m.mountPoint).join(", ");
@@ -98,10 +99,6 @@ export async function removeStateDir(
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) return { ok: true, detail: "already gone" };
     const code = e instanceof Deno.errors.Busy ? "EBUSY" : "EIO";
-    return { ok: false, code, detail: `remove ${stateDir}: ${message(e)}` };
+    return { ok: false, code, detail: `remove ${stateDir}: ${errorMessage(e)}` };
   }
-}
-
-function message(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
 }

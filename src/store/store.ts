@@ -36,6 +36,7 @@ import {
   checkText,
   checkTime,
 } from "./_validate.ts";
+import { errorMessage } from "../error_message.ts";
 
 /** How a {@linkcode Store} behaves. */
 export interface StoreOptions {
@@ -1100,7 +1101,7 @@ function attemptDetail(entry: GcEntry): Record<string, unknown> {
  */
 function storeFailure(what: string, error: unknown): StoreError {
   if (error instanceof StoreError) return error;
-  const message = error instanceof Error ? error.message : String(error);
+  const message = errorMessage(error);
   if (/too large|too many/i.test(message)) {
     return new StoreInputError(`${what}: ${message}`, { cause: error });
   }

@@ -14,6 +14,7 @@ import { Errno, SysError } from "./errno.ts";
 import { EventLoop } from "./event_loop.ts";
 import * as libc from "./libc.ts";
 import { type ChildExit, reapChild, spawnChild, type SpawnedChild } from "./spawn.ts";
+import { errorMessage } from "../error_message.ts";
 
 /** How to run one command. */
 export interface CommandOptions {
@@ -110,7 +111,7 @@ export async function runCommand(argv: string[], opts: CommandOptions): Promise<
     libc.close(child.stderr);
     // Killed at once and reaped in the background, so that no zombie is left behind.
     void new ExitWatch(null, child.pid, 0).ended;
-    return failed(`${program}: cannot watch it: ${message(e)}`);
+    return failed(`${program}: cannot watch it: ${errorMessage(e)}`);
   }
   try {
     const max = opts.maxOutputBytes ?? DEFAULT_MAX_OUTPUT_BYTES;
@@ -153,7 +154,7 @@ function describeSpawnFailure(
   program: string,
   cwd: string | undefined,
 ): [string, boolean] {
-  if (!(e instanceof SysError)) return [`${program}: cannot start: ${message(e)}`, false];
+  if (!(e instanceof SysError)) return [`${program}: cannot start: ${errorMessage(e)}`, false];
   if (e.errno === Errno.ENOENT) {
     // ENOENT also covers a missing working directory; say which one it was.
     if (cwd !== undefined && !exists(cwd)) {
@@ -163,10 +164,6 @@ function describeSpawnFailure(
   }
   if (e.errno === Errno.EACCES) return [`${program}: permission denied (not executable?)`, false];
   return [`${program}: cannot start: ${e.message}`, false];
-}
-
-function message(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
 }
 
 function exists(path: string): boolean {
@@ -222,7 +219,7 @@ class ExitWatch {
     try {
       if (loop !== null) pidfd = libc.pidfdOpen(pid);
     } catch {
-      pidfd = null;
+      // No descriptor to spare, or no pidfd_open: polled below.
     }
     const { promise, resolve } = Promise.withResolvers<ChildExit>();
     this.ended = promise;
