@@ -111,7 +111,14 @@ Deno.test("runCommand starts a helper with default signals, nothing blocked, std
 });
 
 Deno.test("runCommand gives a helper stdin, stdout and stderr and no other descriptor", async () => {
-  const r = await runCommand(["/bin/ls", "/proc/self/fd"], { timeoutMs: 5000 });
+  // A descriptor without close-on-exec, as a daemon may inherit from whoever started it.
+  const inheritable = libc.open("/dev/null", libc.O.RDONLY);
+  let r;
+  try {
+    r = await runCommand(["/bin/ls", "/proc/self/fd"], { timeoutMs: 5000 });
+  } finally {
+    libc.close(inheritable);
+  }
   assert.equal(r.code, 0, r.stderr);
   // 0-2 are stdin, stdout and stderr; 3 is the directory ls itself is listing.
   assert.deepEqual(r.stdout.trim().split("\n").map(Number).sort(), [0, 1, 2, 3]);

@@ -87,8 +87,9 @@ export interface SpawnedChild {
 /**
  * Starts `argv` with stdin from /dev/null, stdout and stderr on two new pipes and no other
  * descriptor (glibc 2.34 and later), every signal at its default disposition and none blocked
- * (the Deno runtime ignores SIGPIPE, and a child must not inherit that). Throws {@linkcode SysError} with the errno of what failed: ENOENT for
- * a missing program or working directory, EACCES for a file that cannot be executed.
+ * (the Deno runtime ignores SIGPIPE, and a child must not inherit that). Throws
+ * {@linkcode SysError} with the errno of what failed: ENOENT for a missing program or working
+ * directory, EACCES for a file that cannot be executed.
  */
 export async function spawnChild(request: SpawnRequest): Promise<SpawnedChild> {
   const program = request.argv[0];
