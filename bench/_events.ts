@@ -7,18 +7,11 @@
 
 import { nowMs } from "./_clock.ts";
 import { sleep } from "./_stats.ts";
+import type { ReaperEvent } from "../src/types.ts";
 import { lines } from "./_writer.ts";
 
-/** An event as the daemon streams it (the fields the benchmark reads). */
-export interface StreamedEvent {
-  seq: number;
-  kind: string;
-  id: string;
-  /** The daemon's clock when it decided the transition, just before the commit (ms). */
-  at: number;
-  state: string;
-  detail: Record<string, unknown>;
-}
+/** An event as the daemon streams it: one NDJSON line of `/v1/events`. */
+export type StreamedEvent = ReaperEvent;
 
 /** An event and the moment its line reached the benchmark. */
 export interface Arrival {

@@ -5,24 +5,18 @@
 import assert from "node:assert/strict";
 import { fakeRuntime, type RunningShim, startShim, stopShim } from "./fixtures/shim.ts";
 import { readProcStat } from "../src/sys/proc.ts";
+import type { ReaperEvent } from "../src/types.ts";
 import { TestDaemon } from "./support/daemon.ts";
 import { until } from "./support/poll.ts";
 
 const BASE_MS = 200;
 const MAX_MS = 1600;
 
-interface Event {
-  seq: number;
-  kind: string;
-  id: string;
-  at: number;
-  state: string;
-  detail: Record<string, unknown>;
-}
-
-async function events(d: TestDaemon, id: string): Promise<Event[]> {
+async function events(d: TestDaemon, id: string): Promise<ReaperEvent[]> {
   const res = await d.api("GET", "/v1/events");
-  return res.text.trim().split("\n").map((l) => JSON.parse(l) as Event).filter((e) => e.id === id);
+  return res.text.trim().split("\n").map((l) => JSON.parse(l) as ReaperEvent).filter((e) =>
+    e.id === id
+  );
 }
 
 async function stateOf(d: TestDaemon, id: string): Promise<string> {
