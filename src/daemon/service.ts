@@ -21,7 +21,7 @@ import {
   StoreInputError,
   StoreUnavailableError,
 } from "../store/errors.ts";
-import { EXIT_BATCH, type ExitInput, type Store } from "../store/store.ts";
+import { EXIT_BATCH, type ExitInput, type ExitRecordResult, type Store } from "../store/store.ts";
 import { ExitFifoError, exitFifoName, openExitFifo } from "../supervisor/exit_fifo.ts";
 import { stateDirPathProblem } from "../runtime/state_dir.ts";
 import { HeldFifos } from "../supervisor/held_fifos.ts";
@@ -77,7 +77,7 @@ export class ReaperService implements ReaperApi {
   #pendingTimer: ReturnType<typeof setTimeout> | null = null;
   #storeProblem: string | null = null;
   /** Exits decoded together are committed together. */
-  readonly #exitWriter: Batcher<ExitInput, boolean>;
+  readonly #exitWriter: Batcher<ExitInput, ExitRecordResult>;
   /** Exits being written to the store now; cleanups wait for them (see #recordingDrained). */
   #recording = 0;
   readonly #recordingWaiters: Array<() => void> = [];
@@ -251,10 +251,10 @@ export class ReaperService implements ReaperApi {
       "exit of {id}: {reason}",
       { id, runtime: report.runtime, code: exit.code, known: exit.known, reason: exit.reason },
     );
-    let recorded: boolean;
+    let result: ExitRecordResult;
     this.#recording++;
     try {
-      recorded = await this.#exitWriter.add({
+      result = await this.#exitWriter.add({
         id,
         pid: report.pidInfo.pid,
         startTime: report.pidInfo.startTime,
@@ -269,9 +269,17 @@ export class ReaperService implements ReaperApi {
     } finally {
       this.#recordingDone();
     }
+    report.acknowledge?.();
     this.#storeWritable();
     this.#exitLatency.observe(Math.max(0, this.#now() - exit.at) / 1000);
-    if (!recorded) {
+    if (result.outcome === "refused") {
+      this.#log.error("exit of {id} could not be recorded: {reason}", {
+        id,
+        reason: result.reason,
+      });
+      return;
+    }
+    if (result.outcome === "ignored") {
       this.#log.debug("exit of {id} ignored: already recorded or another run", { id });
       return;
     }

@@ -165,6 +165,16 @@ export interface ExitInput {
   exit: ExitStatus;
 }
 
+/**
+ * What {@linkcode Store.recordExits} did with one exit: recorded (running → stopping, with the
+ * record as written), ignored (unknown id, not running, another pid or start time, or a repeat),
+ * or refused (this exit can never be written as given; the reason says why).
+ */
+export type ExitRecordResult =
+  | { outcome: "recorded"; record: ContainerRecord }
+  | { outcome: "ignored" }
+  | { outcome: "refused"; reason: string };
+
 /** Counts of records by state. */
 export type StateCounts = Record<ContainerState, number>;
 
@@ -350,20 +360,20 @@ export class Store {
    * changed meanwhile) its items are recorded one by one instead.
    *
    * @param items The exits, in the order they were decoded.
-   * @returns For each item, whether it was recorded.
+   * @returns For each item, what was done with it (the record as written when recorded).
    * @throws {StoreUnavailableError} when the KV file cannot take the write now (nothing of the
    *   failing batch was written; earlier batches were).
    */
-  async recordExits(items: readonly ExitInput[]): Promise<boolean[]> {
+  async recordExits(items: readonly ExitInput[]): Promise<ExitRecordResult[]> {
     for (const item of items) checkName(item.id, "container id");
-    const results: boolean[] = [];
+    const results: ExitRecordResult[] = [];
     for (let start = 0; start < items.length; start += EXIT_BATCH) {
       results.push(...await this.#recordExitBatch(items.slice(start, start + EXIT_BATCH)));
     }
     return results;
   }
 
-  async #recordExitBatch(batch: readonly ExitInput[]): Promise<boolean[]> {
+  async #recordExitBatch(batch: readonly ExitInput[]): Promise<ExitRecordResult[]> {
     const entries: Deno.KvEntryMaybe<ContainerRecord>[] = [];
     for (let i = 0; i < batch.length; i += MAX_GET_MANY) {
       const keys = batch.slice(i, i + MAX_GET_MANY).map((item) => containerKey(item.id));
@@ -376,22 +386,19 @@ export class Store {
     const writes: Array<
       { entry: Deno.KvEntryMaybe<ContainerRecord>; record: ContainerRecord; item: ExitInput }
     > = [];
-    const results = batch.map((item, i) => {
+    const results = batch.map((item, i): ExitRecordResult => {
       const record = entries[i]!.value;
       if (
         seen.has(item.id) || record === null || record.state !== "running" ||
         record.pid !== item.pid || record.startTime !== item.startTime
       ) {
-        return false;
+        return { outcome: "ignored" };
       }
       seen.add(item.id);
       const exit = clampExit(item.exit);
-      writes.push({
-        entry: entries[i]!,
-        item: { ...item, exit },
-        record: { ...record, state: "stopping", exit, updatedAt: now },
-      });
-      return true;
+      const written: ContainerRecord = { ...record, state: "stopping", exit, updatedAt: now };
+      writes.push({ entry: entries[i]!, item: { ...item, exit }, record: written });
+      return { outcome: "recorded", record: written };
     });
     if (writes.length === 0) return results;
     const events = await this.#exclusive(async () => {
@@ -430,9 +437,11 @@ export class Store {
     });
     if (events === null) {
       // Something changed under the batch: let each item find its own answer.
-      const one: boolean[] = [];
+      const one: ExitRecordResult[] = [];
       for (const item of batch) {
-        one.push(await this.recordExit(item.id, item.pid, item.startTime, item.exit));
+        const recorded = await this.recordExit(item.id, item.pid, item.startTime, item.exit);
+        const record = recorded ? await this.get(item.id) : null;
+        one.push(record === null ? { outcome: "ignored" } : { outcome: "recorded", record });
       }
       return one;
     }

@@ -163,13 +163,22 @@ Deno.test("Store.recordExits() records a burst in few commits, each exit once, a
       items.push({ id: "c2", pid: 999, startTime: 9990, exit: exitWith(1) }); // another run
       items.push({ id: "nope", pid: 5, startTime: 1000, exit: exitWith(1) }); // unknown
       const results = await store.recordExits(items);
-      assert.deepEqual(results, [...Array(100).fill(true), false, false, false]);
+      assert.deepEqual(results.map((r) => r.outcome), [
+        ...Array(100).fill("recorded"),
+        "ignored",
+        "ignored",
+        "ignored",
+      ]);
+      const first = results[0]!;
+      assert.equal(first.outcome === "recorded" && first.record.state, "stopping");
+      assert.equal(first.outcome === "recorded" && first.record.exit?.code, 0);
       const exits = (await allEvents(store)).filter((e) => e.kind === "exit");
       assert.equal(exits.length, 100);
       assert.deepEqual(exits.map((e) => e.seq), exits.map((_, i) => firstSeq + 1 + i));
       assert.equal(
-        (await store.recordExits([{ id: "c3", pid: 103, startTime: 1030, exit: exitWith(7) }]))[0],
-        false,
+        (await store.recordExits([{ id: "c3", pid: 103, startTime: 1030, exit: exitWith(7) }]))[0]
+          ?.outcome,
+        "ignored",
         "a second report is ignored",
       );
     });

@@ -49,6 +49,12 @@ export interface ExitReport {
   fifo: string;
   pidInfo: PidInfo;
   exit: ExitStatus;
+  /**
+   * Called by the daemon once the exit is durable (recorded, or found already recorded), so the
+   * status may now be consumed from the FIFO and its read end let go. Until then nothing that
+   * would lose the status for the next daemon is done.
+   */
+  acknowledge?: () => void;
 }
 
 /** How the supervisor is wired. */
