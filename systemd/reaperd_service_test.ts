@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { needs } from "../tests/support/needs.ts";
 
 const UNIT = new URL("./reaperd.service", import.meta.url);
 
@@ -15,20 +16,9 @@ function directives(text: string): Map<string, string[]> {
   return out;
 }
 
-function hasSystemdAnalyze(): boolean {
-  try {
-    new Deno.Command("systemd-analyze", { args: ["--version"], stdout: "null", stderr: "null" })
-      .outputSync();
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-Deno.test({
-  name: "systemd/reaperd.service passes systemd-analyze verify without a single complaint",
-  ignore: !hasSystemdAnalyze(),
-  async fn() {
+needs("systemd-analyze").test(
+  "systemd/reaperd.service passes systemd-analyze verify without a single complaint",
+  async () => {
     const text = await Deno.readTextFile(UNIT);
     const dir = await Deno.makeTempDir();
     try {
@@ -57,7 +47,7 @@ Deno.test({
       await Deno.remove(dir, { recursive: true });
     }
   },
-});
+);
 
 Deno.test("systemd/reaperd.service keeps what the design requires", async () => {
   const d = directives(await Deno.readTextFile(UNIT));

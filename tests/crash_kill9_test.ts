@@ -11,12 +11,13 @@
  */
 
 import assert from "node:assert/strict";
+import { needs } from "./support/needs.ts";
 import { checkCrashRun, describeVerdict, runCrashScenario } from "./support/crash_harness.ts";
 
 const CONTAINERS = 300;
 const KILLS = 24;
 
-Deno.test({
+needs("cc").test({
   name: `kill -9 of the daemon ${KILLS} times among ${CONTAINERS} exiting containers loses nothing`,
   sanitizeResources: true,
   sanitizeOps: true,

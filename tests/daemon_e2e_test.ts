@@ -6,6 +6,9 @@ import assert from "node:assert/strict";
 import { type RunningShim, startShim, stopShim } from "./fixtures/shim.ts";
 import { TestDaemon } from "./support/daemon.ts";
 import { until } from "./support/poll.ts";
+import { needs } from "./support/needs.ts";
+
+const withCc = needs("cc");
 
 /** A container that runs until the file `go` appears in its state dir, then exits `code`. */
 function untilGo(code: number): string[] {
@@ -48,7 +51,7 @@ async function startContainer(d: TestDaemon, id: string, code: number): Promise<
   return shim;
 }
 
-Deno.test("reaperd CLI: create-fifo → shim → monitor → exit 5 → wait prints 5 and exits 5", async () => {
+withCc.test("reaperd CLI: create-fifo → shim → monitor → exit 5 → wait prints 5 and exits 5", async () => {
   const d = await TestDaemon.start();
   let shim: RunningShim | undefined;
   try {
@@ -112,7 +115,7 @@ Deno.test("reaperd CLI: create-fifo → shim → monitor → exit 5 → wait pri
   }
 });
 
-Deno.test("reaperd restart after SIGKILL: live containers monitored again, the one that died while down is unknown and collected", async () => {
+withCc.test("reaperd restart after SIGKILL: live containers monitored again, the one that died while down is unknown and collected", async () => {
   const d = await TestDaemon.start();
   const shims: RunningShim[] = [];
   try {
@@ -240,7 +243,7 @@ Deno.test("reaperd refuses a state dir outside its state root: it could never be
   }
 });
 
-Deno.test("reaperd forgets a stopped container after stoppedRetentionMs, and only a stopped one", async () => {
+withCc.test("reaperd forgets a stopped container after stoppedRetentionMs, and only a stopped one", async () => {
   const retentionMs = 1_500;
   const d = await TestDaemon.start({ extra: { stoppedRetentionMs: retentionMs } });
   const shims: RunningShim[] = [];

@@ -8,6 +8,9 @@ import { readProcStat } from "../src/sys/proc.ts";
 import type { ReaperEvent } from "../src/types.ts";
 import { TestDaemon } from "./support/daemon.ts";
 import { until } from "./support/poll.ts";
+import { needs } from "./support/needs.ts";
+
+const withCc = needs("cc");
 
 const BASE_MS = 200;
 const MAX_MS = 1600;
@@ -54,7 +57,7 @@ async function runContainer(d: TestDaemon, id: string): Promise<RunningShim> {
   return shim;
 }
 
-Deno.test("GC: a runtime whose delete fails 3 times is retried with backoff, then the container is stopped", async () => {
+withCc.test("GC: a runtime whose delete fails 3 times is retried with backoff, then the container is stopped", async () => {
   const { d, fakeDir } = await setUp();
   let shim: RunningShim | undefined;
   try {
@@ -98,7 +101,7 @@ Deno.test("GC: a runtime whose delete fails 3 times is retried with backoff, the
   }
 });
 
-Deno.test("GC: a runtime that hangs past the step timeout is killed and retried", async () => {
+withCc.test("GC: a runtime that hangs past the step timeout is killed and retried", async () => {
   const { d, fakeDir } = await setUp({ stepTimeoutMs: 300 });
   let shim: RunningShim | undefined;
   try {
@@ -125,7 +128,7 @@ Deno.test("GC: a runtime that hangs past the step timeout is killed and retried"
   }
 });
 
-Deno.test("GC: SIGKILL the daemon mid-GC; after restart the entry and its attempts are there and it finishes", async () => {
+withCc.test("GC: SIGKILL the daemon mid-GC; after restart the entry and its attempts are there and it finishes", async () => {
   const { d, fakeDir } = await setUp();
   let shim: RunningShim | undefined;
   try {

@@ -11,8 +11,11 @@ import {
   stopShim,
 } from "./fixtures/shim.ts";
 import { TestDaemon } from "./support/daemon.ts";
+import { needs } from "./support/needs.ts";
 
-Deno.test("daemon + runc: exit 3 is recorded as 3, runc delete runs, nothing is left", async () => {
+const withRunc = needs("root", "runc", "busybox", "cc");
+
+withRunc.test("daemon + runc: exit 3 is recorded as 3, runc delete runs, nothing is left", async () => {
   const runc = findRunc();
   const d = await TestDaemon.start({ runtimes: { runc: { path: runc } } });
   const id = `reaperd-e2e-${crypto.randomUUID().slice(0, 8)}`;

@@ -22,6 +22,9 @@ import {
   waitFor,
   waitStopped,
 } from "./support/fault_util.ts";
+import { needs } from "./support/needs.ts";
+
+const asRootWithCc = needs("root", "cc");
 
 const RT = "crt";
 
@@ -53,7 +56,7 @@ function fill(path: string): number {
   return total;
 }
 
-Deno.test("fault: the store's disk fills up: degraded but up, exits kept in memory and written once space returns", async () => {
+asRootWithCc.test("fault: the store's disk fills up: degraded but up, exits kept in memory and written once space returns", async () => {
   const dir = await Deno.makeTempDir({ prefix: "reaperd-fault-full-" });
   const fs = `${dir}/kvfs`;
   const log = `${dir}/runtime.log`;

@@ -20,6 +20,9 @@ import {
   waitFor,
   waitStopped,
 } from "./support/fault_util.ts";
+import { needs } from "./support/needs.ts";
+
+const asRootWithCc = needs("root", "cc");
 
 const RT = "crt";
 
@@ -36,7 +39,7 @@ async function hostDir(): Promise<{ dir: string; canary: string }> {
   return { dir, canary };
 }
 
-Deno.test("fault: a bind mount inside the state dir blocks its removal; GC backs off and finishes once unmounted", async () => {
+asRootWithCc.test("fault: a bind mount inside the state dir blocks its removal; GC backs off and finishes once unmounted", async () => {
   const log = await Deno.makeTempFile({ prefix: "reaperd-fault-mount-", suffix: ".log" });
   const host = await hostDir();
   const daemon = await TestDaemon.start({
@@ -87,7 +90,7 @@ Deno.test("fault: a bind mount inside the state dir blocks its removal; GC backs
   }
 });
 
-Deno.test("fault: a registered mount kept busy by a process is retried until the process lets go", async () => {
+asRootWithCc.test("fault: a registered mount kept busy by a process is retried until the process lets go", async () => {
   const log = await Deno.makeTempFile({ prefix: "reaperd-fault-mount-", suffix: ".log" });
   const host = await hostDir();
   const daemon = await TestDaemon.start({

@@ -24,6 +24,9 @@ import {
   waitFor,
   waitStopped,
 } from "./support/fault_util.ts";
+import { needs } from "./support/needs.ts";
+
+const withCc = needs("cc");
 
 const RT = "crt";
 
@@ -31,7 +34,7 @@ async function tempLog(): Promise<string> {
   return await Deno.makeTempFile({ prefix: "reaperd-fault-runtime-", suffix: ".log" });
 }
 
-Deno.test("fault: a runtime call that hangs past its timeout is killed, and GC retries until it answers", async () => {
+withCc.test("fault: a runtime call that hangs past its timeout is killed, and GC retries until it answers", async () => {
   const log = await tempLog();
   const daemon = await TestDaemon.start({
     runtimes: crashRuntime(RT, log),
@@ -92,7 +95,7 @@ Deno.test("fault: a runtime call that hangs past its timeout is killed, and GC r
   }
 });
 
-Deno.test("fault: a runtime that fails then succeeds: attempts back off, survive kill -9, and end in one delete", async () => {
+withCc.test("fault: a runtime that fails then succeeds: attempts back off, survive kill -9, and end in one delete", async () => {
   const log = await tempLog();
   const policy = { baseMs: 300, maxMs: 1200, jitter: "equal" as const };
   const daemon = await TestDaemon.start({
@@ -146,7 +149,7 @@ Deno.test("fault: a runtime that fails then succeeds: attempts back off, survive
   }
 });
 
-Deno.test("fault: a missing runtime binary leaves the container in GC with the reason, until it is installed", async () => {
+withCc.test("fault: a missing runtime binary leaves the container in GC with the reason, until it is installed", async () => {
   const log = await tempLog();
   const bin = await Deno.makeTempDir({ prefix: "reaperd-fault-bin-" });
   const path = `${bin}/crt`;

@@ -26,6 +26,10 @@ import {
   waitFor,
   waitStopped,
 } from "./support/fault_util.ts";
+import { needs } from "./support/needs.ts";
+
+const withFreezer = needs("root", "freezer-v1", "cc");
+const withFuse = needs("root", "fuse", "cc");
 
 const RT = "crt";
 const FREEZER = "/sys/fs/cgroup/freezer";
@@ -126,7 +130,7 @@ async function assertCappedRetries(daemon: TestDaemon, id: string, minAttempts: 
   return entry;
 }
 
-Deno.test("fault: a container frozen by the v1 freezer is thawed and killed by cleanup", async () => {
+withFreezer.test("fault: a container frozen by the v1 freezer is thawed and killed by cleanup", async () => {
   const log = await Deno.makeTempFile({ prefix: "reaperd-fault-frozen-", suffix: ".log" });
   const daemon = await startDaemon(log);
   const cg = `${FREEZER}/reaperd-test-${crypto.randomUUID()}`;
@@ -158,7 +162,7 @@ Deno.test("fault: a container frozen by the v1 freezer is thawed and killed by c
   }
 });
 
-Deno.test("fault: a freeze cleanup cannot undo: GC reports D, retries capped, others go on, done once thawed", async () => {
+withFreezer.test("fault: a freeze cleanup cannot undo: GC reports D, retries capped, others go on, done once thawed", async () => {
   const log = await Deno.makeTempFile({ prefix: "reaperd-fault-frozen-", suffix: ".log" });
   const daemon = await startDaemon(log);
   const parent = `${FREEZER}/reaperd-test-${crypto.randomUUID()}`;
@@ -200,7 +204,7 @@ Deno.test("fault: a freeze cleanup cannot undo: GC reports D, retries capped, ot
   }
 });
 
-Deno.test("fault: a process in D state (a FUSE request never answered): GC reports it, never blocks the others", async () => {
+withFuse.test("fault: a process in D state (a FUSE request never answered): GC reports it, never blocks the others", async () => {
   const log = await Deno.makeTempFile({ prefix: "reaperd-fault-dstate-", suffix: ".log" });
   const mnt = await Deno.makeTempDir({ prefix: "reaperd-fault-fuse-" });
   const binary = await buildFuseHang();

@@ -12,6 +12,9 @@ import {
   startShim,
   stopShim,
 } from "./fixtures/shim.ts";
+import { needs } from "./support/needs.ts";
+
+const withCc = needs("cc");
 
 /** Runs `argv` under the shim and returns what the FIFO got and how the shim ended. */
 async function runUnderShim(
@@ -38,7 +41,7 @@ async function runUnderShim(
   }
 }
 
-Deno.test("test shim writes an exit code as one 4-byte native int", async () => {
+withCc.test("test shim writes an exit code as one 4-byte native int", async () => {
   const r = await runUnderShim(["sh", "-c", "exit 7"]);
   assert.deepEqual(r.bytes, [...new Uint8Array(new Int32Array([7]).buffer)]);
   assert.equal(r.code, 7);
@@ -46,18 +49,18 @@ Deno.test("test shim writes an exit code as one 4-byte native int", async () => 
   assert.notEqual(r.shim.container.pid, r.shim.shim.pid);
 });
 
-Deno.test("test shim encodes death by a signal as 128 + signo", async () => {
+withCc.test("test shim encodes death by a signal as 128 + signo", async () => {
   const r = await runUnderShim(["sh", "-c", "kill -9 $$"]);
   assert.equal(r.bytes.length, 4);
   assert.equal(r.code, 137);
 });
 
-Deno.test("test shim fault modes: no write, and raw bytes", async () => {
+withCc.test("test shim fault modes: no write, and raw bytes", async () => {
   assert.deepEqual((await runUnderShim(["true"], { noWrite: true })).bytes, []);
   assert.deepEqual((await runUnderShim(["true"], { writeBytes: "01ff02" })).bytes, [1, 255, 2]);
 });
 
-Deno.test("startShim reports a shim that cannot start its container, with its log", async () => {
+withCc.test("startShim reports a shim that cannot start its container, with its log", async () => {
   const dir = await Deno.makeTempDir({ prefix: "reaperd-shim-" });
   const fifo = openExitFifo(dir);
   try {

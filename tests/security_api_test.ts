@@ -18,6 +18,9 @@ import {
   startContainer,
   type TestContainer,
 } from "./support/fault_util.ts";
+import { needs } from "./support/needs.ts";
+
+const withCc = needs("cc");
 
 const RT = "crt";
 const encoder = new TextEncoder();
@@ -326,7 +329,7 @@ function corpus(valid: Record<string, unknown>, stateRoot: string): BadRequest[]
   return out;
 }
 
-Deno.test("security: a corpus of bad API requests gets 4xx each, the daemon answers on, and nothing is written", async () => {
+withCc.test("security: a corpus of bad API requests gets 4xx each, the daemon answers on, and nothing is written", async () => {
   const log = await Deno.makeTempFile({ prefix: "reaperd-sec-api-", suffix: ".log" });
   const daemon = await TestDaemon.start({ runtimes: crashRuntime(RT, log) });
   let alive: TestContainer | undefined;

@@ -7,6 +7,9 @@
 import assert from "node:assert/strict";
 import { TestDaemon } from "./support/daemon.ts";
 import { buildConnect, report } from "./support/fault_util.ts";
+import { needs } from "./support/needs.ts";
+
+const asRootWithCc = needs("root", "cc");
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const decoder = new TextDecoder();
@@ -163,7 +166,7 @@ async function connectAs(
   }
 }
 
-Deno.test("security: the socket is 0600, and a non-root user cannot talk to it", async () => {
+asRootWithCc.test("security: the socket is 0600, and a non-root user cannot talk to it", async () => {
   const daemon = await TestDaemon.start();
   try {
     const info = await Deno.lstat(daemon.socket);
@@ -194,7 +197,7 @@ Deno.test("security: the socket is 0600, and a non-root user cannot talk to it",
   }
 });
 
-Deno.test("security: the daemon makes a missing socket dir 0700", async () => {
+asRootWithCc.test("security: the daemon makes a missing socket dir 0700", async () => {
   const base = await Deno.makeTempDir({ prefix: "reaperd-sec-socket-" });
   const socket = `${base}/run/reaperd/reaperd.sock`;
   await Deno.writeTextFile(

@@ -24,6 +24,9 @@ import {
   waitFor,
   waitStopped,
 } from "./support/fault_util.ts";
+import { needs } from "./support/needs.ts";
+
+const asRootWithCc = needs("root", "cc");
 
 const RT = "crt";
 
@@ -85,7 +88,7 @@ async function killContainer(c: TestContainer): Promise<void> {
   await waitFor(`pid ${c.shim.shim.pid} to be free`, () => readProcStat(c.shim.shim.pid) === null);
 }
 
-Deno.test("security: pids reused by processes and threads while the daemon was down are never signalled", async () => {
+asRootWithCc.test("security: pids reused by processes and threads while the daemon was down are never signalled", async () => {
   const log = await Deno.makeTempFile({ prefix: "reaperd-sec-pid-", suffix: ".log" });
   const daemon = await TestDaemon.start({ runtimes: crashRuntime(RT, log) });
   const containers: TestContainer[] = [];
@@ -132,7 +135,7 @@ Deno.test("security: pids reused by processes and threads while the daemon was d
   }
 });
 
-Deno.test("security: GC handed a live pid under another start time cleans up without signalling it", async () => {
+asRootWithCc.test("security: GC handed a live pid under another start time cleans up without signalling it", async () => {
   const log = await Deno.makeTempFile({ prefix: "reaperd-sec-pid-", suffix: ".log" });
   const daemon = await TestDaemon.start({ runtimes: crashRuntime(RT, log) });
   const sleepers: Deno.ChildProcess[] = [];

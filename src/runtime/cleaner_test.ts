@@ -4,6 +4,10 @@ import { identify, isAlive, readProcStat } from "../sys/proc.ts";
 import type { ContainerRecord } from "../types.ts";
 import { RuntimeCleaner } from "./cleaner.ts";
 import { type CleanupSettings, defaultCleanupSettings, type RuntimeTable } from "./config.ts";
+import { needs } from "../../tests/support/needs.ts";
+
+const asRoot = needs("root");
+const withFreezerV1 = needs("root", "freezer-v1");
 
 const ALL_STEPS = [
   "kill-shim",
@@ -322,7 +326,7 @@ Deno.test("the container process and the shim, named right, are SIGKILLed", asyn
   }
 });
 
-Deno.test("remove-state-dir refuses while a bind mount lies inside; host files survive", async () => {
+asRoot.test("remove-state-dir refuses while a bind mount lies inside; host files survive", async () => {
   const f = await fixture();
   const { host, target } = hostDirAt(f);
   let mounted = false;
@@ -351,7 +355,7 @@ Deno.test("remove-state-dir refuses while a bind mount lies inside; host files s
   }
 });
 
-Deno.test("registered mounts are unmounted first, then the state dir goes", async () => {
+asRoot.test("registered mounts are unmounted first, then the state dir goes", async () => {
   const f = await fixture();
   const { host, target } = hostDirAt(f);
   let mounted = false;
@@ -452,7 +456,7 @@ async function frozenSleep(): Promise<{ child: Deno.ChildProcess; release(): Pro
   return { child, release };
 }
 
-Deno.test("a frozen container process the runtime cannot resume is thawed directly and killed", async () => {
+withFreezerV1.test("a frozen container process the runtime cannot resume is thawed directly and killed", async () => {
   const f = await fixture();
   const frozen = await frozenSleep();
   try {
@@ -474,7 +478,7 @@ Deno.test("a frozen container process the runtime cannot resume is thawed direct
   }
 });
 
-Deno.test("a container process that stays in D after SIGKILL fails the pass with its state", async () => {
+withFreezerV1.test("a container process that stays in D after SIGKILL fails the pass with its state", async () => {
   const f = await fixture();
   const frozen = await frozenSleep();
   try {

@@ -2,6 +2,9 @@ import assert from "node:assert/strict";
 import { parseMountInfo } from "../sys/mounts.ts";
 import { readProcStat } from "../sys/proc.ts";
 import { freezerFiles, freezerFilesOf, parseProcCgroup, thawProcess } from "./freezer.ts";
+import { needs } from "../../tests/support/needs.ts";
+
+const withFreezerV1 = needs("root", "freezer-v1");
 
 const CGROUP = [
   "9:name=systemd:/c2",
@@ -47,7 +50,7 @@ async function waitFor(what: string, test: () => boolean): Promise<void> {
   assert.ok(test(), what);
 }
 
-Deno.test("thawProcess thaws a task frozen in a cgroup v1 freezer (state D)", async () => {
+withFreezerV1.test("thawProcess thaws a task frozen in a cgroup v1 freezer (state D)", async () => {
   const freezerRoot = "/sys/fs/cgroup/freezer";
   await Deno.stat(`${freezerRoot}/cgroup.procs`).catch(() => {
     throw new Error(`no cgroup v1 freezer at ${freezerRoot}: the kill path cannot be tested`);

@@ -9,6 +9,9 @@ import {
   unescapeMountField,
   unmount,
 } from "./mounts.ts";
+import { needs } from "../../tests/support/needs.ts";
+
+const asRoot = needs("root");
 
 const SAMPLE = [
   "21 26 0:20 / /proc rw,relatime - proc proc rw",
@@ -66,7 +69,7 @@ async function sh(...argv: string[]): Promise<void> {
   if (!out.success) throw new Error(`${argv.join(" ")}: ${new TextDecoder().decode(out.stderr)}`);
 }
 
-Deno.test("a real bind mount (path with a space) is seen, refused while busy, unmounted", async () => {
+asRoot.test("a real bind mount (path with a space) is seen, refused while busy, unmounted", async () => {
   const dir = await Deno.makeTempDir({ prefix: "reaperd-mounts-" });
   const source = `${dir}/source`;
   const target = `${dir}/tar get`;
