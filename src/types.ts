@@ -41,6 +41,20 @@ export interface ExitStatus {
   reason: string;
   /** When the exit was noticed (ms since the epoch). */
   at: number;
+  /**
+   * True when the OOM killer of the container's memory cgroup killed a process of it while
+   * reaperd watched it (out of memory); false when that cgroup counted no OOM kill; absent
+   * when reaperd could not tell (no memory cgroup known, or gone by the exit).
+   */
+  oomKilled?: boolean;
+}
+
+/** A container's memory cgroup and its OOM kill count when reaperd began watching it. */
+export interface MemoryCgroupMark {
+  /** The cgroup's directory (`/sys/fs/cgroup/memory/…` on v1, `/sys/fs/cgroup/…` on v2). */
+  dir: string;
+  /** Its `oom_kill` count then (`memory.oom_control` on v1, `memory.events` on v2). */
+  oomKills: number;
 }
 
 /** The lifecycle of a container as reaperd tracks it (DESIGN.md §4). */
@@ -60,6 +74,8 @@ export interface ContainerRecord extends PidInfo {
   mounts: string[];
   /** Other paths cleanup must remove (cgroup dirs and the like). */
   paths: string[];
+  /** Its memory cgroup as noted at monitor time, to tell an OOM kill at exit; absent if none. */
+  memoryCgroup?: MemoryCgroupMark;
   /** Where the container is in its lifecycle. */
   state: ContainerState;
   /** How it exited; null while it runs. */

@@ -14,7 +14,11 @@ import { formatTable } from "./table.ts";
 export function exitText(exit: ExitStatus | null): string {
   if (exit === null) return "-";
   if (!exit.known || exit.code === null) return "unknown";
-  return exit.signal === null ? String(exit.code) : `${exit.code} (${signalName(exit.signal)})`;
+  const how = [
+    ...(exit.signal === null ? [] : [signalName(exit.signal)]),
+    ...(exit.oomKilled === true ? ["OOM"] : []),
+  ];
+  return how.length === 0 ? String(exit.code) : `${exit.code} (${how.join(", ")})`;
 }
 
 /** A duration in its largest sensible unit: "850ms", "42s", "5m", "3h", "2d". */

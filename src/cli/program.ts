@@ -259,6 +259,10 @@ Examples:
       [] as string[],
     )
     .option("--path <path>", "a path cleanup removes (repeatable)", collect, [] as string[])
+    .option(
+      "--memory-cgroup <dir>",
+      "the container's memory cgroup, to tell an OOM kill (default: found from /proc/<pid>/cgroup)",
+    )
     .option("-s, --socket <path>", SOCKET_HELP)
     .option("--json", "print the record as JSON")
     .addHelpText(
@@ -281,6 +285,7 @@ Example:
       if (opts.pstartTime !== undefined) req.pStartTime = opts.pstartTime;
       if (opts.mount.length > 0) req.mounts = opts.mount.map(abs);
       if (opts.path.length > 0) req.paths = opts.path.map(abs);
+      if (opts.memoryCgroup !== undefined) req.memoryCgroup = abs(opts.memoryCgroup);
       const record = await withClient(opts, (c) => c.monitor(req));
       output.out(
         opts.json
@@ -298,7 +303,8 @@ Example:
       "after",
       `
 The JSON record has at least: id, name, runtime, state (running|stopping|gc|stopped), pid,
-ppid, startTime, pStartTime, and exit ({code, signal, known, reason, at} or null).
+ppid, startTime, pStartTime, and exit ({code, signal, known, reason, at, oomKilled?} or
+null); oomKilled is true when the OOM killer of its memory cgroup killed a process of it.
 
 Example:
   reaperd inspect web-1 --json`,
@@ -313,6 +319,7 @@ Example:
     .argument("<id>", "container id")
     .option("-t, --timeout <seconds>", "give up after this long (fractions allowed)", secondsArg)
     .option("-s, --socket <path>", SOCKET_HELP)
+    .option("--json", "print the record as JSON instead of the code (same exit status)")
     .addHelpText(
       "after",
       `
@@ -328,7 +335,7 @@ Examples:
   code=$(reaperd wait web-1 --timeout 30)`,
     )
     .action(async (id, opts) => {
-      setCode(await waitCommand(id, opts.timeout, socketOf(opts), output));
+      setCode(await waitCommand(id, opts.timeout, socketOf(opts), output, opts.json === true));
     });
 
   program.command("ps")
@@ -457,6 +464,7 @@ async function waitCommand(
   timeout: number | undefined,
   socket: string,
   output: Output,
+  asJson = false,
 ): Promise<number> {
   const client = new ReaperClient(socket);
   try {
@@ -465,6 +473,7 @@ async function waitCommand(
     while (timeout === undefined && record.state === "running" && record.exit === null) {
       record = await client.wait(id);
     }
+    if (asJson) output.out(json(record));
     if (record.state === "running" && record.exit === null) {
       output.err(`reaperd: timed out after ${timeout}s waiting for ${id} to exit\n`);
       return WaitExit.TIMEOUT;
@@ -475,7 +484,7 @@ async function waitCommand(
       output.err(`reaperd: ${id} exited but its status is unknown: ${why}\n`);
       return WaitExit.UNKNOWN;
     }
-    output.out(`${exit.code}\n`);
+    if (!asJson) output.out(`${exit.code}\n`);
     return exit.code & 0xff;
   } catch (e) {
     if (e instanceof DaemonUnreachableError || e instanceof DaemonError) {

@@ -34,6 +34,11 @@ export interface MonitorRequest {
   mounts?: string[];
   /** Other paths cleanup must remove. */
   paths?: string[];
+  /**
+   * The container's memory cgroup directory, to tell an OOM kill at its exit; found from
+   * `/proc/<pid>/cgroup` when absent.
+   */
+  memoryCgroup?: string;
 }
 
 /** `reaperd gc add`: hand a container to the collector directly (seed `gc_add_container`). */

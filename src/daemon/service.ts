@@ -41,6 +41,7 @@ import {
 } from "./api.ts";
 import { Batcher } from "./batcher.ts";
 import { Counter, Gauge, Histogram, Registry } from "./metrics.ts";
+import { OomWatch } from "./oom_watch.ts";
 import { errorMessage } from "../error_message.ts";
 
 /** reaperd's version, reported on health. */
@@ -86,6 +87,8 @@ export class ReaperService implements ReaperApi {
   readonly #cleanQueue: Array<() => void> = [];
   readonly #inFlight = new Set<Promise<unknown>>();
   #closed = false;
+  /** Memory cgroups of the watched containers, to tell an OOM kill at exit. */
+  readonly #oom = new OomWatch();
 
   readonly #metrics = new Registry();
   readonly #exits = this.#metrics.add(
@@ -96,6 +99,12 @@ export class ReaperService implements ReaperApi {
   );
   readonly #cleanups = this.#metrics.add(
     new Counter("reaperd_cleanups_total", "Cleanup attempts, by result (ok, failed)."),
+  );
+  readonly #oomKills = this.#metrics.add(
+    new Counter(
+      "reaperd_oom_kills_total",
+      "Container exits recorded as out of memory (the memory cgroup's OOM killer fired).",
+    ),
   );
   readonly #exitLatency = this.#metrics.add(
     new Histogram(
@@ -114,6 +123,7 @@ export class ReaperService implements ReaperApi {
     this.#now = parts.now ?? Date.now;
     this.#exitWriter = new Batcher(EXIT_BATCH, (items) => this.#store.recordExits(items));
     this.#startedAt = this.#now();
+    this.#oomKills.inc({}, 0);
     this.#supervisor = new Supervisor({
       onExit: (report) => this.#track(this.#onExit(report)),
       onError: (error) => this.#log.error("supervisor: {error}", { error: String(error) }),
@@ -179,6 +189,7 @@ export class ReaperService implements ReaperApi {
 
   /** Re-arms a running container's FIFO; false when its exit had to be decided at once. */
   #rearm(record: ContainerRecord): boolean {
+    this.#oom.watch(record);
     const pidInfo = {
       pid: record.pid,
       startTime: record.startTime,
@@ -246,7 +257,8 @@ export class ReaperService implements ReaperApi {
   }
 
   async #onExit(report: ExitReport): Promise<void> {
-    const { id, exit } = report;
+    const { id, pidInfo } = report;
+    const exit = this.#oom.judge(id, pidInfo.pid, pidInfo.startTime, report.exit);
     this.#log.info(
       "exit of {id}: {reason}",
       { id, runtime: report.runtime, code: exit.code, known: exit.known, reason: exit.reason },
@@ -270,6 +282,7 @@ export class ReaperService implements ReaperApi {
       this.#recordingDone();
     }
     report.acknowledge?.();
+    this.#oom.forget(id);
     this.#storeWritable();
     this.#exitLatency.observe(Math.max(0, this.#now() - exit.at) / 1000);
     if (result.outcome === "refused") {
@@ -284,6 +297,7 @@ export class ReaperService implements ReaperApi {
       return;
     }
     this.#exits.inc({ known: String(exit.known) });
+    if (exit.oomKilled === true) this.#oomKills.inc();
     await this.#cleanAfterExit(id);
   }
 
@@ -442,6 +456,13 @@ export class ReaperService implements ReaperApi {
     }
     checkIdentity("pid", req.pid, startTime, true);
     if (req.ppid !== 0) checkIdentity("ppid", req.ppid, pStartTime, true);
+    const memoryCgroup = this.#oom.markFor(req.pid, req.memoryCgroup);
+    if (memoryCgroup === null && req.memoryCgroup !== undefined) {
+      throw new ApiError(
+        400,
+        `memoryCgroup ${req.memoryCgroup} is no memory cgroup with an oom_kill count`,
+      );
+    }
     let fifo: string;
     let fd: number;
     try {
@@ -463,12 +484,14 @@ export class ReaperService implements ReaperApi {
         name: req.name,
         mounts: req.mounts,
         paths: req.paths,
+        memoryCgroup: memoryCgroup ?? undefined,
       }));
     } catch (error) {
       libc.close(fd);
       throw toApiError(error);
     }
     try {
+      this.#oom.watch(record);
       this.#watch(record, fifo, fd);
     } catch (error) {
       throw new ApiError(409, (error as Error).message);
@@ -545,6 +568,7 @@ export class ReaperService implements ReaperApi {
       });
       // A container handed to GC is no longer watched for an exit.
       this.#supervisor.remove(req.id);
+      this.#oom.forget(req.id);
       return view;
     } catch (error) {
       throw toApiError(error);

@@ -165,6 +165,7 @@ const MONITOR_FIELDS = [
   "pStartTime",
   "mounts",
   "paths",
+  "memoryCgroup",
 ] as const;
 
 /** Validates the body of `POST /v1/containers`. */
@@ -179,6 +180,7 @@ export function parseMonitorRequest(body: unknown): MonitorRequest {
     ppid: ppid(obj.ppid),
   };
   if (obj.name !== undefined) req.name = name(obj.name);
+  if (obj.memoryCgroup !== undefined) req.memoryCgroup = path(obj.memoryCgroup, "memoryCgroup");
   return withOptionalFields(obj, req);
 }
 

@@ -49,5 +49,6 @@ export function clampExit(exit: ExitStatus): ExitStatus {
     known: exit.known,
     reason: head(exit.reason, MAX_MESSAGE) ?? "",
     at: exit.at,
+    ...(exit.oomKilled === undefined ? {} : { oomKilled: exit.oomKilled }),
   };
 }

@@ -16,6 +16,7 @@ import type {
   EventKind,
   ExitStatus,
   GcEntry,
+  MemoryCgroupMark,
   ReaperEvent,
   StepResult,
 } from "../types.ts";
@@ -77,6 +78,8 @@ export interface RegisterInput {
   mounts?: readonly string[] | undefined;
   /** Other paths cleanup must remove. */
   paths?: readonly string[] | undefined;
+  /** Its memory cgroup and OOM kill count now, to tell an OOM kill at its exit. */
+  memoryCgroup?: MemoryCgroupMark | undefined;
 }
 
 /** What {@linkcode Store.register} did. */
@@ -327,6 +330,9 @@ export class Store {
         startTime: input.startTime,
         ppid: input.ppid,
         pStartTime: input.pStartTime,
+        ...(input.memoryCgroup === undefined ? {} : {
+          memoryCgroup: { dir: input.memoryCgroup.dir, oomKills: input.memoryCgroup.oomKills },
+        }),
         state: "running",
         exit: null,
         createdAt: now,
@@ -1090,6 +1096,10 @@ function checkRegistration(input: RegisterInput, minPid: number): void {
   if (input.name !== undefined) checkText(input.name, "name");
   if (input.mounts !== undefined) checkPaths(input.mounts, "mounts");
   if (input.paths !== undefined) checkPaths(input.paths, "paths");
+  if (input.memoryCgroup !== undefined) {
+    checkPath(input.memoryCgroup.dir, "memoryCgroup.dir");
+    checkInteger(input.memoryCgroup.oomKills, "memoryCgroup.oomKills", 0);
+  }
 }
 
 /** The detail an entry contributes to its "gc" / "gc-attempt" event. */

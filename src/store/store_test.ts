@@ -574,3 +574,34 @@ Deno.test("Store.forgetStopped() leaves a record that changes under it, and dele
     })
   );
 });
+
+Deno.test("Store keeps a memory cgroup mark from register and an exit's oomKilled, durably", async () => {
+  await withKvPath(async (path) => {
+    const mark = { dir: "/sys/fs/cgroup/memory/c1", oomKills: 2 };
+    await withKv(path, async (kv) => {
+      const store = await Store.open(kv);
+      const { record } = await store.register({ ...registration("c1"), memoryCgroup: mark });
+      assert.deepEqual(record.memoryCgroup, mark);
+      await assert.rejects(
+        store.register({ ...registration("c2"), memoryCgroup: { dir: "rel", oomKills: 0 } }),
+        StoreInputError,
+      );
+      await assert.rejects(
+        store.register({ ...registration("c3"), memoryCgroup: { dir: "/x", oomKills: -1 } }),
+        StoreInputError,
+      );
+      const exit = { ...exitWith(137), signal: 9, oomKilled: true };
+      const [result] = await store.recordExits([{ id: "c1", pid: 100, startTime: 1000, exit }]);
+      assert.equal(result?.outcome, "recorded");
+    });
+    await withKv(path, async (kv) => {
+      const store = await Store.open(kv);
+      const record = await store.get("c1");
+      assert.deepEqual(record?.memoryCgroup, mark);
+      assert.equal(record?.exit?.oomKilled, true);
+      const events = await allEvents(store);
+      const exitEvent = events.find((e) => e.kind === "exit");
+      assert.equal((exitEvent?.detail.exit as { oomKilled?: boolean }).oomKilled, true);
+    });
+  });
+});

@@ -1,0 +1,167 @@
+/**
+ * OOM kills, told apart from any other SIGKILL: real runc containers under the test shim, one
+ * over its memory limit (the kernel's OOM killer kills it), one killed by hand with the same
+ * signal. The daemon reports `exit.oomKilled` in inspect, `wait --json` and the exit event,
+ * and counts OOM kills in `reaperd_oom_kills_total`.
+ */
+import assert from "node:assert/strict";
+import {
+  findRunc,
+  makeBusyboxBundle,
+  type RunningShim,
+  startShim,
+  stopShim,
+} from "./fixtures/shim.ts";
+import { TestDaemon } from "./support/daemon.ts";
+import { needs } from "./support/needs.ts";
+import type { ContainerRecord, ReaperEvent } from "../src/types.ts";
+
+const withRuncAndMemcg = needs("root", "runc", "busybox", "cc", "memory-cgroup");
+
+/** Waits for /dev/shm/go (written by the test through the container's root), then runs `then`. */
+function afterGo(then: string): string[] {
+  return ["sh", "-c", `while [ ! -e /dev/shm/go ]; do sleep 0.05; done; ${then}`];
+}
+
+interface Started {
+  id: string;
+  stateDir: string;
+  shim: RunningShim;
+}
+
+async function startRunc(
+  d: TestDaemon,
+  runc: string,
+  id: string,
+  argv: string[],
+  limitBytes: number,
+): Promise<Started> {
+  const stateDir = `${d.stateRoot}/runc/${id}`;
+  const bundle = `${d.dir}/bundle-${id}`;
+  await makeBusyboxBundle(bundle, argv, runc);
+  const config = JSON.parse(await Deno.readTextFile(`${bundle}/config.json`));
+  // memory + swap: without a swap limit the kernel would swap instead of killing.
+  config.linux.resources.memory = { limit: limitBytes, swap: limitBytes };
+  await Deno.writeTextFile(`${bundle}/config.json`, JSON.stringify(config));
+  const created = await d.api("POST", "/v1/fifos", { stateDir });
+  assert.equal(created.status, 200, created.text);
+  const shim = await startShim({ stateDir, mode: { kind: "runc", runc, id, bundle } });
+  return { id, stateDir, shim };
+}
+
+async function runcDelete(runc: string, s: Started | undefined): Promise<void> {
+  if (s === undefined) return;
+  await stopShim(s.shim);
+  await new Deno.Command(runc, {
+    args: ["--root", `${s.stateDir}/runc`, "delete", "--force", s.id],
+    stdout: "null",
+    stderr: "null",
+  }).output().catch(() => {});
+}
+
+function oomMetric(text: string): number {
+  const line = text.split("\n").find((l) => l.startsWith("reaperd_oom_kills_total "));
+  assert.ok(line !== undefined, `no reaperd_oom_kills_total in:\n${text}`);
+  return Number(line.split(" ")[1]);
+}
+
+async function exitEvent(d: TestDaemon, id: string): Promise<ReaperEvent> {
+  const res = await d.api("GET", "/v1/events?since=0");
+  const events = res.text.split("\n").filter((l) => l !== "").map((l) =>
+    JSON.parse(l) as ReaperEvent
+  );
+  const event = events.find((e) => e.id === id && e.kind === "exit");
+  assert.ok(event !== undefined, `no exit event for ${id}: ${res.text}`);
+  return event;
+}
+
+withRuncAndMemcg.test(
+  "daemon + runc: a container over its memory limit is recorded oomKilled; a kill -9 is not",
+  async () => {
+    const runc = findRunc();
+    const d = await TestDaemon.start({ runtimes: { runc: { path: runc } } });
+    const suffix = crypto.randomUUID().slice(0, 8);
+    let hog: Started | undefined;
+    let killed: Started | undefined;
+    try {
+      assert.equal(oomMetric((await d.api("GET", "/metrics")).text), 0, "0 before any OOM");
+
+      // 16 MiB limit; `tail /dev/zero` keeps one ever-growing line in memory.
+      hog = await startRunc(d, runc, `oom-${suffix}`, afterGo("tail /dev/zero"), 16 << 20);
+      const monitored = await d.cli(
+        "monitor",
+        hog.id,
+        "--runtime",
+        "runc",
+        "--state-dir",
+        hog.stateDir,
+        "--pid",
+        String(hog.shim.container.pid),
+        "--ppid",
+        String(hog.shim.shim.pid),
+        "--json",
+      );
+      assert.equal(monitored.code, 0, monitored.stderr);
+      const running = JSON.parse(monitored.stdout) as ContainerRecord;
+      // Found from /proc/<pid>/cgroup: the cgroup runc made for this container.
+      assert.ok(running.memoryCgroup !== undefined, monitored.stdout);
+      assert.match(running.memoryCgroup.dir, new RegExp(`/${hog.id}$`));
+      assert.equal(running.memoryCgroup.oomKills, 0);
+
+      const waiting = d.cli("wait", hog.id, "--timeout", "60", "--json");
+      await Deno.writeTextFile(`/proc/${hog.shim.container.pid}/root/dev/shm/go`, "");
+      const waited = await waiting;
+      assert.equal(waited.code, 137, `${waited.stdout}${waited.stderr}\n${d.logs}`);
+      const fromWait = JSON.parse(waited.stdout) as ContainerRecord;
+      assert.equal(fromWait.exit?.oomKilled, true, waited.stdout);
+      assert.deepEqual([fromWait.exit?.code, fromWait.exit?.signal], [137, 9]);
+      assert.match(fromWait.exit?.reason ?? "", /killed by signal 9 .*out of memory/);
+
+      const inspected = JSON.parse((await d.cli("inspect", hog.id, "--json")).stdout);
+      assert.equal(inspected.exit.oomKilled, true);
+      const table = (await d.cli("inspect", hog.id)).stdout;
+      assert.match(table, /^exit: +137 \(SIGKILL, OOM\)$/m, table);
+      const event = await exitEvent(d, hog.id);
+      assert.equal((event.detail.exit as { oomKilled?: boolean }).oomKilled, true);
+      assert.equal(oomMetric((await d.api("GET", "/metrics")).text), 1);
+
+      // The same signal by hand, with the cgroup named by the engine: not an OOM kill.
+      killed = await startRunc(d, runc, `kill-${suffix}`, afterGo("sleep 1000"), 16 << 20);
+      const dir = running.memoryCgroup.dir.replace(/[^/]+$/, killed.id);
+      const res = await d.api("POST", "/v1/containers", {
+        id: killed.id,
+        runtime: "runc",
+        stateDir: killed.stateDir,
+        pid: killed.shim.container.pid,
+        ppid: killed.shim.shim.pid,
+        memoryCgroup: dir,
+      });
+      assert.equal(res.status, 201, res.text);
+      assert.deepEqual((res.body as ContainerRecord).memoryCgroup, { dir, oomKills: 0 });
+      await Deno.writeTextFile(`/proc/${killed.shim.container.pid}/root/dev/shm/go`, "");
+      Deno.kill(killed.shim.container.pid, "SIGKILL");
+      const after = (await d.api("GET", `/v1/containers/${killed.id}/wait?timeout=30`))
+        .body as ContainerRecord;
+      assert.deepEqual([after.exit?.code, after.exit?.signal], [137, 9], JSON.stringify(after));
+      assert.equal(after.exit?.oomKilled, false, JSON.stringify(after));
+      assert.doesNotMatch(after.exit?.reason ?? "", /memory/);
+      assert.equal(oomMetric((await d.api("GET", "/metrics")).text), 1);
+
+      // A directory that is no memory cgroup is refused at the door.
+      const bad = await d.api("POST", "/v1/containers", {
+        id: `bad-${suffix}`,
+        runtime: "runc",
+        stateDir: `${d.stateRoot}/runc/bad-${suffix}`,
+        pid: Deno.pid,
+        ppid: 0,
+        memoryCgroup: "/etc",
+      });
+      assert.equal(bad.status, 400, bad.text);
+      assert.match(bad.text, /memoryCgroup \/etc is no memory cgroup/);
+    } finally {
+      await runcDelete(runc, hog);
+      await runcDelete(runc, killed);
+      await d.dispose();
+    }
+  },
+);
