@@ -82,6 +82,7 @@ export class MemoryCgroups {
   readonly #readMountInfo: () => string;
   readonly #readProcCgroup: (pid: number) => string;
   #mounts: MountInfo[] | null = null;
+  #own: string | null | undefined = undefined;
 
   /**
    * @param readMountInfo The mount table's text (this process's by default). Read once: the
@@ -107,17 +108,26 @@ export class MemoryCgroups {
     return this.#mounts;
   }
 
-  /** The memory cgroup of process `pid` with its OOM kill count now, or null. */
-  markOf(pid: number): MemoryCgroupMark | null {
-    if (!Number.isSafeInteger(pid) || pid <= 0) return null;
-    let text: string;
+  #dirOf(pid: number): string | null {
     try {
-      text = this.#readProcCgroup(pid);
+      return memoryCgroupDirOf(this.#readProcCgroup(pid), this.#cgroupMounts());
     } catch {
       return null;
     }
-    const dir = memoryCgroupDirOf(text, this.#cgroupMounts());
-    return dir === null ? null : this.markAt(dir);
+  }
+
+  /**
+   * The memory cgroup of process `pid` with its OOM kill count now, or null. A cgroup that
+   * holds reaperd itself too is no container's own (a process started without a cgroup of its
+   * own): an OOM kill there may have hit anyone, so nothing is noted.
+   */
+  markOf(pid: number): MemoryCgroupMark | null {
+    if (!Number.isSafeInteger(pid) || pid <= 0) return null;
+    const dir = this.#dirOf(pid);
+    if (dir === null) return null;
+    if (this.#own === undefined) this.#own = this.#dirOf(Deno.pid);
+    if (this.#own !== null && isAtOrUnder(this.#own, dir)) return null;
+    return this.markAt(dir);
   }
 
   /**

@@ -52,15 +52,26 @@ Deno.test("MemoryCgroups notes a count, refuses paths outside cgroup mounts, and
     const cgroups = new MemoryCgroups(() => {
       reads++;
       return mountinfo;
-    }, (pid) => pid === 42 ? "0::/c1\n" : "0::/gone\n");
-    await Deno.mkdir(`${root}/c1`);
-    await Deno.writeTextFile(`${root}/c1/memory.events`, "oom 1\noom_kill 1\n");
+    }, (pid) => {
+      if (pid === 42) return "0::/c1\n";
+      // This process, and a child that shares its cgroup: not a container's own.
+      if (pid === Deno.pid || pid === 43) return "0::/self/reaperd\n";
+      if (pid === 44) return "0::/self\n";
+      return "0::/gone\n";
+    });
+    for (const dir of ["c1", "self/reaperd"]) {
+      await Deno.mkdir(`${root}/${dir}`, { recursive: true });
+      await Deno.writeTextFile(`${root}/${dir}/memory.events`, "oom 1\noom_kill 1\n");
+    }
+    await Deno.writeTextFile(`${root}/self/memory.events`, "oom 0\noom_kill 0\n");
 
     const mark = cgroups.markOf(42);
     assert.deepEqual(mark, { dir: `${root}/c1`, oomKills: 1 });
     assert.equal(cgroups.markAt(`${root}/c1`)?.oomKills, 1);
     assert.equal(cgroups.markOf(7), null, "a cgroup without a readable count");
     assert.equal(cgroups.markOf(0), null);
+    assert.equal(cgroups.markOf(43), null, "reaperd's own cgroup");
+    assert.equal(cgroups.markOf(44), null, "a cgroup above reaperd's own");
     assert.equal(cgroups.markAt("/etc"), null, "not under a cgroup mount");
     assert.equal(cgroups.markAt(`${root}/c1/../c1`), null, "not normalized");
     assert.equal(cgroups.markAt(root), null, "the root cgroup");
@@ -79,11 +90,14 @@ Deno.test("MemoryCgroups notes a count, refuses paths outside cgroup mounts, and
 
 /** A fresh memory cgroup below this process's own, limited to `limit` bytes. */
 function makeLimitedCgroup(limit: number): { dir: string; v1: boolean } {
-  const own = new MemoryCgroups().markOf(Deno.pid);
   const text = Deno.readTextFileSync("/proc/self/cgroup");
+  const own = memoryCgroupDirOf(
+    text,
+    parseMountInfo(Deno.readTextFileSync("/proc/self/mountinfo")),
+  );
   const v1 = /^\d+:[^:]*\bmemory\b[^:]*:/m.test(text);
   // In the root cgroup (own === null) the child goes right under the hierarchy's mount.
-  const parent = own?.dir ?? (v1 ? "/sys/fs/cgroup/memory" : "/sys/fs/cgroup");
+  const parent = own ?? (v1 ? "/sys/fs/cgroup/memory" : "/sys/fs/cgroup");
   const dir = `${parent}/reaperd-test-${crypto.randomUUID().slice(0, 8)}`;
   Deno.mkdirSync(dir);
   if (v1) {
