@@ -14,6 +14,7 @@ import {
 } from "./fixtures/shim.ts";
 import { TestDaemon } from "./support/daemon.ts";
 import { needs } from "./support/needs.ts";
+import { MemoryCgroups } from "../src/sys/memory_cgroup.ts";
 import type { ContainerRecord, ReaperEvent } from "../src/types.ts";
 
 const withRuncAndMemcg = needs("root", "runc", "busybox", "cc", "memory-cgroup");
@@ -161,6 +162,55 @@ withRuncAndMemcg.test(
     } finally {
       await runcDelete(runc, hog);
       await runcDelete(runc, killed);
+      await d.dispose();
+    }
+  },
+);
+
+withRuncAndMemcg.test(
+  "daemon + runc: a container killed for memory before monitor ran is still recorded oomKilled",
+  async () => {
+    const runc = findRunc();
+    const d = await TestDaemon.start({ runtimes: { runc: { path: runc } } });
+    let early: Started | undefined;
+    try {
+      early = await startRunc(
+        d,
+        runc,
+        `early-${crypto.randomUUID().slice(0, 8)}`,
+        afterGo("tail /dev/zero"),
+        16 << 20,
+      );
+      // The engine knows the cgroup it had the runtime make; here it is read while it runs.
+      const memoryCgroup = new MemoryCgroups().markOf(early.shim.container.pid)?.dir;
+      assert.ok(memoryCgroup !== undefined, "the container has a memory cgroup of its own");
+      await Deno.writeTextFile(`/proc/${early.shim.container.pid}/root/dev/shm/go`, "");
+      // The shim reaps the container and writes its status into the FIFO reaperd holds.
+      assert.equal((await early.shim.status).code, 0);
+      const monitored = await d.cli(
+        "monitor",
+        early.id,
+        "--runtime",
+        "runc",
+        "--state-dir",
+        early.stateDir,
+        "--pid",
+        String(early.shim.container.pid),
+        "--start-time",
+        String(early.shim.container.startTime),
+        "--ppid",
+        "0",
+        "--memory-cgroup",
+        memoryCgroup,
+      );
+      assert.equal(monitored.code, 0, monitored.stderr);
+      const waited = await d.cli("wait", early.id, "--timeout", "30", "--json");
+      assert.equal(waited.code, 137, `${waited.stdout}${waited.stderr}\n${d.logs}`);
+      const record = JSON.parse(waited.stdout) as ContainerRecord;
+      assert.deepEqual(record.memoryCgroup, { dir: memoryCgroup, oomKills: 0 });
+      assert.equal(record.exit?.oomKilled, true, waited.stdout);
+    } finally {
+      await runcDelete(runc, early);
       await d.dispose();
     }
   },

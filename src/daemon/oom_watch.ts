@@ -36,10 +36,13 @@ export class OomWatch {
   /**
    * The mark a new record keeps: the cgroup at `dir` when the engine named one (null when it is
    * no memory cgroup reaperd can read), else the memory cgroup of process `pid` (null when it
-   * has none of its own, e.g. it runs in the root cgroup).
+   * has none of its own, e.g. it runs in the root cgroup). With `exited` (the container is
+   * gone already: it exited between its start and its monitor) the mark counts from 0, so that
+   * the OOM kill that may have ended it still counts: the cgroup is the container's own.
    */
-  markFor(pid: number, dir?: string): MemoryCgroupMark | null {
-    return dir === undefined ? this.#cgroups.markOf(pid) : this.#cgroups.markAt(dir);
+  markFor(pid: number, dir?: string, exited = false): MemoryCgroupMark | null {
+    const mark = dir === undefined ? this.#cgroups.markOf(pid) : this.#cgroups.markAt(dir);
+    return mark !== null && exited ? { ...mark, oomKills: 0 } : mark;
   }
 
   /** Watches a running container whose record has a memory cgroup mark (others: nothing). */

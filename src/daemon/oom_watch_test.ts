@@ -42,6 +42,9 @@ Deno.test("OomWatch.judge: a count above the mark is an OOM kill; equal is not; 
     events("a", 1);
     events("b", 1);
     assert.deepEqual(watch.markFor(0, `${root}/a`), { dir: `${root}/a`, oomKills: 1 });
+    // Gone before it was monitored: every kill its cgroup counted may be what ended it.
+    assert.deepEqual(watch.markFor(0, `${root}/a`, true), { dir: `${root}/a`, oomKills: 0 });
+    assert.equal(watch.markFor(0, `${root}/missing`, true), null);
     watch.watch(record("a", `${root}/a`));
     watch.watch(record("b", `${root}/b`));
     watch.watch(record("none", null));

@@ -456,7 +456,9 @@ export class ReaperService implements ReaperApi {
     }
     checkIdentity("pid", req.pid, startTime, true);
     if (req.ppid !== 0) checkIdentity("ppid", req.ppid, pStartTime, true);
-    const memoryCgroup = this.#oom.markFor(req.pid, req.memoryCgroup);
+    const now = readProcStat(req.pid);
+    const exited = now === null || now.startTime !== startTime || now.state === "Z";
+    const memoryCgroup = this.#oom.markFor(req.pid, req.memoryCgroup, exited);
     if (memoryCgroup === null && req.memoryCgroup !== undefined) {
       throw new ApiError(
         400,
@@ -490,8 +492,9 @@ export class ReaperService implements ReaperApi {
       libc.close(fd);
       throw toApiError(error);
     }
+    // Before the FIFO is watched: an exit already in it is decoded at once.
+    this.#oom.watch(record);
     try {
-      this.#oom.watch(record);
       this.#watch(record, fifo, fd);
     } catch (error) {
       throw new ApiError(409, (error as Error).message);
