@@ -47,8 +47,9 @@ export function clampExit(exit: ExitStatus): ExitStatus {
     code: exit.code,
     signal: exit.signal,
     known: exit.known,
+    // Beside the code, where a reader of the JSON looks for why the process died.
+    ...(exit.oomKilled === undefined ? {} : { oomKilled: exit.oomKilled }),
     reason: head(exit.reason, MAX_MESSAGE) ?? "",
     at: exit.at,
-    ...(exit.oomKilled === undefined ? {} : { oomKilled: exit.oomKilled }),
   };
 }
