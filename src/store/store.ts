@@ -38,6 +38,14 @@ import {
   checkTime,
 } from "./_validate.ts";
 import { errorMessage } from "../error_message.ts";
+import {
+  COMMIT_BUDGET,
+  keySize,
+  MAX_CHECKS,
+  MAX_MUTATIONS,
+  VALUE_BUDGET,
+  valueSize,
+} from "./_size.ts";
 
 /** How a {@linkcode Store} behaves. */
 export interface StoreOptions {
@@ -178,6 +186,20 @@ export type ExitRecordResult =
   | { outcome: "ignored" }
   | { outcome: "refused"; reason: string };
 
+/** One exit of a batch, ready to commit. */
+interface ExitWrite {
+  /** Its place in the batch. */
+  index: number;
+  /** The record as read (its versionstamp is checked). */
+  entry: Deno.KvEntryMaybe<ContainerRecord>;
+  item: ExitInput;
+  /** The record as it will be written. */
+  record: ContainerRecord;
+  event: Omit<ReaperEvent, "seq">;
+  /** At least what its keys and values cost against the commit size. */
+  bytes: number;
+}
+
 /** Counts of records by state. */
 export type StateCounts = Record<ContainerState, number>;
 
@@ -202,8 +224,6 @@ interface Decision<T> {
 
 const DEFAULT_MAX_EVENTS = 100_000;
 const DEFAULT_TRIM_BATCH = 1_000;
-/** Deno KV allows 1 000 mutations per atomic commit. */
-const MAX_MUTATIONS = 1_000;
 const DEFAULT_MAX_RETRIES = 5;
 const MAX_EVENT_PAGE = 10_000;
 /** Deno KV reads at most 10 keys per getMany. */
@@ -338,6 +358,7 @@ export class Store {
         createdAt: now,
         updatedAt: now,
       };
+      checkRoomForExit(created);
       return {
         result: { record: created, created: true },
         write: {
@@ -389,9 +410,7 @@ export class Store {
     }
     const now = this.#clock();
     const seen = new Set<string>();
-    const writes: Array<
-      { entry: Deno.KvEntryMaybe<ContainerRecord>; record: ContainerRecord; item: ExitInput }
-    > = [];
+    const writes: ExitWrite[] = [];
     const results = batch.map((item, i): ExitRecordResult => {
       const record = entries[i]!.value;
       if (
@@ -403,31 +422,69 @@ export class Store {
       seen.add(item.id);
       const exit = clampExit(item.exit);
       const written: ContainerRecord = { ...record, state: "stopping", exit, updatedAt: now };
-      writes.push({ entry: entries[i]!, item: { ...item, exit }, record: written });
+      const event: Omit<ReaperEvent, "seq"> = {
+        kind: "exit",
+        id: item.id,
+        at: now,
+        state: "stopping",
+        detail: { pid: item.pid, startTime: item.startTime, exit },
+      };
+      const recordBytes = valueSize(written);
+      if (recordBytes > VALUE_BUDGET) {
+        return { outcome: "refused", reason: tooLargeWithExit(item.id, recordBytes) };
+      }
+      const bytes = keySize(containerKey(item.id)) * 2 + recordBytes + 64 + valueSize(event);
+      writes.push({ index: i, entry: entries[i]!, item, record: written, event, bytes });
       return { outcome: "recorded", record: written };
     });
-    if (writes.length === 0) return results;
-    const events = await this.#exclusive(async () => {
+    // One commit per run of writes that fits Deno KV's commit size; each batch is already
+    // within its check and mutation counts.
+    let group: ExitWrite[] = [];
+    let groupBytes = 0;
+    const groups: ExitWrite[][] = [];
+    for (const write of writes) {
+      if (group.length > 0 && groupBytes + write.bytes > COMMIT_BUDGET) {
+        groups.push(group);
+        group = [];
+        groupBytes = 0;
+      }
+      group.push(write);
+      groupBytes += write.bytes;
+    }
+    if (group.length > 0) groups.push(group);
+    for (const together of groups) {
+      let events: ReaperEvent[] | null;
+      try {
+        events = await this.#commitExits(together);
+      } catch (error) {
+        // A limit the estimate missed: each item on its own, so that one never sinks the rest.
+        if (!(error instanceof StoreInputError)) throw error;
+        events = null;
+      }
+      if (events === null) {
+        // Something changed under the group, or it was too large: each item finds its own answer.
+        for (const write of together) results[write.index] = await this.#recordOneExit(write.item);
+        continue;
+      }
+      for (const event of events) this.#notify(event);
+    }
+    await this.#maybeTrim();
+    return results;
+  }
+
+  /** Commits a group of exits with their events; null when a check failed (nothing written). */
+  #commitExits(writes: readonly ExitWrite[]): Promise<ReaperEvent[] | null> {
+    return this.#exclusive(async () => {
       if (this.#seqStale) await this.#loadSeq();
       const committed: ReaperEvent[] = [];
       let seq = this.#nextSeq;
       try {
         const op = this.#kv.atomic();
-        for (const { entry, record, item } of writes) {
-          const event: ReaperEvent = {
-            seq: seq++,
-            kind: "exit",
-            id: item.id,
-            at: now,
-            state: "stopping",
-            detail: { pid: item.pid, startTime: item.startTime, exit: item.exit },
-          };
+        for (const { entry, record, item, event } of writes) {
+          const full: ReaperEvent = { seq: seq++, ...event };
           op.check(entry).set(containerKey(item.id), record);
-          op.check({ key: eventKey(event.seq), versionstamp: null }).set(
-            eventKey(event.seq),
-            event,
-          );
-          committed.push(event);
+          op.check({ key: eventKey(full.seq), versionstamp: null }).set(eventKey(full.seq), full);
+          committed.push(full);
         }
         const result = await op.commit();
         if (!result.ok) {
@@ -441,19 +498,19 @@ export class Store {
       this.#nextSeq = seq;
       return committed;
     });
-    if (events === null) {
-      // Something changed under the batch: let each item find its own answer.
-      const one: ExitRecordResult[] = [];
-      for (const item of batch) {
-        const recorded = await this.recordExit(item.id, item.pid, item.startTime, item.exit);
-        const record = recorded ? await this.get(item.id) : null;
-        one.push(record === null ? { outcome: "ignored" } : { outcome: "recorded", record });
-      }
-      return one;
+  }
+
+  /** One exit alone, as recordExit would take it; refused when the store can never write it. */
+  async #recordOneExit(item: ExitInput): Promise<ExitRecordResult> {
+    let recorded: boolean;
+    try {
+      recorded = await this.recordExit(item.id, item.pid, item.startTime, item.exit);
+    } catch (error) {
+      if (error instanceof StoreInputError) return { outcome: "refused", reason: error.message };
+      throw error;
     }
-    for (const event of events) this.#notify(event);
-    await this.#maybeTrim();
-    return results;
+    const record = recorded ? await this.get(item.id) : null;
+    return record === null ? { outcome: "ignored" } : { outcome: "recorded", record };
   }
 
   /**
@@ -609,6 +666,7 @@ export class Store {
         createdAt: record?.createdAt ?? now,
         updatedAt: now,
       };
+      checkRoomForExit(next);
       const entry: GcEntry = {
         id: input.id,
         addedAt: now,
@@ -891,8 +949,9 @@ export class Store {
       return found;
     });
     let deleted = 0;
-    for (let at = 0; at < old.length; at += MAX_MUTATIONS) {
-      const batch = old.slice(at, at + MAX_MUTATIONS);
+    // One check and one delete each: Deno KV's check count is the bound.
+    for (let at = 0; at < old.length; at += MAX_CHECKS) {
+      const batch = old.slice(at, at + MAX_CHECKS);
       const together = this.#kv.atomic();
       for (const entry of batch) together.check(entry).delete(entry.key);
       if ((await this.#read("forget stopped containers", () => together.commit())).ok) {
@@ -1100,6 +1159,42 @@ function checkRegistration(input: RegisterInput, minPid: number): void {
     checkPath(input.memoryCgroup.dir, "memoryCgroup.dir");
     checkInteger(input.memoryCgroup.oomKills, "memoryCgroup.oomKills", 0);
   }
+}
+
+/** The largest exit the store ever writes into a record (see clampExit). */
+const LARGEST_EXIT: ExitStatus = {
+  code: 255,
+  signal: 64,
+  known: true,
+  oomKilled: true,
+  reason: "\u20ac".repeat(MAX_MESSAGE),
+  at: Number.MAX_SAFE_INTEGER,
+};
+
+/**
+ * Throws StoreInputError, naming the field that takes the room, unless `record` stays within
+ * Deno KV's value limit once it holds the largest exit it could get: a record that cannot take
+ * its exit is refused at the door, not when the exit comes and could no longer be kept.
+ */
+function checkRoomForExit(record: ContainerRecord): void {
+  const bytes = valueSize({ ...record, state: "stopping", exit: LARGEST_EXIT });
+  if (bytes <= VALUE_BUDGET) return;
+  const fields = (["mounts", "paths", "stateDir", "name"] as const)
+    .map((field) => ({ field, bytes: valueSize(record[field]) }))
+    .sort((a, b) => b.bytes - a.bytes);
+  const largest = fields[0]!;
+  throw new StoreInputError(
+    `${largest.field} too large: ${largest.bytes} bytes (${
+      fields.map((f) => `${f.field} ${f.bytes}`).join(", ")
+    }); the record of ${record.id} with its exit would take ${bytes} bytes, and the store keeps ` +
+      `at most ${VALUE_BUDGET} bytes per record`,
+  );
+}
+
+/** Why an exit cannot be written into a record that is already too large for it. */
+function tooLargeWithExit(id: string, bytes: number): string {
+  return `the record of ${id} with its exit would take ${bytes} bytes, over the store's ` +
+    `${VALUE_BUDGET} bytes per record (its mounts or paths are too large)`;
 }
 
 /** The detail an entry contributes to its "gc" / "gc-attempt" event. */

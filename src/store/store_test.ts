@@ -605,3 +605,115 @@ Deno.test("Store keeps a memory cgroup mark from register and an exit's oomKille
     });
   });
 });
+
+/** `count` mount points of `length` characters each, under the container's dir. */
+function manyMounts(id: string, count: number, length: number): string[] {
+  return Array.from({ length: count }, (_, i) => {
+    const prefix = `/run/test/mounts/${id}/${i}/`;
+    return prefix + "m".repeat(length - prefix.length);
+  });
+}
+
+Deno.test("Store.recordExits() records 60 exits of records with 110 mounts of 250 bytes each, sized by bytes", async () => {
+  await withKvPath((path) =>
+    withKv(path, async (kv) => {
+      const store = await Store.open(kv);
+      for (let i = 0; i < 60; i++) {
+        await store.register({
+          ...registration(`big-${i}`, 100 + i),
+          mounts: manyMounts(`big-${i}`, 110, 250),
+        });
+      }
+      const results = await store.recordExits(Array.from({ length: 60 }, (_, i) => ({
+        id: `big-${i}`,
+        pid: 100 + i,
+        startTime: (100 + i) * 10,
+        exit: exitWith(i % 256),
+      })));
+      assert.deepEqual(results.map((r) => r.outcome), Array(60).fill("recorded"));
+      for (let i = 0; i < 60; i++) {
+        const record = await store.get(`big-${i}`);
+        assert.equal(record?.state, "stopping");
+        assert.equal(record?.exit?.code, i);
+      }
+    })
+  );
+});
+
+Deno.test("Store.recordExits() refuses the one exit a stored record cannot take, and records the 38 beside it", async () => {
+  await withKvPath((path) =>
+    withKv(path, async (kv) => {
+      const store = await Store.open(kv);
+      for (let i = 0; i < 38; i++) await store.register(registration(`c${i}`, 100 + i));
+      // A record written before the store refused such records: 65,300 bytes of mounts.
+      await store.register(registration("huge", 500));
+      const huge = (await kv.get<Record<string, unknown>>(["container", "huge"])).value!;
+      const mounts = ["/run/test/huge/" + "h".repeat(65_300 - 15)];
+      await kv.set(["container", "huge"], { ...huge, mounts });
+      const items = Array.from({ length: 38 }, (_, i) => ({
+        id: `c${i}`,
+        pid: 100 + i,
+        startTime: (100 + i) * 10,
+        exit: exitWith(i),
+      }));
+      items.splice(19, 0, { id: "huge", pid: 500, startTime: 5000, exit: exitWith(9) });
+      const results = await store.recordExits(items);
+      const refused = results[19]!;
+      assert.equal(refused.outcome, "refused");
+      assert.match(refused.outcome === "refused" ? refused.reason : "", /huge.*bytes/);
+      assert.deepEqual(
+        results.filter((_, i) => i !== 19).map((r) => r.outcome),
+        Array(38).fill("recorded"),
+      );
+      for (let i = 0; i < 38; i++) assert.equal((await store.get(`c${i}`))?.exit?.code, i);
+      assert.equal((await store.get("huge"))?.state, "running");
+    })
+  );
+});
+
+Deno.test("Store.register() and gcAdd() refuse a record too large to take its exit, naming the field", async () => {
+  await withKvPath((path) =>
+    withKv(path, async (kv) => {
+      const store = await Store.open(kv);
+      // 65,300 bytes of mounts: under the value limit alone, over it with an exit.
+      const mounts = [...manyMounts("huge", 261, 250), "/run/test/huge/" + "h".repeat(35)];
+      await assert.rejects(
+        store.register({ ...registration("huge"), mounts }),
+        (e: unknown) => e instanceof StoreInputError && /^mounts too large/.test(e.message),
+      );
+      const paths = manyMounts("p", 300, 250);
+      await assert.rejects(
+        store.gcAdd({ ...registration("huge"), paths }),
+        (e: unknown) => e instanceof StoreInputError && /^paths too large/.test(e.message),
+      );
+      assert.equal(await store.get("huge"), null);
+      // Just under the limit is taken, and its largest exit fits.
+      const fits = manyMounts("fits", 240, 250);
+      await store.register({ ...registration("fits"), mounts: fits });
+      const [result] = await store.recordExits([{
+        id: "fits",
+        pid: 100,
+        startTime: 1000,
+        exit: { ...exitWith(1), reason: "\u20ac".repeat(5000) },
+      }]);
+      assert.equal(result?.outcome, "recorded");
+    })
+  );
+});
+
+Deno.test("Store.forgetStopped() forgets 1,000 records due at once", async () => {
+  await withKvPath((path) =>
+    withKv(path, async (kv) => {
+      const store = await Store.open(kv, { clock: () => 1_000 });
+      for (let i = 0; i < 1_000; i++) {
+        const id = `s${i}`;
+        await store.register(registration(id));
+        await store.recordExit(id, 100, 1000, exitWith(0));
+        await store.markStopped(id);
+      }
+      await store.register(registration("alive"));
+      assert.equal(await store.forgetStopped(2_000), 1_000);
+      assert.deepEqual((await store.list()).map((r) => r.id), ["alive"]);
+    })
+  );
+});

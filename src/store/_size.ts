@@ -1,0 +1,66 @@
+/**
+ * Deno KV's limits and a conservative estimate of what a value costs against them, so that the
+ * store can size its commits before it makes them and refuse at the door a record that could
+ * never take its exit.
+ *
+ * Deno KV measures a value by its V8 serialisation: a string costs its length (twice that when
+ * one of its characters lies beyond Latin-1) plus a few bytes of tag and length, a number at
+ * most nine bytes, an object or array a few bytes besides its members. The estimate here counts
+ * every one of those at its most, so it is never below the real size.
+ *
+ * @module
+ */
+
+/** Largest value Deno KV stores (bytes). */
+export const MAX_VALUE_BYTES = 65_536;
+/** Largest total size of keys and values in one atomic commit (bytes). */
+export const MAX_COMMIT_BYTES = 819_200;
+/** Most mutations in one atomic commit. */
+export const MAX_MUTATIONS = 1_000;
+/** Most checks in one atomic commit. */
+export const MAX_CHECKS = 100;
+
+/** Bytes an estimate leaves free under a limit, for the framing the estimate does not see. */
+const SLACK = 256;
+
+/** The largest value the store writes, with room to spare for the estimate's blind spots. */
+export const VALUE_BUDGET = MAX_VALUE_BYTES - SLACK;
+/** The largest commit the store makes, likewise. */
+export const COMMIT_BUDGET = MAX_COMMIT_BYTES - 16 * 1024;
+
+// deno-lint-ignore no-control-regex
+const BEYOND_LATIN1 = /[^\u0000-\u00ff]/;
+
+/** At least what `value` (plain data: strings, numbers, booleans, null, arrays, objects) costs. */
+export function valueSize(value: unknown): number {
+  switch (typeof value) {
+    case "string":
+      return 6 + (BEYOND_LATIN1.test(value) ? value.length * 2 : value.length);
+    case "number":
+    case "bigint":
+      return 10;
+    case "boolean":
+    case "undefined":
+      return 1;
+    case "object": {
+      if (value === null) return 1;
+      if (Array.isArray(value)) {
+        let size = 12;
+        for (const item of value) size += valueSize(item);
+        return size;
+      }
+      let size = 12;
+      for (const [key, item] of Object.entries(value)) size += valueSize(key) + valueSize(item);
+      return size;
+    }
+    default:
+      return 16;
+  }
+}
+
+/** At least what a key costs (its parts, as Deno KV encodes them). */
+export function keySize(key: Deno.KvKey): number {
+  let size = 0;
+  for (const part of key) size += typeof part === "string" ? part.length * 3 + 2 : 10;
+  return size;
+}

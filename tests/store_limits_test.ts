@@ -1,0 +1,139 @@
+/**
+ * The store's limits met through the daemon: records as large as the API lets them be, exiting
+ * together; many stopped records due for retention at once.
+ */
+import assert from "node:assert/strict";
+import * as libc from "../src/sys/libc.ts";
+import { readProcStat } from "../src/sys/proc.ts";
+import { TestDaemon } from "./support/daemon.ts";
+import { until } from "./support/poll.ts";
+
+/** A container the test plays the shim of: a live process, and the FIFO's write end. */
+interface FakeContainer {
+  id: string;
+  process: Deno.ChildProcess;
+  writer: number;
+}
+
+/** `count` mount points of `length` bytes each. */
+function mounts(dir: string, id: string, count: number, length: number): string[] {
+  return Array.from({ length: count }, (_, i) => {
+    const prefix = `${dir}/mnt/${id}/${i}/`;
+    return prefix + "m".repeat(length - prefix.length);
+  });
+}
+
+/** create-fifo, a `sleep` as the container's init, the write end opened, then monitor. */
+async function startFake(
+  d: TestDaemon,
+  id: string,
+  extra: Record<string, unknown> = {},
+): Promise<{ container: FakeContainer; status: number; text: string }> {
+  const stateDir = `${d.stateRoot}/fake/${id}`;
+  const fifo = await d.api("POST", "/v1/fifos", { stateDir });
+  assert.equal(fifo.status, 200, fifo.text);
+  const process = new Deno.Command("sleep", { args: ["600"], stdin: "null" }).spawn();
+  const writer = libc.open(
+    `${stateDir}/exit_fifo`,
+    libc.O.WRONLY | libc.O.NONBLOCK | libc.O.CLOEXEC,
+  );
+  const startTime = readProcStat(process.pid)!.startTime;
+  const res = await d.api("POST", "/v1/containers", {
+    id,
+    runtime: "fake",
+    stateDir,
+    pid: process.pid,
+    startTime,
+    ppid: 0,
+    ...extra,
+  });
+  return { container: { id, process, writer }, status: res.status, text: res.text };
+}
+
+/** Writes `code` as the shim does (one native int, the exit code) and hangs up. */
+function exitWith(container: FakeContainer, code: number): void {
+  const status = new Uint8Array(4);
+  new DataView(status.buffer).setInt32(0, code, true);
+  libc.write(container.writer, status);
+  libc.close(container.writer);
+}
+
+async function stopAll(containers: FakeContainer[]): Promise<void> {
+  for (const c of containers) {
+    try {
+      c.process.kill("SIGKILL");
+    } catch {
+      // Already killed by cleanup.
+    }
+    await c.process.status;
+  }
+}
+
+/** Waits until every container has left `running`, then returns each one's recorded code. */
+async function recordedCodes(d: TestDaemon, ids: string[]): Promise<Map<string, number | null>> {
+  const codes = new Map<string, number | null>();
+  await until(`${ids.length} exits recorded`, async () => {
+    for (const id of ids) {
+      if (codes.has(id)) continue;
+      const res = await d.api("GET", `/v1/containers/${id}`);
+      const record = res.body as { state: string; exit: { code: number | null } | null };
+      if (record.state !== "running") codes.set(id, record.exit?.code ?? null);
+    }
+    return codes.size === ids.length ? codes : null;
+  }, 30_000);
+  return codes;
+}
+
+Deno.test("store limits: 60 containers with 110 mounts of 250 bytes each exit together, every code recorded", async () => {
+  const d = await TestDaemon.start();
+  const containers: FakeContainer[] = [];
+  try {
+    for (let i = 0; i < 60; i++) {
+      const id = `big-${i}`;
+      const started = await startFake(d, id, { mounts: mounts(d.dir, id, 110, 250) });
+      assert.equal(started.status, 201, started.text);
+      containers.push(started.container);
+    }
+    containers.forEach((c, i) => exitWith(c, i + 1));
+    const codes = await recordedCodes(d, containers.map((c) => c.id));
+    containers.forEach((c, i) => assert.equal(codes.get(c.id), i + 1, `${c.id}'s code`));
+    // And they stay recorded across a restart.
+    await d.stop();
+    await d.restart();
+    for (const [i, c] of containers.entries()) {
+      const res = await d.api("GET", `/v1/containers/${c.id}`);
+      assert.equal((res.body as { exit: { code: number } }).exit.code, i + 1);
+    }
+  } finally {
+    await stopAll(containers);
+    await d.dispose();
+  }
+});
+
+Deno.test("store limits: a record too large to take its exit is refused at monitor (400 naming mounts); 38 ordinary exits beside it are recorded", async () => {
+  const d = await TestDaemon.start();
+  const containers: FakeContainer[] = [];
+  try {
+    for (let i = 0; i < 38; i++) {
+      const started = await startFake(d, `small-${i}`);
+      assert.equal(started.status, 201, started.text);
+      containers.push(started.container);
+    }
+    // A body of ~65,300 bytes, nearly all mounts: a record just under the 64 KiB value limit
+    // alone, over it once it holds an exit.
+    const huge = await startFake(d, "huge", { mounts: mounts(d.dir, "huge", 257, 250) });
+    containers.push(huge.container);
+    assert.equal(huge.status, 400, huge.text);
+    assert.match(huge.text, /mounts too large/);
+    assert.equal((await d.api("GET", "/v1/containers/huge")).status, 404);
+    containers.forEach((c, i) => {
+      if (c.id !== "huge") exitWith(c, 100 + i);
+    });
+    const ids = containers.filter((c) => c.id !== "huge").map((c) => c.id);
+    const codes = await recordedCodes(d, ids);
+    ids.forEach((id, i) => assert.equal(codes.get(id), 100 + i, `${id}'s code`));
+  } finally {
+    await stopAll(containers);
+    await d.dispose();
+  }
+});
