@@ -5,6 +5,12 @@
  * the records stopped longer ago than `stoppedRetentionMs`, once at start and then a few times
  * per retention period (at most hourly).
  *
+ * Records carry wall-clock times, and the wall clock can be stepped (NTP, an operator, a VM
+ * restored from a snapshot). A step forward must not make fresh records look old, so "now" for
+ * the sweep is never later than the wall time at start plus the monotonic time elapsed since:
+ * stepped forward, the wall clock is not believed; stepped back, records look younger and are
+ * kept longer, never forgotten early.
+ *
  * @module
  */
 
@@ -22,6 +28,29 @@ export interface RetentionOptions {
   log: Logger;
   /** Wall clock (ms since the epoch); `Date.now` unless a test swaps it. */
   clock?: () => number;
+  /** Monotonic clock (ms, any origin); `performance.now` unless a test swaps it. */
+  monotonic?: () => number;
+}
+
+/** How far the wall clock may drift from monotonic time before the sweep says so (ms). */
+const STEP_NOTICE_MS = 5_000;
+
+/**
+ * A wall clock that never runs ahead of monotonic time: the wall time at creation plus the
+ * monotonic time elapsed, or the wall time now if that is earlier. `stepped` tells how far the
+ * wall clock has moved away from monotonic time since (positive: forward).
+ */
+export function steadyWallClock(
+  clock: () => number,
+  monotonic: () => number,
+): { now: () => number; stepped: () => number } {
+  const wallAtStart = clock();
+  const monoAtStart = monotonic();
+  const trusted = () => wallAtStart + (monotonic() - monoAtStart);
+  return {
+    now: () => Math.min(clock(), trusted()),
+    stepped: () => clock() - trusted(),
+  };
 }
 
 /** How often the sweep runs for a retention: a quarter of it, within 1 s … 1 h. */
@@ -36,11 +65,23 @@ export function sweepIntervalMs(retentionMs: number): number {
 export function startRetention(options: RetentionOptions): () => Promise<void> {
   const { store, retentionMs, log } = options;
   if (retentionMs === 0) return () => Promise.resolve();
-  const clock = options.clock ?? Date.now;
+  const clock = steadyWallClock(
+    options.clock ?? Date.now,
+    options.monotonic ?? (() => performance.now()),
+  );
   let running: Promise<void> | null = null;
+  let toldStep = 0;
   const sweep = () => {
     if (running !== null) return;
-    running = store.forgetStopped(clock() - retentionMs).then(
+    const stepped = clock.stepped();
+    if (Math.abs(stepped - toldStep) > STEP_NOTICE_MS) {
+      toldStep = stepped;
+      log.warn(
+        "the wall clock moved {stepped} ms away from monotonic time since start; retention counts by the earlier of the two",
+        { stepped: Math.round(stepped) },
+      );
+    }
+    running = store.forgetStopped(clock.now() - retentionMs).then(
       (count) => {
         if (count > 0) {
           log.info("forgot {count} containers stopped more than {retentionMs} ms ago", {

@@ -1,6 +1,17 @@
 import assert from "node:assert/strict";
 import type { Logger } from "../log.ts";
-import { startRetention, sweepIntervalMs } from "./retention.ts";
+import { startRetention, steadyWallClock, sweepIntervalMs } from "./retention.ts";
+import { Store } from "../store/store.ts";
+import { exitWith, registration, withKv, withKvPath } from "../store/_test_util.ts";
+
+/** Polls `fn` every 50 ms until it returns true; throws after 10 s. */
+async function until(what: string, fn: () => Promise<boolean | null>): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!(await fn())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
 
 function recordingLog(lines: string[]): Logger {
   const say = (level: string) => (message: string, props?: Record<string, unknown>) =>
@@ -52,4 +63,59 @@ Deno.test("startRetention with a retention of 0 keeps every record", async () =>
   });
   await stop();
   assert.equal(calls, 0);
+});
+
+Deno.test("startRetention keeps fresh records when the wall clock is stepped forward a day, and forgets them once monotonic time says they are old", async () => {
+  await withKvPath((path) =>
+    withKv(path, async (kv) => {
+      let wall = 1_000_000_000;
+      let mono = 50;
+      const store = await Store.open(kv, { clock: () => wall });
+      const stop = async (id: string) => {
+        await store.register(registration(id));
+        await store.recordExit(id, 100, 1000, exitWith(0));
+        await store.markStopped(id);
+      };
+      wall -= 10_000;
+      await stop("old");
+      wall += 10_000;
+      await stop("fresh");
+      const lines: string[] = [];
+      const stopSweeps = startRetention({
+        store,
+        retentionMs: 4_000,
+        log: recordingLog(lines),
+        clock: () => wall,
+        monotonic: () => mono,
+      });
+      try {
+        await until("the first sweep", async () => (await store.get("old")) === null || null);
+        assert.equal((await store.get("fresh"))?.state, "stopped");
+        wall += 86_400_000; // stepped forward a day; one second passes
+        mono += 1_000;
+        await new Promise((r) => setTimeout(r, 1_300));
+        assert.equal((await store.get("fresh"))?.state, "stopped", "a step is not age");
+        assert.ok(lines.some((l) => l.startsWith("warn the wall clock moved")), lines.join("\n"));
+        mono += 4_000; // now it is old by monotonic time too
+        await until("fresh forgotten", async () => (await store.get("fresh")) === null || null);
+      } finally {
+        await stopSweeps();
+      }
+    })
+  );
+});
+
+Deno.test("steadyWallClock: never ahead of monotonic time elapsed, follows a wall clock stepped back", () => {
+  let wall = 10_000;
+  let mono = 3;
+  const clock = steadyWallClock(() => wall, () => mono);
+  mono += 500;
+  wall += 500;
+  assert.equal(clock.now(), 10_500);
+  wall += 1_000_000;
+  assert.equal(clock.now(), 10_500);
+  assert.equal(clock.stepped(), 1_000_000);
+  wall = 2_000;
+  assert.equal(clock.now(), 2_000);
+  assert.equal(clock.stepped(), 2_000 - 10_500);
 });
