@@ -11,20 +11,15 @@ import { Collector } from "../gc/collector.ts";
 import { configureLogging, getLogger } from "../log.ts";
 import { RuntimeCleaner } from "../runtime/cleaner.ts";
 import { defaultCleanupSettings } from "../runtime/config.ts";
-import { Store } from "../store/store.ts";
 import { raiseFdLimit } from "../sys/fd_limit.ts";
-import { tryLock } from "../sys/lock_file.ts";
 import { startHttpServer } from "./http.ts";
 import { createNotifier } from "./notify.ts";
 import { startRetention } from "./retention.ts";
 import { ReaperService, VERSION } from "./service.ts";
+import { type OpenedStore, openStore, StoreOpenError } from "./store_file.ts";
 import { errorMessage } from "../error_message.ts";
 
 const log = getLogger("daemon");
-
-function parentDir(path: string): string {
-  return path.slice(0, path.lastIndexOf("/")) || "/";
-}
 
 /**
  * Runs the daemon until SIGTERM or SIGINT. Resolves to the process exit code: 0 after a clean
@@ -34,31 +29,34 @@ export async function serve(config: Config): Promise<number> {
   configureLogging({ level: config.logLevel });
   const notifier = createNotifier();
   const fdLimit = raiseFdLimit();
-  for (const dir of [parentDir(config.db), config.stateRoot]) {
-    await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
-  }
-  const lock = tryLock(`${config.db}.lock`);
-  if (!("release" in lock)) {
-    const who = lock.heldBy === null ? "another process" : `process ${lock.heldBy}`;
-    log.fatal("the store {db} is in use by {who}: is reaperd already running?", {
+  let opened: OpenedStore;
+  try {
+    opened = await openStore({
       db: config.db,
-      who,
+      log,
+      storeOptions: {
+        maxEvents: config.eventLogMax,
+        onWarning: (message, error) =>
+          log.warn("store: {message}: {error}", { message, error: String(error) }),
+      },
     });
+  } catch (error) {
+    log.fatal("{error}", {
+      error: error instanceof StoreOpenError
+        ? error.message
+        : `cannot open the store ${config.db}: ${errorMessage(error)}`,
+    });
+    notifier.close();
     return 1;
   }
 
-  let kv: Deno.Kv | null = null;
+  const { store } = opened;
   let service: ReaperService | null = null;
   let server: Awaited<ReturnType<typeof startHttpServer>> | null = null;
   let stopWatchdog = () => {};
   let stopRetention = () => Promise.resolve();
   try {
-    kv = await Deno.openKv(config.db);
-    const store = await Store.open(kv, {
-      maxEvents: config.eventLogMax,
-      onWarning: (message, error) =>
-        log.warn("store: {message}: {error}", { message, error: String(error) }),
-    });
+    await Deno.mkdir(config.stateRoot, { recursive: true, mode: 0o700 });
     const cleaner = new RuntimeCleaner({
       runtimes: config.runtimes,
       settings: {
@@ -75,7 +73,14 @@ export async function serve(config: Config): Promise<number> {
       backoffMaxMs: config.gc.backoffMaxMs,
       onEvent: (event) => gcLog.debug("{type} {id}", { ...event }),
     });
-    service = new ReaperService({ config, store, cleaner, collector, log: getLogger("service") });
+    service = new ReaperService({
+      config,
+      store,
+      cleaner,
+      collector,
+      log: getLogger("service"),
+      storeProblems: opened.problems,
+    });
 
     const restored = await service.restore();
     log.info(
@@ -123,8 +128,7 @@ export async function serve(config: Config): Promise<number> {
     await stopRetention();
     await server?.shutdown().catch(() => {});
     await service?.close().catch((e) => log.error("shutdown: {error}", { error: String(e) }));
-    kv?.close();
-    lock.release();
+    opened.close();
     notifier.close();
   }
 }

@@ -56,6 +56,8 @@ export interface ServiceParts {
   log: Logger;
   /** Wall clock (ms since the epoch). */
   now?: () => number;
+  /** What was found wrong with the store at start (damage, lost history): health reports it. */
+  storeProblems?: readonly string[];
 }
 
 const RESTORED_GONE = "exited while reaperd was down";
@@ -77,6 +79,7 @@ export class ReaperService implements ReaperApi {
   readonly #pending = new Map<string, ExitReport>();
   #pendingTimer: ReturnType<typeof setTimeout> | null = null;
   #storeProblem: string | null = null;
+  readonly #storeProblemsAtStart: readonly string[];
   /** Exits decoded together are committed together. */
   readonly #exitWriter: Batcher<ExitInput, ExitRecordResult>;
   /** Exits being written to the store now; cleanups wait for them (see #recordingDrained). */
@@ -121,6 +124,7 @@ export class ReaperService implements ReaperApi {
     this.#collector = parts.collector;
     this.#log = parts.log;
     this.#now = parts.now ?? Date.now;
+    this.#storeProblemsAtStart = parts.storeProblems ?? [];
     this.#exitWriter = new Batcher(EXIT_BATCH, (items) => this.#store.recordExits(items));
     this.#startedAt = this.#now();
     this.#oomKills.inc({}, 0);
@@ -600,6 +604,7 @@ export class ReaperService implements ReaperApi {
 
   health(): Health {
     const reasons = this.#storeProblem === null ? [] : [`store: ${this.#storeProblem}`];
+    reasons.push(...this.#storeProblemsAtStart.map((problem) => `store: ${problem}`));
     return {
       status: reasons.length === 0 ? "ok" : "degraded",
       reasons,

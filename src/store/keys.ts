@@ -26,3 +26,9 @@ export function gcKey(id: string): Deno.KvKey {
 export function eventKey(seq: number): Deno.KvKey {
   return [EVENT, seq];
 }
+
+/** Prefix of the store's facts about itself. */
+export const META = "meta";
+
+/** The store's identity: a UUID made when the store was first opened. */
+export const STORE_ID_KEY: Deno.KvKey = [META, "store-id"];

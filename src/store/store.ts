@@ -27,7 +27,7 @@ import {
   StoreInputError,
   StoreUnavailableError,
 } from "./errors.ts";
-import { CONTAINER, containerKey, EVENT, eventKey, GC, gcKey } from "./keys.ts";
+import { CONTAINER, containerKey, EVENT, eventKey, GC, gcKey, STORE_ID_KEY } from "./keys.ts";
 import { clampExit, clampSteps, head, MAX_MESSAGE, MAX_TAIL, tail } from "./_clamp.ts";
 import {
   checkInteger,
@@ -304,6 +304,26 @@ export class Store {
     const store = new Store(kv, options);
     await store.#loadSeq();
     return store;
+  }
+
+  /**
+   * The store's identity, made (a random UUID) and written the first time it is asked for. A
+   * store that answers with another identity than the one recorded beside it, or that has to
+   * make one although it was known before, is not the store it was: it lost its history.
+   *
+   * @returns The identity and whether it was made just now.
+   * @throws {StoreUnavailableError} when the KV file cannot be read or written.
+   */
+  async identity(): Promise<{ id: string; created: boolean }> {
+    const entry = await this.#read("read store id", () => this.#kv.get<string>(STORE_ID_KEY));
+    if (typeof entry.value === "string") return { id: entry.value, created: false };
+    const id = crypto.randomUUID();
+    const result = await this.#read(
+      "write store id",
+      () => this.#kv.atomic().check(entry).set(STORE_ID_KEY, id).commit(),
+    );
+    if (!result.ok) return await this.identity();
+    return { id, created: true };
   }
 
   // ---------------------------------------------------------------- transitions

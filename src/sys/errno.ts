@@ -21,6 +21,7 @@ export const Errno = {
   EINVAL: 22,
   EMFILE: 24,
   ENOSPC: 28,
+  EROFS: 30,
   ENAMETOOLONG: 36,
   ENOSYS: 38,
   ENOTEMPTY: 39,

@@ -1,0 +1,215 @@
+/**
+ * The daemon's store file as an operator meets it: one daemon per store however its files are
+ * tampered with, private files whatever the umask, clear words when it cannot be opened, and
+ * damage or lost history noticed and reported instead of started over in silence.
+ */
+import assert from "node:assert/strict";
+import * as libc from "../src/sys/libc.ts";
+import { readProcStat } from "../src/sys/proc.ts";
+import { TestDaemon } from "./support/daemon.ts";
+
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
+
+/** Runs `reaperd serve --config <path>` to its end (killed after `timeoutMs` if it serves). */
+async function serveOnce(
+  configPath: string,
+  timeoutMs = 15_000,
+): Promise<{ code: number; stderr: string; killed: boolean }> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-all", MAIN, "serve", "--config", configPath],
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  let killed = false;
+  const timer = setTimeout(() => {
+    killed = true;
+    child.kill("SIGKILL");
+  }, timeoutMs);
+  const out = await child.output();
+  clearTimeout(timer);
+  return { code: out.code, stderr: new TextDecoder().decode(out.stderr), killed };
+}
+
+interface Health {
+  status: string;
+  reasons: string[];
+}
+
+async function health(d: TestDaemon): Promise<Health> {
+  const res = await d.api("GET", "/v1/health");
+  return res.body as Health;
+}
+
+/** A container the test plays the shim of: a live `sleep` and the FIFO's write end. */
+interface FakeContainer {
+  id: string;
+  process: Deno.ChildProcess;
+  writer: number;
+}
+
+async function startFake(d: TestDaemon, id: string): Promise<FakeContainer> {
+  const stateDir = `${d.stateRoot}/fake/${id}`;
+  const fifo = await d.api("POST", "/v1/fifos", { stateDir });
+  assert.equal(fifo.status, 200, fifo.text);
+  const process = new Deno.Command("sleep", { args: ["600"], stdin: "null" }).spawn();
+  const writer = libc.open(
+    `${stateDir}/exit_fifo`,
+    libc.O.WRONLY | libc.O.NONBLOCK | libc.O.CLOEXEC,
+  );
+  const res = await d.api("POST", "/v1/containers", {
+    id,
+    runtime: "fake",
+    stateDir,
+    pid: process.pid,
+    startTime: readProcStat(process.pid)!.startTime,
+    ppid: 0,
+  });
+  assert.equal(res.status, 201, res.text);
+  return { id, process, writer };
+}
+
+async function stopAll(containers: FakeContainer[]): Promise<void> {
+  for (const c of containers) {
+    try {
+      libc.close(c.writer);
+    } catch {
+      // Closed by the test.
+    }
+    try {
+      c.process.kill("SIGKILL");
+    } catch {
+      // Already gone.
+    }
+    await c.process.status;
+  }
+}
+
+Deno.test("store file: deleting the lock file does not let a second daemon open the same store", async () => {
+  const d = await TestDaemon.start();
+  try {
+    await Deno.remove(`${d.db}.lock`).catch(() => {});
+    const second = await serveOnce(d.configPath);
+    assert.equal(second.killed, false, `the second daemon kept running:\n${second.stderr}`);
+    assert.notEqual(second.code, 0);
+    assert.match(second.stderr, new RegExp(`store ${d.db} is in use by process ${d.pid}`));
+    assert.equal((await health(d)).status, "ok", "the first daemon is untouched");
+  } finally {
+    await d.dispose();
+  }
+});
+
+Deno.test("store file: the db, its -wal and -shm are 0600 under umask 022", async () => {
+  const umask = Deno.umask(0o022);
+  let d: TestDaemon;
+  try {
+    d = await TestDaemon.start();
+  } finally {
+    Deno.umask(umask);
+  }
+  const containers: FakeContainer[] = [];
+  try {
+    containers.push(await startFake(d, "c1"));
+    for (const path of [d.db, `${d.db}-wal`, `${d.db}-shm`]) {
+      const mode = (await Deno.stat(path)).mode! & 0o777;
+      assert.equal(mode.toString(8), "600", path);
+    }
+  } finally {
+    await stopAll(containers);
+    await d.dispose();
+  }
+});
+
+Deno.test("store file: a db on a read-only file system fails start with one line naming it", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "reaperd-rofs-" });
+  const ro = `${dir}/ro`;
+  await Deno.mkdir(ro);
+  const mount = await new Deno.Command("mount", { args: ["-t", "tmpfs", "-o", "ro", "tmpfs", ro] })
+    .output();
+  assert.ok(mount.success, new TextDecoder().decode(mount.stderr));
+  try {
+    const config = `${dir}/config.json`;
+    await Deno.writeTextFile(
+      config,
+      JSON.stringify({
+        socket: `${dir}/reaperd.sock`,
+        db: `${ro}/reaperd.db`,
+        stateRoot: `${dir}/state`,
+        runtimes: { fake: { path: "/bin/true", args: [] } },
+      }),
+    );
+    const run = await serveOnce(config);
+    assert.equal(run.killed, false, run.stderr);
+    assert.equal(run.code, 1, run.stderr);
+    const lines = run.stderr.trim().split("\n");
+    assert.equal(lines.length, 1, run.stderr);
+    assert.match(
+      lines[0]!,
+      new RegExp(`store ${ro}/reaperd.db: read-only file system \\(EROFS\\)`),
+    );
+  } finally {
+    await new Deno.Command("umount", { args: [ro] }).output();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("store file: a -wal deleted after kill -9 is reported: health degraded with the reason, logged at error", async () => {
+  const d = await TestDaemon.start();
+  const containers: FakeContainer[] = [];
+  try {
+    for (let i = 0; i < 20; i++) containers.push(await startFake(d, `c${i}`));
+    // Let the marker catch up with the last commit, as it does a moment after any write.
+    await new Promise((r) => setTimeout(r, 600));
+    await d.stop("SIGKILL");
+    await Deno.remove(`${d.db}-wal`);
+    await d.restart();
+    const h = await health(d);
+    assert.equal(h.status, "degraded");
+    assert.ok(h.reasons.some((r) => /lost/.test(r) && r.includes(d.db)), h.reasons.join("\n"));
+    assert.match(d.logs, /ERROR.*lost/i);
+  } finally {
+    await stopAll(containers);
+    await d.dispose();
+  }
+});
+
+Deno.test("store file: a garbled db is moved aside with a clear message and the daemon starts on a fresh store", async () => {
+  const d = await TestDaemon.start();
+  const containers: FakeContainer[] = [];
+  try {
+    for (let i = 0; i < 5; i++) containers.push(await startFake(d, `c${i}`));
+    await d.stop();
+    const size = (await Deno.stat(d.db)).size;
+    const file = await Deno.open(d.db, { write: true });
+    await file.seek(100, Deno.SeekMode.Start);
+    await file.write(crypto.getRandomValues(new Uint8Array(Math.min(size - 100, 60_000))));
+    file.close();
+    await d.restart();
+    const h = await health(d);
+    assert.equal(h.status, "degraded");
+    assert.ok(h.reasons.some((r) => /damaged.*moved aside/.test(r)), h.reasons.join("\n"));
+    const aside = [...Deno.readDirSync(d.dir)].filter((e) => e.name.includes(".damaged-"));
+    assert.ok(aside.length >= 1, "the damaged file is kept");
+    assert.match(d.logs, /ERROR.*damaged.*moved aside/);
+    // The fresh store works.
+    containers.push(await startFake(d, "after"));
+  } finally {
+    await stopAll(containers);
+    await d.dispose();
+  }
+});
+
+Deno.test("store file: a db whose header is garbage is moved aside, not a restart loop", async () => {
+  const d = await TestDaemon.start();
+  try {
+    await d.stop();
+    const file = await Deno.open(d.db, { write: true });
+    await file.write(new TextEncoder().encode("garbage garbage!"));
+    file.close();
+    await d.restart();
+    const h = await health(d);
+    assert.ok(h.reasons.some((r) => /not a database.*moved aside/.test(r)), h.reasons.join("\n"));
+  } finally {
+    await d.dispose();
+  }
+});
