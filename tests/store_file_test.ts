@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import * as libc from "../src/sys/libc.ts";
 import { readProcStat } from "../src/sys/proc.ts";
 import { TestDaemon } from "./support/daemon.ts";
+import { until } from "./support/poll.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
@@ -153,7 +154,7 @@ Deno.test("store file: a db on a read-only file system fails start with one line
   }
 });
 
-Deno.test("store file: a -wal deleted after kill -9 is reported: health degraded with the reason, logged at error", async () => {
+Deno.test("store file: a -wal deleted after kill -9 is reported (health degraded, logged at error) and its 20 running containers are found again from the state root", async () => {
   const d = await TestDaemon.start();
   const containers: FakeContainer[] = [];
   try {
@@ -167,6 +168,25 @@ Deno.test("store file: a -wal deleted after kill -9 is reported: health degraded
     assert.equal(h.status, "degraded");
     assert.ok(h.reasons.some((r) => /lost/.test(r) && r.includes(d.db)), h.reasons.join("\n"));
     assert.match(d.logs, /ERROR.*lost/i);
+    // The containers are found again from the state root, and their exits are recorded.
+    containers.forEach((c, i) => {
+      const status = new Uint8Array(4);
+      new DataView(status.buffer).setInt32(0, 40 + i, true);
+      libc.write(c.writer, status);
+    });
+    for (const [i, c] of containers.entries()) {
+      const record = await until(`${c.id} exit recorded`, async () => {
+        const res = await d.api("GET", `/v1/containers/${c.id}`);
+        const r = res.body as { state?: string; exit?: { code: number | null } | null };
+        return res.status === 200 && r.state === "stopped" ? r : null;
+      });
+      assert.equal(record.exit?.code, 40 + i, c.id);
+    }
+    // Adopted with unknown identity, cleaned up, and not one of their processes signalled.
+    for (const c of containers) {
+      const stat = readProcStat(c.process.pid);
+      assert.ok(stat !== null && stat.state !== "Z", `${c.id}'s process was left alone`);
+    }
   } finally {
     await stopAll(containers);
     await d.dispose();
@@ -209,6 +229,53 @@ Deno.test("store file: a db whose header is garbage is moved aside, not a restar
     await d.restart();
     const h = await health(d);
     assert.ok(h.reasons.some((r) => /not a database.*moved aside/.test(r)), h.reasons.join("\n"));
+  } finally {
+    await d.dispose();
+  }
+});
+
+Deno.test("state root sweep: FIFOs with no record are adopted with unknown identity, their exits recorded, then cleaned", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "reaperd-daemon-" });
+  // What a crashed host leaves: state dirs with FIFOs, one still held by its shim.
+  const held = `${dir}/state/fake/held`;
+  const orphan = `${dir}/state/fake/orphan`;
+  for (const stateDir of [held, orphan]) {
+    await Deno.mkdir(stateDir, { recursive: true });
+    libc.mkfifo(`${stateDir}/exit_fifo`, 0o600);
+  }
+  const reader = libc.open(`${held}/exit_fifo`, libc.O.RDONLY | libc.O.NONBLOCK | libc.O.CLOEXEC);
+  const writer = libc.open(`${held}/exit_fifo`, libc.O.WRONLY | libc.O.NONBLOCK | libc.O.CLOEXEC);
+  libc.close(reader);
+  const d = await TestDaemon.start({ dir });
+  try {
+    const orphanDone = await until("orphan stopped", async () => {
+      const r = (await d.api("GET", "/v1/containers/orphan")).body as Record<string, unknown>;
+      return r.state === "stopped" ? r : null;
+    });
+    assert.equal(orphanDone.pid, 0);
+    assert.equal(orphanDone.startTime, 0);
+    const orphanExit = orphanDone.exit as { known: boolean; reason: string };
+    assert.equal(orphanExit.known, false);
+    assert.match(orphanExit.reason, /no shim holds its exit FIFO/);
+    const heldNow = (await d.api("GET", "/v1/containers/held")).body as Record<string, unknown>;
+    assert.equal(heldNow.state, "running", "watched while its shim holds the FIFO");
+    assert.equal(heldNow.pid, 0);
+
+    const status = new Uint8Array(4);
+    new DataView(status.buffer).setInt32(0, 7, true);
+    libc.write(writer, status);
+    libc.close(writer);
+    const heldDone = await until("held stopped", async () => {
+      const r = (await d.api("GET", "/v1/containers/held")).body as Record<string, unknown>;
+      return r.state === "stopped" ? r : null;
+    });
+    assert.equal((heldDone.exit as { code: number }).code, 7);
+
+    const events = (await d.api("GET", "/v1/events?since=0")).text;
+    assert.match(events, /"kind":"restore"[^}]*"adopted":true/);
+    const metrics = (await d.api("GET", "/metrics")).text;
+    assert.match(metrics, /reaperd_adopted_containers(\{\})? 2/);
+    assert.match(d.logs, /adopted 2 containers/);
   } finally {
     await d.dispose();
   }

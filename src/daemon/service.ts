@@ -42,6 +42,7 @@ import {
 import { Batcher } from "./batcher.ts";
 import { Counter, Gauge, Histogram, Registry } from "./metrics.ts";
 import { OomWatch } from "./oom_watch.ts";
+import { sweepStateRoot } from "./sweep.ts";
 import { errorMessage } from "../error_message.ts";
 
 /** reaperd's version, reported on health. */
@@ -187,6 +188,19 @@ export class ReaperService implements ReaperApi {
       else exited++;
     }
     for (const record of stopping) this.#track(this.#cleanAfterExit(record.id));
+    const swept = await sweepStateRoot({
+      stateRoot: this.#config.stateRoot,
+      runtimes: Object.keys(this.#config.runtimes),
+      store: this.#store,
+      log: this.#log,
+      watch: (record, fifo, fd) => this.#watch(record, fifo, fd),
+      exited: (report) => this.#track(this.#onExit(report)),
+    });
+    this.#metrics.add(
+      new Gauge("reaperd_adopted_containers", "Containers found at start with no record.", () => [
+        [{}, swept.adopted.length],
+      ]),
+    );
     this.#collector.start();
     return { monitored, exited, resumed: stopping.length };
   }

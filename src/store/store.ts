@@ -72,7 +72,7 @@ export interface RegisterInput {
   runtime: string;
   /** `<stateRoot>/<runtime>/<id>`. */
   stateDir: string;
-  /** The container's init process (> 0). */
+  /** The container's init process (> 0), or 0 with start time 0 when it is not known. */
   pid: number;
   /** Its start time (clock ticks since boot). */
   startTime: number;
@@ -340,7 +340,8 @@ export class Store {
    * @throws {StoreUnavailableError} when the KV file cannot take the write now.
    */
   async register(input: RegisterInput): Promise<RegisterResult> {
-    checkRegistration(input, 1);
+    // pid 0 with start time 0: a container whose init is not known (adopted from the state root).
+    checkRegistration(input, input.startTime === 0 ? 0 : 1);
     return await this.#transition<RegisterResult>(input.id, "register", (record, gc, now) => {
       if (record !== null && record.state === "running") {
         if (record.pid === input.pid && record.startTime === input.startTime) {
