@@ -280,3 +280,54 @@ Deno.test("state root sweep: FIFOs with no record are adopted with unknown ident
     await d.dispose();
   }
 });
+
+Deno.test("state root sweep: a container adopted at start takes the identity its engine's later monitor gives", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "reaperd-daemon-" });
+  // create-fifo happened, then reaperd restarted before the engine's monitor came.
+  const stateDir = `${dir}/state/fake/late`;
+  await Deno.mkdir(stateDir, { recursive: true });
+  libc.mkfifo(`${stateDir}/exit_fifo`, 0o600);
+  const reader = libc.open(
+    `${stateDir}/exit_fifo`,
+    libc.O.RDONLY | libc.O.NONBLOCK | libc.O.CLOEXEC,
+  );
+  const writer = libc.open(
+    `${stateDir}/exit_fifo`,
+    libc.O.WRONLY | libc.O.NONBLOCK | libc.O.CLOEXEC,
+  );
+  libc.close(reader);
+  const init = new Deno.Command("sleep", { args: ["600"], stdin: "null" }).spawn();
+  const d = await TestDaemon.start({ dir });
+  try {
+    const adopted = (await d.api("GET", "/v1/containers/late")).body as { pid: number };
+    assert.equal(adopted.pid, 0);
+    const res = await d.api("POST", "/v1/containers", {
+      id: "late",
+      runtime: "fake",
+      stateDir,
+      pid: init.pid,
+      startTime: readProcStat(init.pid)!.startTime,
+      ppid: 0,
+    });
+    assert.equal(res.status, 201, res.text);
+    assert.equal((res.body as { pid: number }).pid, init.pid);
+    const status = new Uint8Array(4);
+    new DataView(status.buffer).setInt32(0, 12, true);
+    libc.write(writer, status);
+    libc.close(writer);
+    const done = await until("late stopped", async () => {
+      const r = (await d.api("GET", "/v1/containers/late")).body as Record<string, unknown>;
+      return r.state === "stopped" ? r : null;
+    });
+    assert.equal(done.pid, init.pid);
+    assert.equal((done.exit as { code: number }).code, 12);
+  } finally {
+    try {
+      init.kill("SIGKILL");
+    } catch {
+      // Killed by cleanup: its identity was known by then.
+    }
+    await init.status;
+    await d.dispose();
+  }
+});

@@ -492,8 +492,9 @@ export class ReaperService implements ReaperApi {
       throw toApiError(error);
     }
     let record: ContainerRecord;
+    let created: boolean;
     try {
-      ({ record } = await this.#store.register({
+      ({ record, created } = await this.#store.register({
         id: req.id,
         runtime: req.runtime,
         stateDir: req.stateDir.replace(/\/+$/, ""),
@@ -513,6 +514,8 @@ export class ReaperService implements ReaperApi {
     // Before the FIFO is watched: an exit already in it is decoded at once.
     this.#oom.watch(record);
     try {
+      // A new record may replace one adopted with unknown identity, watched until now.
+      if (created) this.#supervisor.remove(record.id);
       this.#watch(record, fifo, fd);
     } catch (error) {
       throw new ApiError(409, (error as Error).message);

@@ -331,7 +331,8 @@ export class Store {
   /**
    * Records a container as `running` with a "monitor" event. Registering the same run again
    * (same pid and start time) changes nothing; a stopped container may be registered for a new
-   * run, which replaces its record.
+   * run, which replaces its record, and so may a running one whose identity is unknown (pid 0,
+   * start time 0: adopted from the state root) once its engine names its processes.
    *
    * @param input The container and its processes.
    * @returns The record and whether it was written.
@@ -347,13 +348,17 @@ export class Store {
         if (record.pid === input.pid && record.startTime === input.startTime) {
           return { result: { record, created: false } };
         }
-        throw new ConflictError(
-          input.id,
-          record.state,
-          `container ${input.id} is running with pid ${record.pid} (start time ${record.startTime}); refusing pid ${input.pid} (start time ${input.startTime})`,
-        );
+        // Adopted with unknown identity (found under the state root), now named by its engine.
+        const identifies = record.pid === 0 && record.startTime === 0 && input.pid > 0;
+        if (!identifies) {
+          throw new ConflictError(
+            input.id,
+            record.state,
+            `container ${input.id} is running with pid ${record.pid} (start time ${record.startTime}); refusing pid ${input.pid} (start time ${input.startTime})`,
+          );
+        }
       }
-      if (record !== null && record.state !== "stopped") {
+      if (record !== null && record.state !== "stopped" && record.state !== "running") {
         throw new ConflictError(
           input.id,
           record.state,

@@ -717,3 +717,23 @@ Deno.test("Store.forgetStopped() forgets 1,000 records due at once", async () =>
     })
   );
 });
+
+Deno.test("Store.register() takes an unknown identity (pid 0, start time 0), which a later registration names", async () => {
+  await withKvPath((path) =>
+    withKv(path, async (kv) => {
+      const store = await Store.open(kv);
+      const unknown = { pid: 0, startTime: 0, ppid: 0, pStartTime: 0 };
+      await assert.rejects(
+        store.register({ ...registration("x"), ...unknown, startTime: 5 }),
+        StoreInputError,
+      );
+      const adopted = await store.register({ ...registration("c1"), ...unknown });
+      assert.equal(adopted.record.pid, 0);
+      const named = await store.register(registration("c1", 300));
+      assert.equal(named.created, true);
+      assert.equal(named.record.pid, 300);
+      await assert.rejects(store.register(registration("c1", 301)), ConflictError);
+      await assert.rejects(store.register({ ...registration("c1"), ...unknown }), ConflictError);
+    })
+  );
+});
