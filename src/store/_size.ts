@@ -4,9 +4,9 @@
  * never take its exit.
  *
  * Deno KV measures a value by its V8 serialisation: a string costs its length (twice that when
- * one of its characters lies beyond Latin-1) plus a few bytes of tag and length, a number at
- * most nine bytes, an object or array a few bytes besides its members. The estimate here counts
- * every one of those at its most, so it is never below the real size.
+ * one of its characters lies beyond Latin-1) plus a tag and a varint length, a number at most
+ * nine bytes, an object or array a few bytes besides its members. The estimate counts each of
+ * those at its most, so it is never below the real size.
  *
  * @module
  */
@@ -33,9 +33,18 @@ const BEYOND_LATIN1 = /[^\u0000-\u00ff]/;
 
 /** At least what `value` (plain data: strings, numbers, booleans, null, arrays, objects) costs. */
 export function valueSize(value: unknown): number {
+  // The serialiser's version header.
+  return 2 + serialisedSize(value);
+}
+
+function serialisedSize(value: unknown): number {
   switch (typeof value) {
-    case "string":
-      return 6 + (BEYOND_LATIN1.test(value) ? value.length * 2 : value.length);
+    case "string": {
+      const twoByte = BEYOND_LATIN1.test(value);
+      const bytes = twoByte ? value.length * 2 : value.length;
+      // Tag, length, the characters, and a byte of padding that may align two-byte text.
+      return 1 + varintSize(bytes) + bytes + (twoByte ? 1 : 0);
+    }
     case "number":
     case "bigint":
       return 10;
@@ -45,17 +54,29 @@ export function valueSize(value: unknown): number {
     case "object": {
       if (value === null) return 1;
       if (Array.isArray(value)) {
-        let size = 12;
-        for (const item of value) size += valueSize(item);
+        // Tag and length, the items, end tag, property count and length again. An array read
+        // back from the store may be written as a sparse one, each item after its index.
+        let size = 3 + 2 * varintSize(value.length);
+        value.forEach((item, index) => size += 1 + varintSize(index * 2) + serialisedSize(item));
         return size;
       }
-      let size = 12;
-      for (const [key, item] of Object.entries(value)) size += valueSize(key) + valueSize(item);
+      const entries = Object.entries(value);
+      let size = 2 + varintSize(entries.length);
+      for (const [key, item] of entries) size += serialisedSize(key) + serialisedSize(item);
       return size;
     }
     default:
       return 16;
   }
+}
+
+function varintSize(n: number): number {
+  let size = 1;
+  while (n >= 0x80) {
+    n = Math.floor(n / 0x80);
+    size++;
+  }
+  return size;
 }
 
 /** At least what a key costs (its parts, as Deno KV encodes them). */

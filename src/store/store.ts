@@ -446,7 +446,10 @@ export class Store {
         return { outcome: "ignored" };
       }
       seen.add(item.id);
-      const exit = clampExit(item.exit);
+      const exit = fitExit(record, clampExit(item.exit));
+      if (exit === null) {
+        return { outcome: "refused", reason: tooLargeWithExit(item.id, valueSize(record)) };
+      }
       const written: ContainerRecord = { ...record, state: "stopping", exit, updatedAt: now };
       const event: Omit<ReaperEvent, "seq"> = {
         kind: "exit",
@@ -456,9 +459,6 @@ export class Store {
         detail: { pid: item.pid, startTime: item.startTime, exit },
       };
       const recordBytes = valueSize(written);
-      if (recordBytes > VALUE_BUDGET) {
-        return { outcome: "refused", reason: tooLargeWithExit(item.id, recordBytes) };
-      }
       const bytes = keySize(containerKey(item.id)) * 2 + recordBytes + 64 + valueSize(event);
       writes.push({ index: i, entry: entries[i]!, item, record: written, event, bytes });
       return { outcome: "recorded", record: written };
@@ -560,7 +560,8 @@ export class Store {
       ) {
         return { result: false };
       }
-      const stored = clampExit(exit);
+      const stored = fitExit(record, clampExit(exit));
+      if (stored === null) throw new StoreInputError(tooLargeWithExit(id, valueSize(record)));
       return {
         result: true,
         write: {
@@ -1217,10 +1218,24 @@ function checkRoomForExit(record: ContainerRecord): void {
   );
 }
 
+/**
+ * `exit` as it fits into `record` within the value limit: whole, or with its reason cut short
+ * (a record stored before records were sized at the door may have no room for all of it; the
+ * code matters more than the words), or null when not even the code fits.
+ */
+function fitExit(record: ContainerRecord, exit: ExitStatus): ExitStatus | null {
+  const size = (e: ExitStatus) => valueSize({ ...record, state: "stopping", exit: e });
+  if (size(exit) <= VALUE_BUDGET) return exit;
+  const room = VALUE_BUDGET - size({ ...exit, reason: "" });
+  if (room < 0) return null;
+  // Two bytes a character at most.
+  return { ...exit, reason: exit.reason.slice(0, Math.floor(room / 2)) };
+}
+
 /** Why an exit cannot be written into a record that is already too large for it. */
 function tooLargeWithExit(id: string, bytes: number): string {
-  return `the record of ${id} with its exit would take ${bytes} bytes, over the store's ` +
-    `${VALUE_BUDGET} bytes per record (its mounts or paths are too large)`;
+  return `the record of ${id} takes ${bytes} bytes and has no room for its exit within the ` +
+    `store's ${VALUE_BUDGET} bytes per record (its mounts or paths are too large)`;
 }
 
 /** The detail an entry contributes to its "gc" / "gc-attempt" event. */

@@ -737,3 +737,26 @@ Deno.test("Store.register() takes an unknown identity (pid 0, start time 0), whi
     })
   );
 });
+
+Deno.test("Store.recordExits() keeps the code of a stored record with little room left, cutting the reason short", async () => {
+  await withKvPath((path) =>
+    withKv(path, async (kv) => {
+      const store = await Store.open(kv);
+      await store.register(registration("tight"));
+      const record = (await kv.get<Record<string, unknown>>(["container", "tight"])).value!;
+      // Stored before records were sized at the door: room for a code, not for a long reason.
+      const mounts = [...manyMounts("tight", 250, 250), "/run/test/t/" + "t".repeat(300)];
+      await kv.set(["container", "tight"], { ...record, mounts });
+      const [result] = await store.recordExits([{
+        id: "tight",
+        pid: 100,
+        startTime: 1000,
+        exit: { ...exitWith(3), reason: "x".repeat(1000) },
+      }]);
+      assert.equal(result?.outcome, "recorded", JSON.stringify(result));
+      const stored = await store.get("tight");
+      assert.equal(stored?.exit?.code, 3);
+      assert.ok(stored!.exit!.reason.length < 1000);
+    })
+  );
+});
