@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import * as libc from "../src/sys/libc.ts";
 import { readProcStat } from "../src/sys/proc.ts";
+import { Store } from "../src/store/store.ts";
 import { TestDaemon } from "./support/daemon.ts";
 import { until } from "./support/poll.ts";
 
@@ -134,6 +135,50 @@ Deno.test("store limits: a record too large to take its exit is refused at monit
     ids.forEach((id, i) => assert.equal(codes.get(id), 100 + i, `${id}'s code`));
   } finally {
     await stopAll(containers);
+    await d.dispose();
+  }
+});
+
+Deno.test("store limits: 1,000 stopped records due for retention at once are all forgotten by the daemon's first sweep", async () => {
+  const d = await TestDaemon.start({ extra: { stoppedRetentionMs: 60_000 } });
+  try {
+    await d.stop();
+    // A host that ran many short containers: 1,000 records stopped an hour ago.
+    const hourAgo = Date.now() - 3_600_000;
+    const kv = await Deno.openKv(d.db);
+    try {
+      const store = await Store.open(kv, { clock: () => hourAgo });
+      for (let i = 0; i < 1_000; i++) {
+        const id = `old-${i}`;
+        await store.register({
+          id,
+          runtime: "fake",
+          stateDir: `${d.stateRoot}/fake/${id}`,
+          pid: 999_999,
+          startTime: 1,
+          ppid: 0,
+          pStartTime: 0,
+        });
+        await store.recordExit(id, 999_999, 1, {
+          code: 0,
+          signal: null,
+          known: true,
+          reason: "exited with code 0",
+          at: hourAgo,
+        });
+        await store.markStopped(id);
+      }
+    } finally {
+      kv.close();
+    }
+    await d.restart();
+    await until("the 1,000 records forgotten", async () => {
+      const res = await d.api("GET", "/v1/containers");
+      return (res.body as unknown[]).length === 0 ? true : null;
+    });
+    assert.match(d.logs, /forgot 1000 containers/);
+    assert.doesNotMatch(d.logs, /Too many checks/);
+  } finally {
     await d.dispose();
   }
 });
