@@ -7,9 +7,12 @@ import assert from "node:assert/strict";
 import * as libc from "../src/sys/libc.ts";
 import { readProcStat } from "../src/sys/proc.ts";
 import { TestDaemon } from "./support/daemon.ts";
+import { needs } from "./support/needs.ts";
 import { until } from "./support/poll.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
+/** Mounting a read-only file system takes root. */
+const asRoot = needs("root");
 
 /** Runs `reaperd serve --config <path>` to its end (killed after `timeoutMs` if it serves). */
 async function serveOnce(
@@ -121,7 +124,7 @@ Deno.test("store file: the db, its -wal and -shm are 0600 under umask 022", asyn
   }
 });
 
-Deno.test("store file: a db on a read-only file system fails start with one line naming it", async () => {
+asRoot.test("store file: a db on a read-only file system fails start with one line naming it", async () => {
   const dir = await Deno.makeTempDir({ prefix: "reaperd-rofs-" });
   const ro = `${dir}/ro`;
   await Deno.mkdir(ro);
