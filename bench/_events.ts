@@ -7,7 +7,7 @@
 
 import { nowMs } from "./_clock.ts";
 import { sleep } from "./_stats.ts";
-import type { ReaperEvent } from "../src/types.ts";
+import type { ReaperEvent } from "../src/store/events.ts";
 import { lines } from "./_writer.ts";
 
 /** An event as the daemon streams it: one NDJSON line of `/v1/events`. */

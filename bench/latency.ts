@@ -61,7 +61,8 @@ export async function measureExitLatency(
     const writtenAt = await writer.exit(index, i % 256);
     const recorded = await feed.waitFor("exit", id);
     const cleaned = await feed.waitFor("stopped", id);
-    const exit = recorded.event.detail.exit as { at: number; code: number | null };
+    if (recorded.event.kind !== "exit") throw new Error(`${id}: not an exit event`);
+    const exit = recorded.event.detail.exit;
     if (exit.code !== i % 256) throw new Error(`${id}: exit code ${exit.code}, wrote ${i % 256}`);
     toDecoded.push(exit.at - writtenAt);
     toRecorded.push(recorded.arrivedAt - writtenAt);

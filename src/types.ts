@@ -119,29 +119,3 @@ export interface GcEntry {
   /** The container process's /proc state char when it would not die ("D", "Z"…), else null. */
   procState: string | null;
 }
-
-/** Kinds of entries in the durable event log. */
-export type EventKind =
-  | "monitor"
-  | "exit"
-  | "stopped"
-  | "gc"
-  | "gc-attempt"
-  | "gc-done"
-  | "restore";
-
-/** One entry of the append-only event log. */
-export interface ReaperEvent {
-  /** Position in the log, strictly increasing. */
-  seq: number;
-  /** What happened. */
-  kind: EventKind;
-  /** The container it happened to. */
-  id: string;
-  /** When (ms since the epoch). */
-  at: number;
-  /** The container's state after the event. */
-  state: ContainerState;
-  /** Details of the event (exit status, step results…). */
-  detail: Record<string, unknown>;
-}

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { fakeRuntime, type RunningShim, startShim, stopShim } from "./fixtures/shim.ts";
 import { readProcStat } from "../src/sys/proc.ts";
-import type { ReaperEvent } from "../src/types.ts";
+import type { ReaperEvent } from "../src/store/events.ts";
 import { TestDaemon } from "./support/daemon.ts";
 import { until } from "./support/poll.ts";
 import { needs } from "./support/needs.ts";

@@ -7,6 +7,7 @@
 
 import assert from "node:assert/strict";
 import { isMountPoint } from "../src/sys/mounts.ts";
+import { isEvent } from "../src/store/events.ts";
 import { stopShim } from "./fixtures/shim.ts";
 import { TestDaemon } from "./support/daemon.ts";
 import {
@@ -67,8 +68,8 @@ asRootWithCc.test("fault: a bind mount inside the state dir blocks its removal; 
       "cleanup walked into the mount",
     );
     // Backoff: the due times were spaced out and capped, never a hot loop.
-    const tries = (await allEvents(daemon)).filter((e) =>
-      e.id === "busy" && e.kind === "gc-attempt"
+    const tries = (await allEvents(daemon)).filter(isEvent("gc-attempt")).filter((e) =>
+      e.id === "busy"
     );
     for (const e of tries) {
       const delay = (e.detail.nextAttemptAt as number) - e.at;

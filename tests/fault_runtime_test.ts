@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { backoffBounds } from "../src/gc/backoff.ts";
 import { readProcStat } from "../src/sys/proc.ts";
-import type { ReaperEvent } from "../src/types.ts";
+import type { ReaperEvent } from "../src/store/events.ts";
 import { stopShim } from "./fixtures/shim.ts";
 import { TestDaemon } from "./support/daemon.ts";
 import {

@@ -115,10 +115,8 @@ async function assertCappedRetries(daemon: TestDaemon, id: string, minAttempts: 
     const e = await gcEntry(daemon, id);
     return e !== null && e.attempts >= minAttempts ? e : null;
   }, 30_000);
-  const tries = (await allEvents(daemon)).filter((e) =>
-    e.id === id && (e.kind === "gc" || e.kind === "gc-attempt")
-  );
-  for (const e of tries) {
+  for (const e of await allEvents(daemon)) {
+    if (e.id !== id || (e.kind !== "gc" && e.kind !== "gc-attempt")) continue;
     // A "gc" event from gc add carries no due time: its first attempt is due at once.
     if (typeof e.detail.nextAttemptAt !== "number") continue;
     const delay = e.detail.nextAttemptAt - e.at;

@@ -13,7 +13,8 @@ import type {
   Health,
   MonitorRequest,
 } from "../daemon/api.ts";
-import type { ContainerRecord, ReaperEvent } from "../types.ts";
+import type { ReaperEvent } from "../store/events.ts";
+import type { ContainerRecord } from "../types.ts";
 import { errorMessage } from "../error_message.ts";
 
 /** The daemon could not be reached at all (not running, no permission, wrong path). */

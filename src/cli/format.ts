@@ -6,7 +6,8 @@
  */
 
 import type { GcStatus, Health } from "../daemon/api.ts";
-import type { ContainerRecord, ExitStatus, ReaperEvent } from "../types.ts";
+import type { ReaperEvent } from "../store/events.ts";
+import type { ContainerRecord, ExitStatus } from "../types.ts";
 import { signalName } from "../signal_names.ts";
 import { formatTable } from "./table.ts";
 
@@ -126,8 +127,8 @@ export function formatEvent(e: ReaperEvent): string {
     ? ""
     : `  ${cell(JSON.stringify(e.detail), 160)}`;
   return `${String(e.seq).padStart(6)}  ${new Date(e.at).toISOString()}  ${e.kind.padEnd(10)}  ${
-    e.state.padEnd(8)
-  }  ${e.id}${detail}\n`;
+    (e.state ?? "-").padEnd(8)
+  }  ${e.id ?? "-"}${detail}\n`;
 }
 
 /** `reaperd health`: aligned `key: value` lines. */

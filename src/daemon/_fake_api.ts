@@ -1,11 +1,20 @@
 /**
- * An in-memory {@linkcode ReaperApi} for testing the HTTP layer and the CLI without the real
- * daemon: records, GC entries and events in maps, exits triggered by the test.
+ * An in-memory {@linkcode ReaperApi} for the HTTP layer's own tests (sockets, long polls,
+ * streams, bad requests): records, GC entries and events in maps, exits triggered by the test.
+ * What reaperd answers is tested against the real daemon (tests/); events here come from the
+ * store's own constructors, so their shapes cannot drift from the daemon's.
  *
  * @module
  */
 
-import type { ContainerRecord, ExitStatus, ReaperEvent } from "../types.ts";
+import {
+  exitEvent,
+  gcEvent,
+  monitorEvent,
+  type NewEvent,
+  type ReaperEvent,
+} from "../store/events.ts";
+import type { ContainerRecord, ExitStatus } from "../types.ts";
 import {
   ApiError,
   type CreateFifoRequest,
@@ -49,15 +58,8 @@ export class FakeApi implements ReaperApi {
     if (this.broken.has(method)) throw new Error(`${method} exploded\nwith a second line`);
   }
 
-  #event(kind: ReaperEvent["kind"], record: ContainerRecord, detail = {}): void {
-    this.log.push({
-      seq: this.log.length + 1,
-      kind,
-      id: record.id,
-      at: Date.now(),
-      state: record.state,
-      detail,
-    });
+  #event(event: NewEvent): void {
+    this.log.push({ seq: this.log.length + 1, ...event } as ReaperEvent);
     this.#notify();
   }
 
@@ -95,12 +97,12 @@ export class FakeApi implements ReaperApi {
       updatedAt: now,
     };
     this.records.set(req.id, record);
-    this.#event("monitor", record);
+    this.#event(monitorEvent(record, false));
     return Promise.resolve(record);
   }
 
-  /** Records an exit, as the supervisor would when the shim writes the status. */
-  exit(id: string, code: number | null, state: ContainerRecord["state"] = "stopped"): void {
+  /** Records an exit (running → stopping), as the daemon does when the shim writes it. */
+  exit(id: string, code: number | null): void {
     const record = this.#get(id);
     const exit: ExitStatus = {
       code,
@@ -110,9 +112,9 @@ export class FakeApi implements ReaperApi {
       at: Date.now(),
     };
     record.exit = exit;
-    record.state = state;
+    record.state = "stopping";
     record.updatedAt = Date.now();
-    this.#event("exit", record, { exit });
+    this.#event(exitEvent(record, exit));
   }
 
   inspect(id: string): Promise<ContainerRecord> {
@@ -143,8 +145,9 @@ export class FakeApi implements ReaperApi {
         new Promise<void>((resolve) => {
           timer = setTimeout(resolve, timeoutMs);
         }),
-        new Promise<void>((_, reject) => {
-          onAbort = () => reject(new DOMException("aborted", "AbortError"));
+        // Like the daemon: an aborted wait resolves with the record as it is.
+        new Promise<void>((resolve) => {
+          onAbort = resolve;
           if (signal?.aborted) onAbort();
           signal?.addEventListener("abort", onAbort);
         }),
@@ -194,7 +197,7 @@ export class FakeApi implements ReaperApi {
       },
     };
     this.gc.set(req.id, status);
-    this.#event("gc", record);
+    this.#event(gcEvent(record, status.entry, null, "gc add", []));
     return Promise.resolve(status);
   }
 
@@ -222,8 +225,8 @@ export class FakeApi implements ReaperApi {
             await this.#changed();
           }
         })(),
-        new Promise<void>((_, reject) => {
-          onAbort = () => reject(new DOMException("aborted", "AbortError"));
+        new Promise<void>((resolve) => {
+          onAbort = resolve;
           if (signal.aborted) onAbort();
           signal.addEventListener("abort", onAbort);
         }),
@@ -249,6 +252,6 @@ export class FakeApi implements ReaperApi {
   }
 
   metrics(): string {
-    return "# TYPE reaperd_monitored gauge\nreaperd_monitored 0";
+    return "# TYPE reaperd_monitored_containers gauge\nreaperd_monitored_containers 0";
   }
 }

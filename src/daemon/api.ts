@@ -5,7 +5,8 @@
  * @module
  */
 
-import type { ContainerRecord, GcEntry, ReaperEvent } from "../types.ts";
+import type { ReaperEvent } from "../store/events.ts";
+import type { ContainerRecord, GcEntry } from "../types.ts";
 
 /** `reaperd create-fifo <stateDir>`: create the dir and FIFO, hold its read end. */
 export interface CreateFifoRequest {

@@ -115,7 +115,7 @@ Deno.test("every route answers through the client", async () => {
     setTimeout(() => api.exit("c1", 3), 50);
     const done = await waiting;
     assert.equal(done.exit?.code, 3);
-    assert.equal(done.state, "stopped");
+    assert.equal(done.state, "stopping");
 
     const gc = await client.gcAdd({ id: "c2", runtime: "crun", pid: 10, ppid: 9 });
     assert.equal(gc.entry.id, "c2");
@@ -139,7 +139,7 @@ Deno.test("every route answers through the client", async () => {
 
     assert.equal((await client.health()).gc, 1);
     const metrics = await client.metrics();
-    assert.match(metrics, /^reaperd_monitored 0$/m);
+    assert.match(metrics, /^reaperd_monitored_containers 0$/m);
     assert.match(metrics, /^reaperd_http_requests_total\{code="200"\} \d+$/m);
   });
 });

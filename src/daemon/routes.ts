@@ -215,7 +215,10 @@ export function createRouter(api: ReaperApi, options: RouterOptions = {}): Reque
           // The client hanging up or the daemon stopping both end the long poll.
           const signal = AbortSignal.any([ctx.request.signal, closing]);
           try {
-            return jsonResponse(200, await api.wait(ctx.ids[0]!, timeoutMs, signal));
+            const record = await api.wait(ctx.ids[0]!, timeoutMs, signal);
+            // The daemon ends a wait early when it stops: that is no answer about the exit.
+            if (closing.aborted && record.state === "running") throw new Error("cut short");
+            return jsonResponse(200, record);
           } catch (e) {
             if (signal.aborted && !(e instanceof ApiError)) {
               throw new ApiError(503, "the wait was cut short: reaperd is shutting down");

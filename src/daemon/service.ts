@@ -28,7 +28,8 @@ import { HeldFifos } from "../supervisor/held_fifos.ts";
 import { type ExitReport, Supervisor } from "../supervisor/supervisor.ts";
 import * as libc from "../sys/libc.ts";
 import { isValidPid, readProcStat } from "../sys/proc.ts";
-import type { ContainerRecord, ReaperEvent } from "../types.ts";
+import type { ReaperEvent } from "../store/events.ts";
+import type { ContainerRecord } from "../types.ts";
 import {
   ApiError,
   type CreateFifoRequest,
@@ -202,7 +203,12 @@ export class ReaperService implements ReaperApi {
       ]),
     );
     this.#collector.start();
-    return { monitored, exited, resumed: stopping.length };
+    return await this.#store.recordRestore({
+      monitored,
+      exited,
+      resumed: stopping.length,
+      adopted: swept.adopted.length,
+    });
   }
 
   /** Re-arms a running container's FIFO; false when its exit had to be decided at once. */

@@ -25,7 +25,7 @@ export interface SweepOptions {
   stateRoot: string;
   /** Configured runtime names: only their dirs are swept (cleanup needs the runtime). */
   runtimes: readonly string[];
-  store: Pick<Store, "get" | "register" | "recordEvent">;
+  store: Pick<Store, "get" | "register" | "recordAdoption">;
   log: Logger;
   /** Hands an adopted container's FIFO read end to the supervisor (which then owns `fd`). */
   watch: (record: ContainerRecord, fifo: string, fd: number) => void;
@@ -86,7 +86,7 @@ export async function sweepStateRoot(options: SweepOptions): Promise<SweepResult
             stateDir,
             ...UNKNOWN,
           }));
-          await store.recordEvent(id, "restore", { adopted: true, reason: FOUND, stateDir });
+          await store.recordAdoption(id, FOUND);
         } catch (error) {
           libc.close(fd);
           throw error;

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import type { Logger } from "../log.ts";
 import { Store } from "../store/store.ts";
+import { isEvent } from "../store/events.ts";
 import { withKv, withKvPath } from "../store/_test_util.ts";
 import type { ExitReport } from "../supervisor/supervisor.ts";
 import * as libc from "../sys/libc.ts";
@@ -89,8 +90,12 @@ Deno.test("sweepStateRoot adopts FIFOs with no record, decodes what waits in the
         assert.equal(await store.get("plain"), null);
         assert.equal(await store.get("linked"), null);
         assert.equal(await store.get("elsewhere"), null);
-        const restoreEvents = (await store.eventsSince(0)).filter((e) => e.kind === "restore");
-        assert.deepEqual(restoreEvents.map((e) => e.id), ["alone", "held", "wrote"]);
+        const adoptions = (await store.eventsSince(0)).filter(isEvent("adopt"));
+        assert.deepEqual(adoptions.map((e) => [e.id, e.detail.stateDir]), [
+          ["alone", alone],
+          ["held", held],
+          ["wrote", wrote],
+        ]);
         assert.ok(lines.some((l) => l.startsWith("warn adopted {count}")), lines.join("\n"));
       })
     );

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import FakeTimers from "@sinonjs/fake-timers";
 import type { ContainerRecord } from "../types.ts";
 import { type GcAddInput, Store } from "../store/store.ts";
+import { isEvent } from "../store/events.ts";
 import {
   exitWith,
   interceptCommits,
@@ -181,15 +182,16 @@ Deno.test("Collector spaces real retries within the jittered backoff bounds", as
           assert.ok(gap <= max + 500, `gap ${failures} = ${gap} ms, above ${max}`);
         }
         const events = await store.eventsSince(0);
-        const attempts = events.filter((e) => e.kind === "gc-attempt");
+        const attempts = events.filter(isEvent("gc-attempt"));
         assert.deepEqual(attempts.map((e) => e.detail.attempts), [1, 2, 3]);
         for (const e of attempts) {
           const { min, max } = backoffBounds(e.detail.attempts as number, policy);
           const wait = (e.detail.nextAttemptAt as number) - e.at;
           assert.ok(wait >= min - 50 && wait <= max, `stored wait ${wait} outside ${min}..${max}`);
         }
-        assert.equal(events.at(-1)?.kind, "gc-done");
-        assert.equal(events.at(-1)?.detail.attempts, 3);
+        const done = events.at(-1);
+        assert.equal(done?.kind, "gc-done");
+        assert.equal(done.detail.attempts, 3);
         assert.equal((await store.get("c1"))?.state, "stopped");
       } finally {
         await gc.stop();

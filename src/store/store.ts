@@ -13,13 +13,24 @@
 import type {
   ContainerRecord,
   ContainerState,
-  EventKind,
   ExitStatus,
   GcEntry,
   MemoryCgroupMark,
-  ReaperEvent,
   StepResult,
 } from "../types.ts";
+import {
+  adoptEvent,
+  exitEvent,
+  gcAttemptEvent,
+  gcDoneEvent,
+  gcEvent,
+  monitorEvent,
+  type NewEvent,
+  type ReaperEvent,
+  type RestoreCounts,
+  restoreEvent,
+  stoppedEvent,
+} from "./events.ts";
 import {
   ConflictError,
   NotFoundError,
@@ -195,7 +206,7 @@ interface ExitWrite {
   item: ExitInput;
   /** The record as it will be written. */
   record: ContainerRecord;
-  event: Omit<ReaperEvent, "seq">;
+  event: NewEvent;
   /** At least what its keys and values cost against the commit size. */
   bytes: number;
 }
@@ -216,9 +227,8 @@ interface Decision<T> {
     record?: ContainerRecord | undefined;
     /** The new GC entry, null to delete it, undefined to leave it as is. */
     gc?: GcEntry | null | undefined;
-    kind: EventKind;
-    state: ContainerState;
-    detail: Record<string, unknown>;
+    /** The event that tells of it. */
+    event: NewEvent;
   };
 }
 
@@ -391,16 +401,7 @@ export class Store {
           record: created,
           // A stopped record never has a GC entry; drop a stray one rather than inherit it.
           gc: gc === null ? undefined : null,
-          kind: "monitor",
-          state: "running",
-          detail: {
-            pid: input.pid,
-            startTime: input.startTime,
-            ppid: input.ppid,
-            pStartTime: input.pStartTime,
-            runtime: input.runtime,
-            replaced: record !== null,
-          },
+          event: monitorEvent(created, record !== null),
         },
       };
     });
@@ -451,13 +452,7 @@ export class Store {
         return { outcome: "refused", reason: tooLargeWithExit(item.id, valueSize(record)) };
       }
       const written: ContainerRecord = { ...record, state: "stopping", exit, updatedAt: now };
-      const event: Omit<ReaperEvent, "seq"> = {
-        kind: "exit",
-        id: item.id,
-        at: now,
-        state: "stopping",
-        detail: { pid: item.pid, startTime: item.startTime, exit },
-      };
+      const event = exitEvent(written, exit);
       const recordBytes = valueSize(written);
       const bytes = keySize(containerKey(item.id)) * 2 + recordBytes + 64 + valueSize(event);
       writes.push({ index: i, entry: entries[i]!, item, record: written, event, bytes });
@@ -507,7 +502,7 @@ export class Store {
       try {
         const op = this.#kv.atomic();
         for (const { entry, record, item, event } of writes) {
-          const full: ReaperEvent = { seq: seq++, ...event };
+          const full = { seq: seq++, ...event } as ReaperEvent;
           op.check(entry).set(containerKey(item.id), record);
           op.check({ key: eventKey(full.seq), versionstamp: null }).set(eventKey(full.seq), full);
           committed.push(full);
@@ -562,14 +557,15 @@ export class Store {
       }
       const stored = fitExit(record, clampExit(exit));
       if (stored === null) throw new StoreInputError(tooLargeWithExit(id, valueSize(record)));
+      const stopping: ContainerRecord = {
+        ...record,
+        state: "stopping",
+        exit: stored,
+        updatedAt: now,
+      };
       return {
         result: true,
-        write: {
-          record: { ...record, state: "stopping", exit: stored, updatedAt: now },
-          kind: "exit",
-          state: "stopping",
-          detail: { pid, startTime, exit: stored },
-        },
+        write: { record: stopping, event: exitEvent(stopping, stored) },
       };
     });
   }
@@ -603,9 +599,7 @@ export class Store {
         write: {
           record: stopped,
           gc: gc === null ? undefined : null,
-          kind: "stopped",
-          state: "stopped",
-          detail: { from: record.state, reason: head(reason, MAX_MESSAGE) },
+          event: stoppedEvent(stopped, record.state, head(reason, MAX_MESSAGE) ?? ""),
         },
       };
     });
@@ -646,14 +640,13 @@ export class Store {
         stderrTail: tail(info.stderrTail ?? "", MAX_TAIL),
         procState: head(info.procState ?? null, 8),
       };
+      const inGc: ContainerRecord = { ...record, state: "gc", updatedAt: now };
       return {
         result: entry,
         write: {
-          record: { ...record, state: "gc", updatedAt: now },
+          record: inGc,
           gc: entry,
-          kind: "gc",
-          state: "gc",
-          detail: { ...attemptDetail(entry), steps: clampSteps(info.steps ?? []) },
+          event: gcEvent(inGc, entry, record.state, "cleanup failed", clampSteps(info.steps ?? [])),
         },
       };
     });
@@ -709,17 +702,13 @@ export class Store {
         write: {
           record: next,
           gc: entry,
-          kind: "gc",
-          state: "gc",
-          detail: {
-            from: record?.state ?? null,
-            reason: head(input.reason ?? "gc add", MAX_MESSAGE),
-            pid: input.pid,
-            startTime: input.startTime,
-            ppid: input.ppid,
-            pStartTime: input.pStartTime,
-            runtime: input.runtime,
-          },
+          event: gcEvent(
+            next,
+            entry,
+            record?.state ?? null,
+            head(input.reason ?? "gc add", MAX_MESSAGE) ?? "",
+            [],
+          ),
         },
       };
     });
@@ -740,7 +729,7 @@ export class Store {
     checkName(id, "container id");
     checkInteger(attempt.attempts, "attempts", 0);
     checkTime(attempt.nextAttemptAt, "nextAttemptAt");
-    return await this.#transition(id, "record gc attempt", (record, gc) => {
+    return await this.#transition(id, "record gc attempt", (record, gc, now) => {
       if (record === null) throw new NotFoundError(id);
       if (record.state !== "gc" || gc === null) {
         throw new ConflictError(id, record.state, `container ${id} is not in garbage collection`);
@@ -758,9 +747,7 @@ export class Store {
         result: entry,
         write: {
           gc: entry,
-          kind: "gc-attempt",
-          state: "gc",
-          detail: { ...attemptDetail(entry), steps: clampSteps(attempt.steps) },
+          event: gcAttemptEvent(entry, clampSteps(attempt.steps), now),
         },
       };
     });
@@ -791,38 +778,62 @@ export class Store {
         write: {
           record: stopped,
           gc: gc === null ? undefined : null,
-          kind: "gc-done",
-          state: "stopped",
-          detail: { attempts: gc?.attempts ?? 0, steps: clampSteps(steps) },
+          event: gcDoneEvent(stopped, gc?.attempts ?? 0, clampSteps(steps)),
         },
       };
     });
   }
 
   /**
-   * Appends an event about a container without changing its state (e.g. "restore": the daemon
-   * found it again after a restart). The event carries the container's current state.
+   * Appends the `adopt` event of a container found under the state root with no record, once
+   * it is registered. Its state stays as it is.
    *
    * @param id Container id.
-   * @param kind What happened.
-   * @param detail Small details (keep it well under 64 KiB).
+   * @param reason Why it was adopted.
    * @returns The event as committed.
    * @throws {NotFoundError} when there is no record.
    * @throws {StoreUnavailableError} when the KV file cannot take the write now.
    */
-  async recordEvent(
-    id: string,
-    kind: EventKind,
-    detail: Record<string, unknown> = {},
-  ): Promise<ReaperEvent> {
+  async recordAdoption(id: string, reason: string): Promise<ReaperEvent> {
     checkName(id, "container id");
-    const { event } = await this.#apply(id, `record ${kind} event`, (record) => {
+    const { event } = await this.#apply(id, "record adoption", (record, _gc, now) => {
       if (record === null) throw new NotFoundError(id);
-      return { result: null, write: { kind, state: record.state, detail } };
+      const why = head(reason, MAX_MESSAGE) ?? "";
+      return { result: null, write: { event: adoptEvent(record, why, now) } };
     });
     // #apply returns no event only when the decision writes nothing, which this one never does.
-    if (event === null) throw new StoreUnavailableError(`record ${kind} event: not written`);
+    if (event === null) throw new StoreUnavailableError("record adoption: not written");
     return event;
+  }
+
+  /**
+   * Appends the daemon's `restore` event: what it took up at start. The event is there to be
+   * read, never a reason not to start: when the KV file cannot take it now, `onWarning` is told
+   * and nothing is written.
+   *
+   * @param counts What the daemon found.
+   * @returns `counts`, so that a caller can hand them on.
+   */
+  async recordRestore(counts: RestoreCounts): Promise<RestoreCounts> {
+    try {
+      for (let attempt = 0; attempt <= this.#maxRetries; attempt++) {
+        // A null commit means another writer took the seq; the next one is fresh.
+        const event = await this.#commit(
+          "record restore",
+          () => {},
+          restoreEvent(counts, this.#clock()),
+        );
+        if (event === null) continue;
+        this.#notify(event);
+        await this.#maybeTrim();
+        return counts;
+      }
+      throw new StoreUnavailableError("record restore: the event log kept changing");
+    } catch (error) {
+      if (!(error instanceof StoreUnavailableError)) throw error;
+      this.#onWarning("the restore event was not written", error);
+      return counts;
+    }
   }
 
   // ---------------------------------------------------------------- reads
@@ -1060,7 +1071,7 @@ export class Store {
         if (write.record !== undefined) op.set(containerKey(id), write.record);
         if (write.gc === null) op.delete(gcKey(id));
         else if (write.gc !== undefined) op.set(gcKey(id), write.gc);
-      }, { kind: write.kind, id, at: now, state: write.state, detail: write.detail });
+      }, write.event);
       if (event !== null) {
         this.#notify(event);
         await this.#maybeTrim();
@@ -1081,12 +1092,12 @@ export class Store {
   #commit(
     what: string,
     build: (op: Deno.AtomicOperation) => void,
-    event: Omit<ReaperEvent, "seq">,
+    event: NewEvent,
   ): Promise<ReaperEvent | null> {
     return this.#exclusive(async () => {
       if (this.#seqStale) await this.#loadSeq();
       const seq = this.#nextSeq;
-      const full: ReaperEvent = { seq, ...event };
+      const full = { seq, ...event } as ReaperEvent;
       let result: Deno.KvCommitResult | Deno.KvCommitError;
       try {
         const op = this.#kv.atomic();
@@ -1236,18 +1247,6 @@ function fitExit(record: ContainerRecord, exit: ExitStatus): ExitStatus | null {
 function tooLargeWithExit(id: string, bytes: number): string {
   return `the record of ${id} takes ${bytes} bytes and has no room for its exit within the ` +
     `store's ${VALUE_BUDGET} bytes per record (its mounts or paths are too large)`;
-}
-
-/** The detail an entry contributes to its "gc" / "gc-attempt" event. */
-function attemptDetail(entry: GcEntry): Record<string, unknown> {
-  return {
-    attempts: entry.attempts,
-    nextAttemptAt: entry.nextAttemptAt,
-    lastStep: entry.lastStep,
-    lastError: entry.lastError,
-    stderrTail: entry.stderrTail,
-    procState: entry.procState,
-  };
 }
 
 /**

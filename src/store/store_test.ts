@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import type { ReaperEvent } from "../types.ts";
+import type { ReaperEvent } from "./events.ts";
 import { ConflictError, NotFoundError, StoreInputError, StoreUnavailableError } from "./errors.ts";
 import { Store } from "./store.ts";
 import {
@@ -404,7 +404,7 @@ Deno.test("Store event seq is strictly increasing, without gaps, across reopen",
       const store = await Store.open(kv);
       assert.equal(store.lastSeq, 30);
       await store.recordExit("c0", 100, 1000, exitWith(0));
-      await store.recordEvent("c1", "restore", { alive: true });
+      await store.recordRestore({ monitored: 1, exited: 0, resumed: 0, adopted: 0 });
       const seqs = (await allEvents(store)).map((e) => e.seq);
       assert.deepEqual(seqs, Array.from({ length: 32 }, (_, i) => i + 1));
     });
@@ -432,7 +432,9 @@ Deno.test("Store trims the event log to maxEvents in batches, and keeps the newe
     await withKv(path, async (kv) => {
       const store = await Store.open(kv, { maxEvents: 10, trimBatch: 4 });
       await store.register(registration("c1"));
-      for (let i = 0; i < 40; i++) await store.recordEvent("c1", "restore", { i });
+      for (let i = 0; i < 40; i++) {
+        await store.recordRestore({ monitored: i, exited: 0, resumed: 0, adopted: 0 });
+      }
       const events = await allEvents(store);
       assert.ok(events.length <= 10, `${events.length} events kept`);
       assert.ok(events.length >= 6, `${events.length} events kept`);
@@ -447,7 +449,7 @@ Deno.test("Store trims the event log to maxEvents in batches, and keeps the newe
       // A lower knob on reopen trims on the next write.
       const store = await Store.open(kv, { maxEvents: 3, trimBatch: 1 });
       assert.equal(store.lastSeq, 41);
-      await store.recordEvent("c1", "restore");
+      await store.recordRestore({ monitored: 0, exited: 0, resumed: 0, adopted: 0 });
       const events = await allEvents(store);
       assert.ok(events.length <= 3);
       assert.equal(events.at(-1)?.seq, 42);

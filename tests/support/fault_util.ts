@@ -13,7 +13,8 @@
 import { Errno, SysError } from "../../src/sys/errno.ts";
 import * as libc from "../../src/sys/libc.ts";
 import { readProcStat } from "../../src/sys/proc.ts";
-import type { ContainerRecord, GcEntry, ReaperEvent } from "../../src/types.ts";
+import type { ReaperEvent } from "../../src/store/events.ts";
+import type { ContainerRecord, GcEntry } from "../../src/types.ts";
 import { type RunningShim, startShim } from "../fixtures/shim.ts";
 import type { TestDaemon } from "./daemon.ts";
 
