@@ -164,6 +164,11 @@ export class ReaperClient implements Disposable {
     return this.#json("GET", `/v1/containers/${encodeURIComponent(id)}`);
   }
 
+  /** `DELETE /v1/containers/{id}`: forget a stopped container's record; the record. */
+  remove(id: string): Promise<ContainerRecord> {
+    return this.#json("DELETE", `/v1/containers/${encodeURIComponent(id)}`);
+  }
+
   /** `GET /v1/containers`. */
   list(): Promise<ContainerRecord[]> {
     return this.#json("GET", "/v1/containers");
@@ -191,6 +196,11 @@ export class ReaperClient implements Disposable {
   /** `GET /v1/gc`. */
   gcList(): Promise<GcStatus[]> {
     return this.#json("GET", "/v1/gc");
+  }
+
+  /** `POST /v1/gc/{id}/retry`: the next attempt is due now. */
+  gcRetry(id: string): Promise<GcStatus> {
+    return this.#json("POST", `/v1/gc/${encodeURIComponent(id)}/retry`);
   }
 
   /** `GET /v1/gc/{id}`; a {@linkcode DaemonError} 404 when the container is not in GC. */

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { resolve } from "node:path";
+import { isAbsolute, resolve } from "node:path";
 import { Command, CommanderError, InvalidArgumentError } from "@commander-js/extra-typings";
 import {
   type Config,
@@ -20,6 +20,12 @@ import {
 } from "../config.ts";
 import type { GcAddRequest, MonitorRequest } from "../daemon/api.ts";
 import { configureLogging } from "../log.ts";
+import { EVENT_KINDS } from "../store/events.ts";
+import type { ContainerState } from "../types.ts";
+import { VERSION } from "../version.ts";
+import { completionScript, type Shell, SHELLS } from "./completion.ts";
+import { missingServeFlags } from "./deno_flags.ts";
+import { filterArg, type Filters, passes } from "./filters.ts";
 import { DaemonError, DaemonUnreachableError, ReaperClient } from "./client.ts";
 import { Exit, EXIT_STATUS_HELP, WaitExit } from "./exit_codes.ts";
 import {
@@ -45,7 +51,11 @@ export interface CliDeps {
   now: () => number;
   /** Runs the daemon; by default `serve` from src/daemon/serve.ts, loaded only by `serve`. */
   serve?: ServeFunction;
+  /** Why `serve` cannot run in this Deno (missing unstable flags), or null. */
+  serveBlocked?: () => string | null;
 }
+
+const STATES: readonly ContainerState[] = ["running", "stopping", "gc", "stopped"];
 
 /** The longest `wait --timeout` (the daemon's limit: a JS timer's longest delay). */
 const MAX_TIMEOUT_SECONDS = 2_147_483;
@@ -91,6 +101,13 @@ function logLevelArg(value: string): LogLevel {
   return value as LogLevel;
 }
 
+function shellArg(value: string): Shell {
+  if (!(SHELLS as readonly string[]).includes(value)) {
+    throw new InvalidArgumentError(`choose one of ${SHELLS.join(", ")}.`);
+  }
+  return value as Shell;
+}
+
 function json(value: unknown): string {
   return `${JSON.stringify(value, null, 2)}\n`;
 }
@@ -103,12 +120,18 @@ Examples:
       --pid 4242 --ppid 4241                      once the container runs
   reaperd wait web-1 --timeout 30                 prints the exit code, exits with it
   reaperd ps                                      every container reaperd knows
+  reaperd ps --filter state=stopped --quiet       ids only, for scripts
+  reaperd rm web-1                                forget a stopped container now
   reaperd gc ls                                   what is still being cleaned up
+  reaperd gc retry web-1                          try its cleanup again now
   reaperd events --follow --json                  the event log, as it grows
+  source <(reaperd completion bash)               tab completion (bash, zsh)
 
 Environment:
   REAPERD_SOCKET   the daemon's socket, for every command (like --socket)
   REAPERD_CONFIG   serve's config file when --config is not given
+  INIT_CWD         relative paths are taken from here when set (deno task sets it to the
+                   directory it was called from)
 
 ${EXIT_STATUS_HELP}
 `;
@@ -149,6 +172,7 @@ export function buildProgram(deps: CliDeps, setCode: (code: number) => void) {
         write(`reaperd: ${s.replace(/^error: /, "").replace(/\s*\n\s*/g, " ").trim()}\n`),
     })
     .showSuggestionAfterError(true)
+    .version(VERSION, "-V, --version", "print reaperd's version")
     .addHelpText("after", TOP_HELP);
 
   const serveOverrides = (o: {
@@ -176,7 +200,7 @@ export function buildProgram(deps: CliDeps, setCode: (code: number) => void) {
       env: deps.env,
       overrides: serveOverrides(o),
     };
-    if (o.config !== undefined) options.file = o.config;
+    if (o.config !== undefined) options.file = abs(o.config);
     return loadConfig(options);
   };
 
@@ -206,6 +230,11 @@ Examples:
     )
     .action(async (opts) => {
       const config = await configFor(opts);
+      const blocked = (deps.serveBlocked ?? missingServeFlags)();
+      if (blocked !== null) {
+        output.err(`reaperd: ${blocked}\n`);
+        return setCode(Exit.CONFIG);
+      }
       configureLogging({ level: config.logLevel });
       const serve = deps.serve ?? await loadServe();
       setCode(await serve(config));
@@ -340,11 +369,52 @@ Examples:
 
   program.command("ps")
     .description("List every container reaperd knows.")
+    .option(
+      "--filter <key=value>",
+      `only these (repeatable; keys: state=${STATES.join("|")}, runtime=<name>)`,
+      filterArg({ state: STATES, runtime: null }),
+      new Map() as Filters,
+    )
+    .option("-q, --quiet", "print only the ids, one a line")
     .option("-s, --socket <path>", SOCKET_HELP)
     .option("--json", "print the records as a JSON array")
+    .addHelpText(
+      "after",
+      `
+Filters on the same key are alternatives; different keys must all match.
+
+Examples:
+  reaperd ps
+  reaperd ps --filter state=running
+  reaperd ps --filter state=stopped --quiet | xargs -r -n1 reaperd rm
+  reaperd ps --filter state=gc --filter state=stopping --json`,
+    )
     .action(async (opts) => {
-      const records = await withClient(opts, (c) => c.list());
-      output.out(opts.json ? json(records) : formatRecordTable(records, deps.now()));
+      const records = (await withClient(opts, (c) => c.list())).filter((r) =>
+        passes(opts.filter, (key) => key === "state" ? r.state : r.runtime)
+      );
+      if (opts.quiet) output.out(records.map((r) => `${r.id}\n`).join(""));
+      else output.out(opts.json ? json(records) : formatRecordTable(records, deps.now()));
+    });
+
+  program.command("rm")
+    .description(
+      "Forget a stopped container's record now, instead of when retention would. Refused " +
+        "while it runs, is being cleaned up (stopping) or is in GC.",
+    )
+    .argument("<id>", "container id")
+    .option("-s, --socket <path>", SOCKET_HELP)
+    .option("--json", "print the forgotten record as JSON")
+    .addHelpText(
+      "after",
+      `
+Examples:
+  reaperd rm web-1
+  reaperd ps --filter state=stopped --quiet | xargs -r -n1 reaperd rm`,
+    )
+    .action(async (id, opts) => {
+      const record = await withClient(opts, (c) => c.remove(id));
+      output.out(opts.json ? json(record) : `${record.id}\n`);
     });
 
   const gc = program.command("gc")
@@ -355,7 +425,8 @@ Examples:
 Examples:
   reaperd gc add web-1 --runtime runc --pid 4242 --ppid 4241
   reaperd gc ls
-  reaperd gc status web-1 && echo "still cleaning"`,
+  reaperd gc status web-1 && echo "still cleaning"
+  reaperd gc retry web-1`,
     );
 
   gc.command("add")
@@ -407,10 +478,38 @@ Examples:
       }
     });
 
+  gc.command("retry")
+    .description(
+      "Make a container's next cleanup attempt due now, instead of when its backoff ends " +
+        "(after fixing what made it fail).",
+    )
+    .argument("<id>", "container id")
+    .option("-s, --socket <path>", SOCKET_HELP)
+    .option("--json", "print the GC status as JSON")
+    .addHelpText(
+      "after",
+      `
+The backoff goes on from the attempts already counted when this attempt fails too.
+
+Examples:
+  umount /var/lib/isulad/mnt/web-1/rootfs && reaperd gc retry web-1
+  reaperd gc ls --json | jq -r '.[].record.id' | xargs -r -n1 reaperd gc retry`,
+    )
+    .action(async (id, opts) => {
+      const status = await withClient(opts, (c) => c.gcRetry(id));
+      output.out(opts.json ? json(status) : `${id}: next attempt now\n`);
+    });
+
   program.command("events")
     .description("Print the event log (monitor, exit, gc, gc-attempt, gc-done, stopped, restore).")
     .option("--since <seq>", "only events after this sequence number", intParser("--since", 0))
     .option("--limit <n>", "stop after this many events", intParser("--limit", 1, 1_000_000))
+    .option(
+      "--filter <key=value[,key=value]>",
+      `only these (repeatable; keys: id=<container>, kind=${EVENT_KINDS.join("|")})`,
+      filterArg({ id: null, kind: EVENT_KINDS }),
+      new Map() as Filters,
+    )
     .option("-f, --follow", "keep printing new events as they come")
     .option("-s, --socket <path>", SOCKET_HELP)
     .option("--json", "one JSON object a line (NDJSON)")
@@ -419,15 +518,24 @@ Examples:
       `
 Examples:
   reaperd events --since 1200
-  reaperd events --follow --json | jq -r 'select(.kind == "exit") | .id'`,
+  reaperd events --filter id=web-1
+  reaperd events --filter kind=gc,kind=gc-attempt --filter id=web-1 --follow
+  reaperd events --follow --json | jq -r 'select(.kind == "exit") | .id'
+
+Filters on the same key are alternatives; different keys must all match. --limit counts
+the events printed.`,
     )
     .action(async (opts) => {
       await withClient(opts, async (c) => {
         const options: Parameters<typeof c.events>[0] = { follow: opts.follow ?? false };
         if (opts.since !== undefined) options.since = opts.since;
-        if (opts.limit !== undefined) options.limit = opts.limit;
+        // Filtered, the limit counts what is printed: the daemon cannot count for us.
+        if (opts.limit !== undefined && opts.filter.size === 0) options.limit = opts.limit;
+        let printed = 0;
         for await (const event of c.events(options)) {
+          if (!passes(opts.filter, (key) => key === "id" ? event.id : event.kind)) continue;
           output.out(opts.json ? `${JSON.stringify(event)}\n` : formatEvent(event));
+          if (++printed === opts.limit) break;
         }
       });
     });
@@ -449,7 +557,33 @@ Examples:
       output.out(await withClient(opts, (c) => c.metrics()));
     });
 
+  program.command("completion")
+    .description("Print the shell completion script for bash or zsh.")
+    .argument("<shell>", `one of ${SHELLS.join(", ")}`, shellArg)
+    .addHelpText(
+      "after",
+      `
+Examples:
+  source <(reaperd completion bash)                      this shell only
+  reaperd completion bash > /etc/bash_completion.d/reaperd
+  reaperd completion zsh > "\${fpath[1]}/_reaperd"          zsh, after compinit`,
+    )
+    .action((shell) => {
+      output.out(completionScript(program, shell, {
+        "completion completion": SHELLS,
+        "ps --filter": STATES.map((s) => `state=${s}`),
+        "events --filter": EVENT_KINDS.map((k) => `kind=${k}`),
+        "serve --log-level": LOG_LEVELS,
+      }));
+    });
+
   return program;
+}
+
+/** The directory relative paths are taken from: INIT_CWD when set (deno task), else the cwd. */
+function callerDirectory(env: ConfigEnvironment): string {
+  const init = env.getEnv("INIT_CWD");
+  return init !== undefined && isAbsolute(init) ? init : Deno.cwd();
 }
 
 /** Loads the daemon only for `serve`: client commands then need no FFI, KV or extra grants. */
@@ -531,13 +665,15 @@ export async function runCli(
   args: readonly string[],
   deps: Partial<CliDeps> = {},
 ): Promise<number> {
+  // deno task runs its command in the repository and keeps the caller's directory in INIT_CWD.
   const full: CliDeps = {
     output: deps.output ?? stdio(),
     env: deps.env ?? processEnvironment(),
-    cwd: deps.cwd ?? (() => Deno.cwd()),
+    cwd: deps.cwd ?? (() => callerDirectory(full.env)),
     now: deps.now ?? (() => Date.now()),
   };
   if (deps.serve !== undefined) full.serve = deps.serve;
+  if (deps.serveBlocked !== undefined) full.serveBlocked = deps.serveBlocked;
   let code: number = Exit.OK;
   const program = buildProgram(full, (c) => {
     code = c;

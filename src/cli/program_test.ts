@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
 import type { Config, ConfigEnvironment } from "../config.ts";
-import { FakeApi } from "../daemon/_fake_api.ts";
-import { startHttpServer } from "../daemon/http.ts";
+import { VERSION } from "../version.ts";
 import { Exit, WaitExit } from "./exit_codes.ts";
 import { MemoryOutput } from "./output.ts";
 import { type CliDeps, runCli } from "./program.ts";
@@ -20,22 +19,6 @@ async function cli(args: string[], deps: Partial<CliDeps> = {}): Promise<Run> {
   const output = new MemoryOutput();
   const code = await runCli(args, { env: envWith({}), cwd: () => "/work", ...deps, output });
   return { code, stdout: output.stdout, stderr: output.stderr };
-}
-
-/** Runs `fn` with a fake daemon on a temp socket, and a `run` that points the CLI at it. */
-async function withDaemon(
-  fn: (api: FakeApi, run: (...args: string[]) => Promise<Run>) => Promise<void>,
-): Promise<void> {
-  const dir = await Deno.makeTempDir();
-  const api = new FakeApi();
-  const server = await startHttpServer(api, { path: `${dir}/reaperd.sock` });
-  const env = envWith({ REAPERD_SOCKET: server.path });
-  try {
-    await fn(api, (...args) => cli(args, { env }));
-  } finally {
-    await server.shutdown();
-    await Deno.remove(dir, { recursive: true });
-  }
 }
 
 const MONITOR = [
@@ -81,6 +64,16 @@ Deno.test("bad flags and arguments give one line on stderr and exit 2", async ()
     [["inspect", "a", "b"], /too many arguments/],
     [["events", "--since", "-1"], /--since <seq>' argument '-1' is invalid/],
     [["serve", "--log-level", "loud"], /choose one of trace, debug/],
+    [["rm"], /missing required argument 'id'/],
+    [
+      ["completion", "fish"],
+      /value 'fish' is invalid for argument 'shell'\. choose one of bash, zsh\./,
+    ],
+    [["ps", "--filter", "state"], /filters are key=value \(keys: state, runtime\)/],
+    [["ps", "--filter", "color=red"], /unknown filter key color \(keys: state, runtime\)/],
+    [["events", "--filter", "id="], /filters are key=value \(keys: id, kind\)/],
+    [["events", "--filter", "id=a,kind=boom"], /kind must be one of monitor, exit, stopped/],
+    [["gc", "retry"], /missing required argument 'id'/],
   ];
   for (const [args, re] of cases) {
     const r = await cli(args);
@@ -113,147 +106,6 @@ Deno.test("a daemon that is not running gets the plain message and exit 3 (wait:
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
-});
-
-Deno.test("create-fifo prints the FIFO path; relative dirs are taken from the cwd", async () => {
-  await withDaemon(async (_api, run) => {
-    const r = await run("create-fifo", "/var/run/isulad/runc/c1");
-    assert.deepEqual(r, { code: 0, stdout: "/var/run/isulad/runc/c1/exit_fifo\n", stderr: "" });
-    const rel = await run("create-fifo", "state/c2");
-    assert.equal(rel.stdout, "/work/state/c2/exit_fifo\n");
-    const j = await run("create-fifo", "/x/c3", "--json");
-    assert.deepEqual(JSON.parse(j.stdout), { fifo: "/x/c3/exit_fifo" });
-  });
-});
-
-Deno.test("monitor, inspect and ps show the record for people and for scripts", async () => {
-  await withDaemon(async (api, run) => {
-    const m = await run(...MONITOR, "--name", "web", "--mount", "/m1", "--mount", "/m2");
-    assert.equal(m.code, 0, m.stderr);
-    assert.equal(m.stdout, "monitoring c1 (pid 4242, shim 4241, runtime runc)\n");
-    assert.deepEqual(api.records.get("c1")?.mounts, ["/m1", "/m2"]);
-
-    const j = await run("inspect", "c1", "--json");
-    const record = JSON.parse(j.stdout);
-    for (
-      const key of ["id", "name", "runtime", "state", "pid", "ppid", "startTime", "pStartTime"]
-    ) {
-      assert.ok(key in record, key);
-    }
-    assert.equal(record.exit, null);
-    assert.equal(record.name, "web");
-
-    const human = await run("inspect", "c1");
-    assert.match(human.stdout, /^id: +c1$/m);
-    assert.match(human.stdout, /^state: +running$/m);
-    assert.match(human.stdout, /^mounts: +\/m1, \/m2$/m);
-
-    await run(...MONITOR.map((a) => (a === "c1" ? "c2" : a)));
-    api.exit("c2", 137);
-    const ps = await run("ps");
-    const lines = ps.stdout.trimEnd().split("\n");
-    assert.match(lines[0]!, /^ID +NAME +RUNTIME +STATE +PID +PPID +EXIT +UPDATED$/);
-    assert.match(lines[1]!, /^c1 +web +runc +running +4242 +4241 +- +/);
-    assert.match(lines[2]!, /^c2 +c2 +runc +stopped +4242 +4241 +137 \(SIGKILL\) +/);
-    // Columns line up: STATE starts at the same offset on every line.
-    const col = lines[0]!.indexOf("STATE");
-    assert.equal(lines[1]!.indexOf("running"), col);
-    assert.equal(lines[2]!.indexOf("stopped"), col);
-    const psJson = JSON.parse((await run("ps", "--json")).stdout);
-    assert.deepEqual(psJson.map((r: { id: string }) => r.id), ["c1", "c2"]);
-
-    const missing = await run("inspect", "nope");
-    assert.equal(missing.code, Exit.FAILED);
-    assert.equal(missing.stderr, "reaperd: no such container: nope\n");
-    const badRuntime = await run(...MONITOR.map((a) => (a === "runc" ? "zz" : a)));
-    assert.equal(badRuntime.code, Exit.FAILED);
-    assert.equal(badRuntime.stderr, "reaperd: unknown runtime zz\n");
-    const badId = await run("inspect", "../etc");
-    assert.equal(badId.code, Exit.FAILED);
-    assert.match(badId.stderr, /^reaperd: container id must be letters/);
-  });
-});
-
-Deno.test("wait prints the code and exits with it; timeouts and unknown exits are distinct", async () => {
-  await withDaemon(async (api, run) => {
-    await run(...MONITOR);
-    const timedOut = await run("wait", "c1", "--timeout", "0.05");
-    assert.equal(timedOut.code, WaitExit.TIMEOUT);
-    assert.equal(timedOut.stdout, "");
-    assert.match(timedOut.stderr, /timed out after 0\.05s waiting for c1/);
-
-    setTimeout(() => api.exit("c1", 3), 50);
-    assert.deepEqual(await run("wait", "c1"), { code: 3, stdout: "3\n", stderr: "" });
-    // Already exited: returns at once.
-    assert.deepEqual(await run("wait", "c1", "--timeout", "5"), {
-      code: 3,
-      stdout: "3\n",
-      stderr: "",
-    });
-
-    await run(...MONITOR.map((a) => (a === "c1" ? "c2" : a)));
-    api.exit("c2", null);
-    const unknown = await run("wait", "c2");
-    assert.equal(unknown.code, WaitExit.UNKNOWN);
-    assert.equal(unknown.stdout, "");
-    assert.match(unknown.stderr, /c2 exited but its status is unknown: the shim died/);
-
-    const none = await run("wait", "nope");
-    assert.equal(none.code, WaitExit.ERROR);
-    assert.equal(none.stderr, "reaperd: no such container: nope\n");
-  });
-});
-
-Deno.test("gc add, ls and status; status exits 0 in GC and 1 when not", async () => {
-  await withDaemon(async (api, run) => {
-    const add = await run("gc", "add", "g1", "--runtime", "crun", "--pid", "10", "--ppid", "9");
-    assert.equal(add.code, 0, add.stderr);
-    assert.match(add.stdout, /^g1: in GC since just now, 0 attempts, next now\n$/);
-    assert.equal(api.gc.get("g1")?.record.stateDir, "/var/run/isulad/crun/g1");
-
-    const ls = await run("gc", "ls");
-    assert.match(
-      ls.stdout,
-      /^ID +RUNTIME +ATTEMPTS +NEXT +PROC +LAST STEP +LAST ERROR\ng1 +crun +0 +now/,
-    );
-    const lsJson = JSON.parse((await run("gc", "ls", "--json")).stdout);
-    assert.equal(lsJson[0].entry.id, "g1");
-
-    assert.equal((await run("gc", "status", "g1")).code, 0);
-    const not = await run("gc", "status", "other");
-    assert.deepEqual(not, { code: 1, stdout: "other: not in GC\n", stderr: "" });
-    assert.equal((await run("gc", "status", "other", "--json")).stdout, "null\n");
-    const noPid = await run("gc", "add", "g2", "--runtime", "runc", "--pid", "0", "--ppid", "1");
-    assert.equal(noPid.code, Exit.USAGE);
-  });
-});
-
-Deno.test("events prints the log, as lines or NDJSON, and follows", async () => {
-  await withDaemon(async (api, run) => {
-    await run(...MONITOR);
-    api.exit("c1", 0);
-    const nd = await run("events", "--json");
-    const events = nd.stdout.trimEnd().split("\n").map((l) => JSON.parse(l));
-    assert.deepEqual(events.map((e) => e.kind), ["monitor", "exit"]);
-    const human = await run("events", "--since", "1");
-    assert.match(human.stdout, /^ +2 +\d{4}-\d\d-\d\dT[^ ]+ +exit +stopped +c1 +\{"exit":/);
-    assert.equal(human.stdout.trimEnd().split("\n").length, 1);
-
-    setTimeout(() => api.exit("c1", 1), 50);
-    const followed = await run("events", "--follow", "--since", "2", "--limit", "1", "--json");
-    assert.equal(JSON.parse(followed.stdout).seq, 3);
-  });
-});
-
-Deno.test("health and metrics", async () => {
-  await withDaemon(async (_api, run) => {
-    const h = await run("health");
-    assert.equal(h.code, 0);
-    assert.match(h.stdout, /^status: +ok$/m);
-    assert.equal(JSON.parse((await run("health", "--json")).stdout).status, "ok");
-    const m = await run("metrics");
-    assert.match(m.stdout, /^reaperd_monitored 0$/m);
-  });
 });
 
 Deno.test("serve loads the config (flags over file) and returns serve()'s exit code", async () => {
@@ -317,4 +169,53 @@ Deno.test("config prints the effective configuration as JSON", async () => {
   assert.equal(config.db, "/tmp/x.db");
   assert.equal(config.socket, "/run/reaperd/reaperd.sock");
   assert.equal(config.gc.concurrency, 8);
+});
+
+Deno.test("--version prints the version and exits 0", async () => {
+  for (const flag of ["--version", "-V"]) {
+    assert.deepEqual(await cli([flag]), { code: 0, stdout: `${VERSION}\n`, stderr: "" });
+  }
+});
+
+Deno.test("serve without Deno's unstable flags says which, in one line, and exits 78", async () => {
+  let served = false;
+  const r = await cli(["serve", "--db", "/tmp/never.db"], {
+    serve: () => {
+      served = true;
+      return Promise.resolve(0);
+    },
+    serveBlocked: () => "serve needs Deno's --unstable-kv: run it as: deno run -A x serve",
+  });
+  assert.deepEqual(r, {
+    code: Exit.CONFIG,
+    stdout: "",
+    stderr: "reaperd: serve needs Deno's --unstable-kv: run it as: deno run -A x serve\n",
+  });
+  assert.equal(served, false);
+});
+
+Deno.test("relative paths are taken from INIT_CWD when deno task set it, else from the cwd", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(`${dir}/reaperd.json`, JSON.stringify({ stateRoot: "/from/file" }));
+    // No cwd given: the CLI works it out as it does for a user.
+    const fromTask = await runCli(["config", "--config", "reaperd.json", "--db", "r.db"], {
+      env: envWith({ INIT_CWD: dir }),
+      output: new MemoryOutput(),
+    });
+    assert.equal(fromTask, 0);
+    const out = new MemoryOutput();
+    await runCli(["config", "--config", "reaperd.json", "--db", "r.db"], {
+      env: envWith({ INIT_CWD: dir }),
+      output: out,
+    });
+    const config = JSON.parse(out.stdout);
+    assert.equal(config.db, `${dir}/r.db`);
+    assert.equal(config.stateRoot, "/from/file");
+    const plain = new MemoryOutput();
+    await runCli(["config", "--db", "r.db"], { env: envWith({}), output: plain });
+    assert.equal(JSON.parse(plain.stdout).db, `${Deno.cwd()}/r.db`);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -201,6 +201,19 @@ export class FakeApi implements ReaperApi {
     return Promise.resolve(status);
   }
 
+  remove(id: string): Promise<ContainerRecord> {
+    const record = this.#get(id);
+    if (record.state !== "stopped") {
+      return Promise.reject(new ApiError(409, `container ${id} is ${record.state}`));
+    }
+    this.records.delete(id);
+    return Promise.resolve(record);
+  }
+
+  gcRetry(id: string): Promise<GcStatus> {
+    return this.gcStatus(id);
+  }
+
   gcList(): Promise<GcStatus[]> {
     return Promise.resolve([...this.gc.values()]);
   }

@@ -89,6 +89,11 @@ export interface ReaperApi {
   inspect(id: string): Promise<ContainerRecord>;
   list(): Promise<ContainerRecord[]>;
   /**
+   * Forgets a stopped container's record now (`reaperd rm`), rather than when retention would.
+   * Throws ApiError 404 for an unknown id, 409 while it runs, stops or is in GC.
+   */
+  remove(id: string): Promise<ContainerRecord>;
+  /**
    * Resolves once the exit is recorded (state is no longer `running`), or with the record as
    * it is when `timeoutMs` passes. Aborts with the signal.
    */
@@ -97,6 +102,8 @@ export interface ReaperApi {
   gcList(): Promise<GcStatus[]>;
   /** Throws ApiError 404 when the container is not in GC. */
   gcStatus(id: string): Promise<GcStatus>;
+  /** Makes the next GC attempt due now (`reaperd gc retry`); ApiError 404 when not in GC. */
+  gcRetry(id: string): Promise<GcStatus>;
   /** Events after `since` (exclusive), oldest first, at most `limit`. */
   events(since: number, limit: number): Promise<ReaperEvent[]>;
   /** Resolves when an event after `since` exists (or the signal aborts). */

@@ -7,25 +7,32 @@
  * client sends can throw past {@linkcode createRouter}'s handler, so one bad client never stops
  * the daemon from answering the next.
  *
- * | method | path | body | answer |
- * | --- | --- | --- | --- |
- * | GET | /v1/health | | Health |
- * | GET | /metrics | | Prometheus text |
- * | POST | /v1/fifos | CreateFifoRequest | CreateFifoResponse |
- * | POST | /v1/containers | MonitorRequest | ContainerRecord (201) |
- * | GET | /v1/containers | | ContainerRecord[] |
- * | GET | /v1/containers/{id} | | ContainerRecord |
- * | GET | /v1/containers/{id}/wait?timeout=s | | ContainerRecord (long poll) |
- * | POST | /v1/gc | GcAddRequest | GcStatus |
- * | GET | /v1/gc | | GcStatus[] |
- * | GET | /v1/gc/{id} | | GcStatus |
- * | GET | /v1/events?since=&follow=1&limit= | | NDJSON of ReaperEvent |
+ * | method | path | body | answer | errors |
+ * | --- | --- | --- | --- | --- |
+ * | GET | /v1/health | | Health | |
+ * | GET | /metrics | | Prometheus text | |
+ * | POST | /v1/fifos | CreateFifoRequest | CreateFifoResponse | 400, 413, 503 |
+ * | POST | /v1/containers | MonitorRequest | ContainerRecord (201) | 400, 409, 413, 503 |
+ * | GET | /v1/containers | | ContainerRecord[] | 503 |
+ * | GET | /v1/containers/{id} | | ContainerRecord | 400, 404, 503 |
+ * | DELETE | /v1/containers/{id} | | ContainerRecord (forgotten) | 400, 404, 409, 503 |
+ * | GET | /v1/containers/{id}/wait?timeout=s | | ContainerRecord (long poll) | 400, 404, 503 |
+ * | POST | /v1/gc | GcAddRequest | GcStatus | 400, 409, 413, 503 |
+ * | GET | /v1/gc | | GcStatus[] | 503 |
+ * | GET | /v1/gc/{id} | | GcStatus | 400, 404, 503 |
+ * | POST | /v1/gc/{id}/retry | | GcStatus | 400, 404, 409, 503 |
+ * | GET | /v1/events?since=&follow=1&limit= | | NDJSON of ReaperEvent | 400, 503 |
+ *
+ * Every route may also answer 404 (no such route), 405 (method not allowed, with `Allow`) and
+ * 500 (a bug in reaperd, logged). 409: the container's state forbids it now; 503: reaperd is
+ * shutting down or its store cannot be written now (retry later).
  *
  * @module
  */
 
 import { oneLine } from "../config.ts";
 import { getLogger } from "../log.ts";
+import { StoreUnavailableError } from "../store/errors.ts";
 import { ApiError, type ReaperApi } from "./api.ts";
 import {
   badRequest,
@@ -205,6 +212,10 @@ export function createRouter(api: ReaperApi, options: RouterOptions = {}): Reque
           noQuery(ctx);
           return jsonResponse(200, await api.inspect(ctx.ids[0]!));
         },
+        DELETE: async (ctx) => {
+          noQuery(ctx);
+          return jsonResponse(200, await api.remove(ctx.ids[0]!));
+        },
       },
     },
     {
@@ -248,6 +259,15 @@ export function createRouter(api: ReaperApi, options: RouterOptions = {}): Reque
         GET: async (ctx) => {
           noQuery(ctx);
           return jsonResponse(200, await api.gcStatus(ctx.ids[0]!));
+        },
+      },
+    },
+    {
+      pattern: ["v1", "gc", "{id}", "retry"],
+      methods: {
+        POST: async (ctx) => {
+          noQuery(ctx);
+          return jsonResponse(200, await api.gcRetry(ctx.ids[0]!));
         },
       },
     },
@@ -311,6 +331,9 @@ export function createRouter(api: ReaperApi, options: RouterOptions = {}): Reque
     } catch (e) {
       if (e instanceof ApiError) {
         response = errorResponse(e.status, e.message);
+      } else if (e instanceof StoreUnavailableError) {
+        // A read the store could not serve now: the client may try again.
+        response = errorResponse(503, e.message);
       } else {
         const message = errorMessage(e);
         log.error("request failed: {method} {path}: {error}", {

@@ -45,9 +45,9 @@ import { Counter, Gauge, Histogram, Registry } from "./metrics.ts";
 import { OomWatch } from "./oom_watch.ts";
 import { sweepStateRoot } from "./sweep.ts";
 import { errorMessage } from "../error_message.ts";
+import { VERSION } from "../version.ts";
 
-/** reaperd's version, reported on health. */
-export const VERSION = "0.1.0";
+export { VERSION };
 
 /** The parts the service wires together. */
 export interface ServiceParts {
@@ -607,6 +607,17 @@ export class ReaperService implements ReaperApi {
 
   gcList(): Promise<GcStatus[]> {
     return this.#store.listGcViews();
+  }
+
+  async remove(id: string): Promise<ContainerRecord> {
+    checkId(id);
+    return await this.#store.forget(id).catch((error) => Promise.reject(toApiError(error)));
+  }
+
+  async gcRetry(id: string): Promise<GcStatus> {
+    const view = await this.gcStatus(id);
+    if (!this.#collector.retryNow(id)) throw new ApiError(409, `container ${id} is not scheduled`);
+    return view;
   }
 
   async gcStatus(id: string): Promise<GcStatus> {

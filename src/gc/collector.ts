@@ -298,6 +298,20 @@ export class Collector {
   }
 
   /**
+   * Makes a scheduled entry's next attempt due now (`reaperd gc retry`); one in flight gets
+   * another attempt as soon as it ends. The backoff goes on from the attempts counted.
+   *
+   * @returns False when the collector does not hold the id (not in GC).
+   */
+  retryNow(id: string): boolean {
+    if (this.#inFlight.has(id)) this.#deferred.add(id);
+    else if (this.#queue.has(id)) this.#queue.schedule(id, this.#monotonic());
+    else return false;
+    this.#arm();
+    return true;
+  }
+
+  /**
    * Whether the container is in GC, from memory (seed `gc_is_gc_progress`): scheduled or
    * being cleaned. Matches the store once `restore()` has run.
    */

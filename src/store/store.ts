@@ -1006,6 +1006,40 @@ export class Store {
   }
 
   /**
+   * Forgets one stopped container's record now (`reaperd rm`), as retention would later. Only
+   * a stopped record with no GC entry goes; the delete checks what it read, so a container
+   * registered again meanwhile stays.
+   *
+   * @param id Container id.
+   * @returns The record that was forgotten.
+   * @throws {NotFoundError} when there is no record.
+   * @throws {ConflictError} when it is running, stopping or in GC.
+   * @throws {StoreUnavailableError} when the KV file cannot take the delete now.
+   */
+  async forget(id: string): Promise<ContainerRecord> {
+    checkName(id, "container id");
+    for (let attempt = 0; attempt <= this.#maxRetries; attempt++) {
+      const [record, gc] = await this.#read(
+        "forget a container",
+        () => this.#kv.getMany<[ContainerRecord, GcEntry]>([containerKey(id), gcKey(id)]),
+      );
+      if (record.value === null) throw new NotFoundError(id);
+      const state = record.value.state;
+      if (state !== "stopped" || gc.value !== null) {
+        throw new ConflictError(
+          id,
+          state,
+          `container ${id} is ${gc.value === null ? state : "in GC"}: only a stopped one can go`,
+        );
+      }
+      const op = this.#kv.atomic();
+      op.check(record, gc).delete(containerKey(id));
+      if ((await this.#read("forget a container", () => op.commit())).ok) return record.value;
+    }
+    throw new StoreUnavailableError(`forget ${id}: the record kept changing; try again`);
+  }
+
+  /**
    * Deletes the oldest events so that at most `maxEvents` remain (down to `maxEvents` minus
    * the trim batch), at most 1 000 deletes per commit. Writes call it on their own when the
    * log grows past `maxEvents`; call it directly after lowering the knob.

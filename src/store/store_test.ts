@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import type { ReaperEvent } from "./events.ts";
+import { isEvent, type ReaperEvent } from "./events.ts";
 import { ConflictError, NotFoundError, StoreInputError, StoreUnavailableError } from "./errors.ts";
 import { Store } from "./store.ts";
 import {
@@ -602,8 +602,8 @@ Deno.test("Store keeps a memory cgroup mark from register and an exit's oomKille
       assert.deepEqual(record?.memoryCgroup, mark);
       assert.equal(record?.exit?.oomKilled, true);
       const events = await allEvents(store);
-      const exitEvent = events.find((e) => e.kind === "exit");
-      assert.equal((exitEvent?.detail.exit as { oomKilled?: boolean }).oomKilled, true);
+      const exitEvent = events.find(isEvent("exit"));
+      assert.equal(exitEvent?.detail.exit.oomKilled, true);
     });
   });
 });
@@ -759,6 +759,36 @@ Deno.test("Store.recordExits() keeps the code of a stored record with little roo
       const stored = await store.get("tight");
       assert.equal(stored?.exit?.code, 3);
       assert.ok(stored!.exit!.reason.length < 1000);
+    })
+  );
+});
+
+Deno.test("Store.forget() deletes a stopped record only, and never one registered meanwhile", async () => {
+  await withKvPath((path) =>
+    withKv(path, async (kv) => {
+      const { kv: racy, race } = racingKv(kv);
+      const store = await Store.open(racy);
+      await assert.rejects(store.forget("c1"), NotFoundError);
+      await store.register(registration("c1"));
+      await assert.rejects(
+        store.forget("c1"),
+        /container c1 is running: only a stopped one can go/,
+      );
+      await store.recordExit("c1", 100, 1000, exitWith(0));
+      await assert.rejects(store.forget("c1"), ConflictError);
+      await store.enterGc("c1");
+      await assert.rejects(store.forget("c1"), /container c1 is in GC/);
+      await store.finishGc("c1");
+      assert.equal((await store.forget("c1")).state, "stopped");
+      assert.equal(await store.get("c1"), null);
+
+      // Between forget's read and its delete the id is registered again: that record stays.
+      await store.register(registration("c2"));
+      await store.recordExit("c2", 100, 1000, exitWith(0));
+      await store.markStopped("c2");
+      race(() => store.register(registration("c2", 200)).then(() => {}));
+      await assert.rejects(store.forget("c2"), ConflictError);
+      assert.equal((await store.get("c2"))?.pid, 200);
     })
   );
 });

@@ -1,0 +1,57 @@
+/**
+ * The bundle (`deno task bundle`) run as the README's install section says, outside the
+ * repository, where no deno.json turns Deno's unstable APIs on.
+ */
+import assert from "node:assert/strict";
+import { SERVE_FLAGS } from "../src/cli/deno_flags.ts";
+import type { CliResult } from "./support/daemon.ts";
+import { until } from "./support/poll.ts";
+
+const REPO = new URL("..", import.meta.url).pathname;
+
+async function deno(cwd: string, ...args: string[]): Promise<CliResult> {
+  const out = await new Deno.Command(Deno.execPath(), { args, cwd, stdin: "null" }).output();
+  const text = (b: Uint8Array) => new TextDecoder().decode(b);
+  return { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) };
+}
+
+Deno.test("the bundle's serve without --unstable-kv… says which flags it needs and exits 78", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "reaperd-bundle-" });
+  let daemon: Deno.ChildProcess | undefined;
+  try {
+    const built = await deno(REPO, "task", "-q", "bundle");
+    assert.equal(built.code, 0, built.stderr);
+    await Deno.copyFile(`${REPO}dist/reaperd.js`, `${dir}/reaperd.js`);
+    const paths = ["--socket", `${dir}/r.sock`, "--db", `${dir}/r.db`, "--state-root", `${dir}/s`];
+
+    const bare = await deno(dir, "run", "-A", "reaperd.js", "serve", ...paths);
+    assert.equal(bare.code, 78);
+    assert.equal(bare.stdout, "");
+    assert.equal(
+      bare.stderr,
+      `reaperd: serve needs Deno's --unstable-kv --unstable-net: run it as: ` +
+        `deno run -A ${SERVE_FLAGS} ${dir}/reaperd.js serve\n`,
+    );
+    // Client commands need no flags.
+    const version = await deno(dir, "run", "-A", "reaperd.js", "--version");
+    assert.equal(version.code, 0, version.stderr);
+
+    // With the flags it names, the same bundle serves, and a flagless client reaches it.
+    daemon = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", ...SERVE_FLAGS.split(" "), "reaperd.js", "serve", ...paths],
+      cwd: dir,
+      stdin: "null",
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    const health = await until("the bundle's daemon answers", async () => {
+      const r = await deno(dir, "run", "-A", "reaperd.js", "health", "--socket", `${dir}/r.sock`);
+      return r.code === 0 ? r : null;
+    });
+    assert.match(health.stdout, /^status: +ok$/m);
+  } finally {
+    daemon?.kill("SIGTERM");
+    await daemon?.status;
+    await Deno.remove(dir, { recursive: true });
+  }
+});
