@@ -45,6 +45,7 @@ export {
   type SupervisorOptions,
 } from "./supervisor/supervisor.ts";
 export { Store, type StoreOptions } from "./store/store.ts";
+export * from "./store/events.ts";
 export { ConflictError, NotFoundError, StoreError, StoreUnavailableError } from "./store/errors.ts";
 export { Collector, type CollectorOptions } from "./gc/collector.ts";
 export type { Cleaner, CleanupOutcome } from "./gc/cleaner.ts";

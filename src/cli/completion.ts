@@ -7,8 +7,11 @@
 
 /** The parts of a commander command that completion reads. */
 export interface CompletableCommand {
+  /** The command's name. */
   name(): string;
+  /** Its subcommands. */
   readonly commands: readonly CompletableCommand[];
+  /** Its flags; `required` or `optional` when the flag takes a value. */
   readonly options: readonly {
     long?: string | undefined;
     short?: string | undefined;

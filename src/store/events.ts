@@ -27,10 +27,15 @@ export interface EventOf<K extends string, S, D, I = string> {
 
 /** The processes a container was registered or handed to GC with, and its runtime. */
 export interface ProcessesDetail {
+  /** The container's init process. */
   pid: number;
+  /** Its start time (clock ticks since boot; 0 when unknown). */
   startTime: number;
+  /** The shim; 0 for none. */
   ppid: number;
+  /** The shim's start time. */
   pStartTime: number;
+  /** The runtime name from the config. */
   runtime: string;
 }
 
@@ -48,6 +53,7 @@ export type ExitEvent = EventOf<"exit", "stopping", ExitDetail>;
 export interface ExitDetail {
   /** The process the exit was seen for. */
   pid: number;
+  /** Its start time. */
   startTime: number;
   /** How it ended. */
   exit: ExitStatus;
@@ -142,7 +148,8 @@ export const EVENT_KINDS: readonly EventKind[] = [
   "adopt",
 ];
 
-type Unsequenced<E> = E extends unknown ? Omit<E, "seq"> : never;
+/** `E` without its `seq`, for each member of a union on its own. */
+export type Unsequenced<E> = E extends unknown ? Omit<E, "seq"> : never;
 
 /** An event before the log gives it its `seq`. */
 export type NewEvent = Unsequenced<ReaperEvent>;
