@@ -610,6 +610,7 @@ export class ReaperService implements ReaperApi {
   }
 
   async remove(id: string): Promise<ContainerRecord> {
+    this.#open();
     checkId(id);
     return await this.#store.forget(id).catch((error) => Promise.reject(toApiError(error)));
   }
