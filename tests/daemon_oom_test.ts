@@ -15,7 +15,8 @@ import {
 import { TestDaemon } from "./support/daemon.ts";
 import { needs } from "./support/needs.ts";
 import { MemoryCgroups } from "../src/sys/memory_cgroup.ts";
-import type { ContainerRecord, ReaperEvent } from "../src/types.ts";
+import { type ExitEvent, isEvent, type ReaperEvent } from "../src/store/events.ts";
+import type { ContainerRecord } from "../src/types.ts";
 
 const withRuncAndMemcg = needs("root", "runc", "busybox", "cc", "memory-cgroup");
 
@@ -66,12 +67,12 @@ function oomMetric(text: string): number {
   return Number(line.split(" ")[1]);
 }
 
-async function exitEvent(d: TestDaemon, id: string): Promise<ReaperEvent> {
+async function exitEvent(d: TestDaemon, id: string): Promise<ExitEvent> {
   const res = await d.api("GET", "/v1/events?since=0");
   const events = res.text.split("\n").filter((l) => l !== "").map((l) =>
     JSON.parse(l) as ReaperEvent
   );
-  const event = events.find((e) => e.id === id && e.kind === "exit");
+  const event = events.filter(isEvent("exit")).find((e) => e.id === id);
   assert.ok(event !== undefined, `no exit event for ${id}: ${res.text}`);
   return event;
 }
@@ -123,7 +124,7 @@ withRuncAndMemcg.test(
       const table = (await d.cli("inspect", hog.id)).stdout;
       assert.match(table, /^exit: +137 \(SIGKILL, OOM\)$/m, table);
       const event = await exitEvent(d, hog.id);
-      assert.equal((event.detail.exit as { oomKilled?: boolean }).oomKilled, true);
+      assert.equal(event.detail.exit.oomKilled, true);
       assert.equal(oomMetric((await d.api("GET", "/metrics")).text), 1);
 
       // The same signal by hand, with the cgroup named by the engine: not an OOM kill.
