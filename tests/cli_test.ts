@@ -5,8 +5,11 @@
 import assert from "node:assert/strict";
 import { fakeRuntime, type RunningShim, startShim, stopShim } from "./fixtures/shim.ts";
 import { type CliResult, TestDaemon } from "./support/daemon.ts";
+import { needs } from "./support/needs.ts";
 import { until } from "./support/poll.ts";
 
+/** The test shim is built from C. */
+const withCc = needs("cc");
 const REPO = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 
 /** A container that runs until the file `go` appears in its state dir, then exits `code`. */
@@ -60,7 +63,7 @@ function ndjson(text: string): Record<string, unknown>[] {
   return text.trimEnd().split("\n").filter((l) => l !== "").map((l) => JSON.parse(l));
 }
 
-Deno.test("reaperd CLI: monitor, inspect, ps --filter/--quiet, wait and rm against the daemon", async () => {
+withCc.test("reaperd CLI: monitor, inspect, ps --filter/--quiet, wait and rm against the daemon", async () => {
   const d = await TestDaemon.start();
   const shims: RunningShim[] = [];
   try {
@@ -273,7 +276,7 @@ Deno.test("reaperd CLI: gc add, ls, status and retry; rm refuses a container in 
   }
 });
 
-Deno.test("reaperd CLI: events as lines, NDJSON and --follow; restore is logged with its counts", async () => {
+withCc.test("reaperd CLI: events as lines, NDJSON and --follow; restore is logged with its counts", async () => {
   const d = await TestDaemon.start();
   const shims: RunningShim[] = [];
   try {

@@ -56,7 +56,9 @@ Deno.test("completion bash completes commands, subcommands, flags and their valu
 Deno.test({
   // Without zsh the report shows it ignored, with the command that would enable it.
   name: "completion zsh offers the same words through compadd and _files" +
-    (hasShell("zsh") ? "" : " (ignored: no zsh; apt-get install zsh)"),
+    (hasShell("zsh")
+      ? ""
+      : " (ignored: no zsh on PATH; to run it: as root: apt-get install -y zsh)"),
   ignore: !hasShell("zsh"),
   fn: async () => {
     // Outside a completion widget compadd and _files are plain functions: these print.
