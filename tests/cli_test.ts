@@ -282,7 +282,7 @@ withCc.test("reaperd CLI: events as lines, NDJSON and --follow; restore is logge
   try {
     const first = ndjson((await d.cli("events", "--json")).stdout);
     assert.deepEqual(first.map((e) => [e.kind, e.id, e.state, e.detail]), [
-      ["restore", null, null, { monitored: 0, exited: 0, resumed: 0 }],
+      ["restore", null, null, { monitored: 0, exited: 0, resumed: 0, adopted: 0 }],
     ]);
     const c1 = await monitored(d, "c1", 0);
     shims.push(c1.shim);
@@ -319,8 +319,8 @@ withCc.test("reaperd CLI: events as lines, NDJSON and --follow; restore is logge
     await d.restart();
     const restores = ndjson((await d.cli("events", "--filter", "kind=restore", "--json")).stdout);
     assert.deepEqual(restores.map((e) => e.detail), [
-      { monitored: 0, exited: 0, resumed: 0 },
-      { monitored: 1, exited: 0, resumed: 0 },
+      { monitored: 0, exited: 0, resumed: 0, adopted: 0 },
+      { monitored: 1, exited: 0, resumed: 0, adopted: 0 },
     ]);
 
     const health = await d.cli("health");

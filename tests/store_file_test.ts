@@ -275,7 +275,10 @@ Deno.test("state root sweep: FIFOs with no record are adopted with unknown ident
     assert.equal((heldDone.exit as { code: number }).code, 7);
 
     const events = (await d.api("GET", "/v1/events?since=0")).text;
-    assert.match(events, /"kind":"adopt"[^\n]*"reason":"found under the state root with no record"/);
+    assert.match(
+      events,
+      /"kind":"adopt"[^\n]*"reason":"found under the state root with no record"/,
+    );
     assert.match(events, /"kind":"restore"[^\n]*"adopted":2/);
     const metrics = (await d.api("GET", "/metrics")).text;
     assert.match(metrics, /reaperd_adopted_containers(\{\})? 2/);

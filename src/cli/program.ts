@@ -501,7 +501,7 @@ Examples:
     });
 
   program.command("events")
-    .description("Print the event log (monitor, exit, gc, gc-attempt, gc-done, stopped, restore).")
+    .description(`Print the event log (${EVENT_KINDS.join(", ")}).`)
     .option("--since <seq>", "only events after this sequence number", intParser("--since", 0))
     .option("--limit <n>", "stop after this many events", intParser("--limit", 1, 1_000_000))
     .option(
