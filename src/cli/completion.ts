@@ -119,7 +119,8 @@ ${fn}() {${body("1", "COMP_CWORD", (i) => `\${COMP_WORDS[${i}]}`)}
     COMPREPLY=($(compgen -W "$cands" -- "\${COMP_WORDS[COMP_CWORD]}"))
   fi
 }
-complete -F ${fn} ${name}
+# -o default: file names where it offers nothing (create-fifo's state dir, --mount paths…).
+complete -o default -F ${fn} ${name}
 `;
   }
   return `#compdef ${name}

@@ -49,8 +49,11 @@ Deno.test("completion bash completes commands, subcommands, flags and their valu
     `COMP_WORDS=(${words.map((w) => `'${w}'`).join(" ")}); COMP_CWORD=${words.length - 1}; ` +
     `COMPREPLY=(); _reaperd; echo "\${COMPREPLY[*]}"`
   ).join("\n");
-  const lines = (await inShell("bash", [], probe)).trimEnd().split("\n");
-  assert.deepEqual(lines, CASES.map(([, want]) => want));
+  const lines = (await inShell("bash", [], `${probe}\ncomplete -p reaperd`)).trimEnd().split("\n");
+  assert.deepEqual(lines, [
+    ...CASES.map(([, want]) => want),
+    "complete -o default -F _reaperd reaperd",
+  ]);
 });
 
 Deno.test({
