@@ -18,9 +18,11 @@ export type Filters = Map<string, Set<string>>;
  *
  * @param keys The keys this command knows.
  */
-export function filterArg(keys: FilterKeys): (value: string, previous: Filters) => Filters {
+export function filterArg(
+  keys: FilterKeys,
+): (value: string, previous: Filters | undefined) => Filters {
   return (value, previous) => {
-    const filters: Filters = new Map([...previous].map(([k, v]) => [k, new Set(v)]));
+    const filters: Filters = new Map([...previous ?? []].map(([k, v]) => [k, new Set(v)]));
     for (const part of value.split(",")) {
       const eq = part.indexOf("=");
       const key = part.slice(0, Math.max(eq, 0));

@@ -56,6 +56,7 @@ export interface CliDeps {
 }
 
 const STATES: readonly ContainerState[] = ["running", "stopping", "gc", "stopped"];
+const NO_FILTERS: Filters = new Map();
 
 /** The longest `wait --timeout` (the daemon's limit: a JS timer's longest delay). */
 const MAX_TIMEOUT_SECONDS = 2_147_483;
@@ -373,7 +374,6 @@ Examples:
       "--filter <key=value>",
       `only these (repeatable; keys: state=${STATES.join("|")}, runtime=<name>)`,
       filterArg({ state: STATES, runtime: null }),
-      new Map() as Filters,
     )
     .option("-q, --quiet", "print only the ids, one a line")
     .option("-s, --socket <path>", SOCKET_HELP)
@@ -391,7 +391,7 @@ Examples:
     )
     .action(async (opts) => {
       const records = (await withClient(opts, (c) => c.list())).filter((r) =>
-        passes(opts.filter, (key) => key === "state" ? r.state : r.runtime)
+        passes(opts.filter ?? NO_FILTERS, (key) => key === "state" ? r.state : r.runtime)
       );
       if (opts.quiet) output.out(records.map((r) => `${r.id}\n`).join(""));
       else output.out(opts.json ? json(records) : formatRecordTable(records, deps.now()));
@@ -508,7 +508,6 @@ Examples:
       "--filter <key=value[,key=value]>",
       `only these (repeatable; keys: id=<container>, kind=${EVENT_KINDS.join("|")})`,
       filterArg({ id: null, kind: EVENT_KINDS }),
-      new Map() as Filters,
     )
     .option("-f, --follow", "keep printing new events as they come")
     .option("-s, --socket <path>", SOCKET_HELP)
@@ -530,10 +529,11 @@ the events printed.`,
         const options: Parameters<typeof c.events>[0] = { follow: opts.follow ?? false };
         if (opts.since !== undefined) options.since = opts.since;
         // Filtered, the limit counts what is printed: the daemon cannot count for us.
-        if (opts.limit !== undefined && opts.filter.size === 0) options.limit = opts.limit;
+        const filters = opts.filter ?? NO_FILTERS;
+        if (opts.limit !== undefined && filters.size === 0) options.limit = opts.limit;
         let printed = 0;
         for await (const event of c.events(options)) {
-          if (!passes(opts.filter, (key) => key === "id" ? event.id : event.kind)) continue;
+          if (!passes(filters, (key) => key === "id" ? event.id : event.kind)) continue;
           output.out(opts.json ? `${JSON.stringify(event)}\n` : formatEvent(event));
           if (++printed === opts.limit) break;
         }
