@@ -2,13 +2,26 @@
  * Removing a container's state dir without ever deleting what is not ours. A recursive remove
  * walks into whatever is mounted below it, so a forgotten bind mount of a host directory would
  * be emptied; the dir is therefore refused while any mount lies at or under it, and refused
- * outright when it is not a real directory inside the configured state root.
+ * outright when it is not a real directory inside the configured state root, reached without
+ * a symlink.
  *
  * @module
  */
 
 import { posix } from "node:path";
-import { isAtOrUnder, type MountInfo, mountsAtOrUnder, readMountInfo } from "../sys/mounts.ts";
+import { Errno, SysError } from "../sys/errno.ts";
+import { isAtOrUnder, type MountInfo, readMountInfo } from "../sys/mounts.ts";
+import {
+  closeFd,
+  factsAt,
+  FileType,
+  isMissing,
+  isUnsafeResolution,
+  openDirNoFollow,
+  RESOLVE,
+  splitParent,
+  unlinkAt,
+} from "../sys/safe_path.ts";
 import { errorMessage } from "../error_message.ts";
 
 /** What {@linkcode removeStateDir} did. */
@@ -36,69 +49,139 @@ export function stateDirPathProblem(stateDir: string, stateRoot: string): string
 }
 
 /**
- * Removes `stateDir` recursively, after checking that it lies inside `stateRoot` (also with
- * symlinks resolved), is a directory and not a symlink, and has no mount at or under it. A
- * missing dir is success. Never throws.
+ * Removes `stateDir` recursively, after checking that it lies inside `stateRoot`, is a real
+ * directory and has no mount at or under it. A missing dir is success. Never throws.
+ *
+ * Nothing on the way is followed if it is a symlink: the root is resolved once (it is the
+ * daemon's own config), the dir is opened beneath it with `RESOLVE_BENEATH` and
+ * `RESOLVE_NO_SYMLINKS`, and its tree is removed through directory descriptors, entry by
+ * entry relative to its parent's descriptor; a directory on another mount is never entered
+ * (`RESOLVE_NO_XDEV`). May block as long as the filesystem under the dir does: call it from a
+ * helper process.
  */
-export async function removeStateDir(
+export function removeStateDir(
   stateDir: string,
   stateRoot: string,
   readMounts: () => MountInfo[] = readMountInfo,
 ): Promise<StateDirOutcome> {
+  return Promise.resolve(removeStateDirNow(stateDir, stateRoot, readMounts));
+}
+
+function removeStateDirNow(
+  stateDir: string,
+  stateRoot: string,
+  readMounts: () => MountInfo[],
+): StateDirOutcome {
   const problem = stateDirPathProblem(stateDir, stateRoot);
   if (problem !== null) return { ok: false, code: "EINVAL", detail: problem };
+  const dir = stateDir.replace(/\/+$/, "");
+  const root = posix.normalize(stateRoot).replace(/\/+$/, "");
+  const relative = dir.slice(root.length + 1);
+  const { parent, name } = splitParent(`/${relative}`);
 
-  let info: Deno.FileInfo;
+  let realRoot: string;
   try {
-    info = Deno.lstatSync(stateDir);
+    realRoot = Deno.realPathSync(root);
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) return { ok: true, detail: "already gone" };
-    return { ok: false, code: "EIO", detail: `lstat ${stateDir}: ${errorMessage(e)}` };
+    return { ok: false, code: "EIO", detail: `realpath ${root}: ${errorMessage(e)}` };
   }
-  if (info.isSymlink) {
-    return { ok: false, code: "EINVAL", detail: `state dir ${stateDir} is a symlink; refusing` };
-  }
-  if (!info.isDirectory) {
-    return { ok: false, code: "EINVAL", detail: `state dir ${stateDir} is not a directory` };
-  }
-  // A symlinked component between the root and the dir could point anywhere on the host.
+  const fds: number[] = [];
   try {
-    const realDir = Deno.realPathSync(stateDir);
-    const realRoot = Deno.realPathSync(stateRoot);
-    if (!isAtOrUnder(realDir, realRoot) || realDir === realRoot) {
+    const rootFd = open(() => openDirNoFollow(realRoot), fds);
+    const parentFd = parent === "/"
+      ? rootFd
+      : open(() => openDirNoFollow(parent.slice(1), rootFd, RESOLVE.BENEATH), fds);
+    const facts = factsAt(parentFd, name);
+    if (facts.type === FileType.SYMLINK) {
+      return { ok: false, code: "EINVAL", detail: `state dir ${stateDir} is a symlink; refusing` };
+    }
+    if (facts.type !== FileType.DIRECTORY) {
+      return { ok: false, code: "EINVAL", detail: `state dir ${stateDir} is not a directory` };
+    }
+
+    let mounted: MountInfo[];
+    try {
+      const spellings = [dir, `${realRoot}/${relative}`];
+      mounted = readMounts()
+        .filter((m) => spellings.some((d) => isAtOrUnder(m.mountPoint, d)))
+        .sort((a, b) => b.mountPoint.length - a.mountPoint.length);
+    } catch (e) {
+      // Without the mount table it is unknown whether the remove would cross into a mount.
+      return { ok: false, code: "EIO", detail: `mountinfo: ${errorMessage(e)}` };
+    }
+    if (mounted.length > 0 || facts.mountRoot) {
+      const list = mounted.map((m) => m.mountPoint).join(", ") || dir;
+      return {
+        ok: false,
+        code: "EBUSY",
+        detail: `EBUSY: refusing to remove ${stateDir}: ${mounted.length || 1} mount(s) at or ` +
+          `under it: ${list}`,
+      };
+    }
+    const dirFd = open(() => openDirNoFollow(name, parentFd, BENEATH_SAME_MOUNT), fds);
+    removeTree(dirFd, dir, 0);
+    unlinkAt(parentFd, name, true);
+    return { ok: true, detail: "removed" };
+  } catch (e) {
+    if (isMissing(e)) return { ok: true, detail: "already gone" };
+    if (isUnsafeResolution(e)) {
       return {
         ok: false,
         code: "EINVAL",
-        detail: `state dir ${stateDir} resolves to ${realDir}, outside the state root ${realRoot}`,
+        detail: `state dir ${stateDir}: a component below the state root is a symlink or not ` +
+          `a directory (${e.code}); refusing`,
       };
     }
-  } catch (e) {
-    return { ok: false, code: "EIO", detail: `realpath ${stateDir}: ${errorMessage(e)}` };
+    if (e instanceof SysError && (e.errno === Errno.EBUSY || e.errno === Errno.EXDEV)) {
+      return {
+        ok: false,
+        code: "EBUSY",
+        detail: `EBUSY: refusing to remove ${stateDir}: ${e.message}`,
+      };
+    }
+    return { ok: false, code: "EIO", detail: `remove ${stateDir}: ${errorMessage(e)}` };
+  } finally {
+    for (const fd of fds) closeFd(fd);
   }
+}
 
-  let mounted: MountInfo[];
-  try {
-    mounted = mountsAtOrUnder(stateDir, readMounts());
-  } catch (e) {
-    // Without the mount table it is unknown whether the remove would cross into a mount.
-    return { ok: false, code: "EIO", detail: `mountinfo: ${errorMessage(e)}` };
-  }
-  if (mounted.length > 0) {
-    const list = mounted.map((m) => m.mountPoint).join(", ");
-    return {
-      ok: false,
-      code: "EBUSY",
-      detail: `EBUSY: refusing to remove ${stateDir}: ${mounted.length} mount(s) at or under ` +
-        `it: ${list}`,
-    };
-  }
+const BENEATH_SAME_MOUNT = RESOLVE.BENEATH | RESOLVE.NO_XDEV;
+// A state dir holds a runtime's few levels; deeper than this is not a container's doing.
+const MAX_DEPTH = 32;
 
-  try {
-    await Deno.remove(stateDir, { recursive: true });
-    return { ok: true, detail: "removed" };
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return { ok: true, detail: "already gone" };
-    const code = e instanceof Deno.errors.Busy ? "EBUSY" : "EIO";
-    return { ok: false, code, detail: `remove ${stateDir}: ${errorMessage(e)}` };
+function open(opener: () => number, fds: number[]): number {
+  const fd = opener();
+  fds.push(fd);
+  return fd;
+}
+
+/** Empties the directory `dirFd` (shown as `shownAs`), never leaving its mount. */
+function removeTree(dirFd: number, shownAs: string, depth: number): void {
+  if (depth > MAX_DEPTH) {
+    throw new SysError("remove", Errno.ELOOP, `${shownAs}: deeper than ${MAX_DEPTH} levels`);
+  }
+  // The fd's magic link names exactly this directory, wherever its path now leads.
+  for (const entry of Deno.readDirSync(`/proc/self/fd/${dirFd}`)) {
+    let facts;
+    try {
+      facts = factsAt(dirFd, entry.name);
+    } catch (e) {
+      if (isMissing(e)) continue;
+      throw e;
+    }
+    const path = `${shownAs}/${entry.name}`;
+    if (facts.type !== FileType.DIRECTORY) {
+      unlinkAt(dirFd, entry.name, false);
+      continue;
+    }
+    if (facts.mountRoot) throw new SysError("remove", Errno.EBUSY, `${path} is a mount point`);
+    const child = openDirNoFollow(entry.name, dirFd, BENEATH_SAME_MOUNT);
+    try {
+      removeTree(child, path, depth + 1);
+    } finally {
+      closeFd(child);
+    }
+    unlinkAt(dirFd, entry.name, true);
   }
 }

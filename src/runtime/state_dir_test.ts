@@ -66,7 +66,7 @@ Deno.test("removeStateDir refuses a dir reached through a symlink out of the roo
     await Deno.mkdir(root);
     await Deno.symlink(outside, `${root}/runc`);
     const out = await removeStateDir(`${root}/runc/c1`, root);
-    assert.ok(!out.ok && out.code === "EINVAL" && /outside the state root/.test(out.detail));
+    assert.ok(!out.ok && out.code === "EINVAL" && /symlink/.test(out.detail), out.detail);
     assert.equal(await Deno.readTextFile(`${outside}/c1/precious`), "x");
 
     await Deno.writeTextFile(`${root}/file`, "x");

@@ -1,5 +1,5 @@
 /**
- * The mount table as `/proc/self/mountinfo` tells it, and a plain unmount. Cleanup asks it two
+ * The mount table as `/proc/self/mountinfo` tells it, and an unmount that follows no symlink. Cleanup asks it two
  * questions: is this path still mounted, and does any mount lie at or under this directory (a
  * recursive remove must never walk into a bind mount and delete the host's files).
  *
@@ -8,7 +8,15 @@
 
 import { posix } from "node:path";
 import { Errno, SysError } from "./errno.ts";
-import { umount } from "./libc.ts";
+import {
+  closeFd,
+  factsAt,
+  FileType,
+  isMissing,
+  openDirNoFollow,
+  splitParent,
+  unmountAt,
+} from "./safe_path.ts";
 
 /** One line of mountinfo (proc(5)), with its path fields unescaped. */
 export interface MountInfo {
@@ -131,18 +139,45 @@ export function isMountPoint(path: string, mounts: MountInfo[] = readMountInfo()
 export type UnmountOutcome = "unmounted" | "not-mounted";
 
 /**
- * Plain umount2(path, 0): no lazy detach, so a busy mount stays and says so. Returns
- * "not-mounted" when nothing is mounted there (EINVAL) or the path is gone (ENOENT). EBUSY and
- * every other error are thrown as {@linkcode SysError}.
+ * Unmounts the top mount at `path`, resolving it without following any symlink (see
+ * safe_path.ts): the parent is opened with RESOLVE_NO_SYMLINKS and the last component is
+ * unmounted relative to it with UMOUNT_NOFOLLOW. Plain umount2, no lazy detach, so a busy
+ * mount stays and says so. Returns "not-mounted" when nothing is mounted there or the path is
+ * gone. Throws {@linkcode SysError}: EBUSY when busy, ELOOP when a component of the path
+ * (the last one included) is a symlink, ENOTDIR when one is not a directory, and the rest.
+ * May block as long as the filesystem under `path` does: call it from a helper process.
  */
 export function unmount(path: string): UnmountOutcome {
+  const { parent, name } = splitParent(path);
+  let dirFd: number;
   try {
-    umount(path, 0);
-    return "unmounted";
+    dirFd = openDirNoFollow(parent);
   } catch (e) {
-    if (e instanceof SysError && (e.errno === Errno.EINVAL || e.errno === Errno.ENOENT)) {
-      return "not-mounted";
-    }
+    if (isMissing(e)) return "not-mounted";
     throw e;
+  }
+  try {
+    let facts;
+    try {
+      facts = factsAt(dirFd, name);
+    } catch (e) {
+      if (isMissing(e)) return "not-mounted";
+      throw e;
+    }
+    if (facts.type === FileType.SYMLINK) {
+      throw new SysError("umount2", Errno.ELOOP, `${path} is a symlink`);
+    }
+    if (!facts.mountRoot) return "not-mounted";
+    try {
+      unmountAt(dirFd, name, path);
+    } catch (e) {
+      if (e instanceof SysError && (e.errno === Errno.EINVAL || e.errno === Errno.ENOENT)) {
+        return "not-mounted";
+      }
+      throw e;
+    }
+    return "unmounted";
+  } finally {
+    closeFd(dirFd);
   }
 }
