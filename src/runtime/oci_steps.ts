@@ -8,14 +8,11 @@
  */
 
 import { type CommandResult, isSuccess } from "../sys/command.ts";
-import { isMountPoint, unmount } from "../sys/mounts.ts";
 import { readProcStat } from "../sys/proc.ts";
 import { Signal, signalProcess } from "../sys/signal.ts";
-import { posix } from "node:path";
 import type { CleanupStep, StepContext, StepOutcome } from "./plan.ts";
 import { runtimeArgv, runtimeRoot, saysNotRunning, saysNotThere } from "./runtime_cli.ts";
-import { removeStateDir } from "./state_dir.ts";
-import { errorMessage } from "../error_message.ts";
+import { pathSteps } from "./path_steps.ts";
 
 const done = (detail: string, exitCode: number | null = null): StepOutcome => ({
   ok: true,
@@ -141,80 +138,6 @@ export const runtimeDelete: CleanupStep = {
   },
 };
 
-// A stacked mount point needs one unmount per layer; more than this is not a container's doing.
-const MAX_LAYERS = 16;
-
-/** 5. Unmount every path in `record.mounts` (innermost first); EBUSY fails the pass. */
-export const unmountMounts: CleanupStep = {
-  name: "unmount",
-  fatal: true,
-  run({ record }) {
-    const notes: string[] = [];
-    for (const path of record.mounts) {
-      const bad = pathProblem(path);
-      if (bad !== null) return Promise.resolve(failed(`mount ${bad}`));
-      let layers = 0;
-      while (isMountPoint(path)) {
-        if (++layers > MAX_LAYERS) {
-          return Promise.resolve(failed(`${path} is still mounted after ${MAX_LAYERS} unmounts`));
-        }
-        try {
-          if (unmount(path) === "not-mounted") break;
-        } catch (e) {
-          return Promise.resolve(failed(`umount ${path}: ${errorMessage(e)}`));
-        }
-      }
-      notes.push(layers > 0 ? `unmounted ${path}` : `${path} not mounted`);
-    }
-    return Promise.resolve(done(notes.join("\n") || "no mounts recorded"));
-  },
-};
-
-// A cgroup can refuse rmdir for a moment after its last task died.
-const BUSY_RETRIES = 3;
-const BUSY_RETRY_MS = 100;
-
-/** 6. Remove each path in `record.paths` (not recursively: cgroup dirs are rmdir'ed). */
-export const removePaths: CleanupStep = {
-  name: "remove-paths",
-  fatal: true,
-  async run(ctx) {
-    const notes: string[] = [];
-    for (const path of ctx.record.paths) {
-      const bad = pathProblem(path);
-      if (bad !== null) return failed(`path ${bad}`);
-      for (let attempt = 1;; attempt++) {
-        try {
-          Deno.removeSync(path);
-          notes.push(`removed ${path}`);
-          break;
-        } catch (e) {
-          if (e instanceof Deno.errors.NotFound) {
-            notes.push(`${path} already gone`);
-            break;
-          }
-          if (e instanceof Deno.errors.Busy && attempt < BUSY_RETRIES) {
-            await ctx.sleep(BUSY_RETRY_MS);
-            continue;
-          }
-          return failed(`remove ${path}: ${errorMessage(e)}`);
-        }
-      }
-    }
-    return done(notes.join("\n") || "no paths recorded");
-  },
-};
-
-/** 7. Remove the state dir, unless a mount lies inside it or it is not ours (state_dir.ts). */
-export const removeStateDirStep: CleanupStep = {
-  name: "remove-state-dir",
-  fatal: true,
-  async run(ctx) {
-    const r = await removeStateDir(ctx.record.stateDir, ctx.settings.stateRoot);
-    return r.ok ? done(`${ctx.record.stateDir} ${r.detail}`) : failed(r.detail);
-  },
-};
-
 /** The default OCI plan, in order. */
 export function ociPlan(): CleanupStep[] {
   return [
@@ -222,9 +145,7 @@ export function ociPlan(): CleanupStep[] {
     killContainer,
     runtimeKill,
     runtimeDelete,
-    unmountMounts,
-    removePaths,
-    removeStateDirStep,
+    ...pathSteps(),
   ];
 }
 
@@ -257,12 +178,4 @@ function describe(r: CommandResult, timeoutMs: number): string {
   if (r.timedOut) return withSaid(`${r.argv[0]} timed out after ${timeoutMs} ms and was killed`);
   if (r.signal !== null) return withSaid(`${r.argv[0]} killed by ${r.signal}`);
   return said === "" ? `${r.argv[0]} exited with code ${r.code}` : said;
-}
-
-function pathProblem(path: string): string | null {
-  if (!path.startsWith("/")) return `${JSON.stringify(path)} is not absolute`;
-  if (posix.normalize(path) !== path.replace(/(.)\/+$/, "$1")) {
-    return `${JSON.stringify(path)} is not a normalized path`;
-  }
-  return null;
 }

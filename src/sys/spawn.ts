@@ -75,13 +75,17 @@ export interface SpawnRequest {
   env: readonly string[];
   /** The child's working directory; the caller's when absent. */
   cwd?: string;
+  /** "pipe": the child's stdin is a new pipe whose write end comes back; /dev/null otherwise. */
+  stdin?: "null" | "pipe";
 }
 
-/** A started child: its pid and the parent's (non-blocking) read ends of its output. */
+/** A started child: its pid and the parent's (non-blocking) ends of its pipes. */
 export interface SpawnedChild {
   pid: number;
   stdout: number;
   stderr: number;
+  /** The write end of its stdin, or -1 when its stdin is /dev/null. */
+  stdin: number;
 }
 
 /**
@@ -98,11 +102,20 @@ export async function spawnChild(request: SpawnRequest): Promise<SpawnedChild> {
   }
   const out = pipe();
   let err: [number, number];
+  let input: [number, number] | null = null;
   try {
     err = pipe();
   } catch (e) {
     closeAll(out);
     throw e;
+  }
+  if (request.stdin === "pipe") {
+    try {
+      input = pipe("write");
+    } catch (e) {
+      closeAll([...out, ...err]);
+      throw e;
+    }
   }
   const actions = new Uint8Array(OPAQUE_BYTES);
   const attr = new Uint8Array(OPAQUE_BYTES);
@@ -112,7 +125,8 @@ export async function spawnChild(request: SpawnRequest): Promise<SpawnedChild> {
   try {
     const devNull = cString("/dev/null");
     const cwd = request.cwd === undefined ? null : cString(request.cwd);
-    ok(c.posix_spawn_file_actions_addopen(actions, 0, devNull, O.RDONLY, 0));
+    if (input === null) ok(c.posix_spawn_file_actions_addopen(actions, 0, devNull, O.RDONLY, 0));
+    else ok(c.posix_spawn_file_actions_adddup2(actions, input[0], 0));
     ok(c.posix_spawn_file_actions_adddup2(actions, out[1], 1));
     ok(c.posix_spawn_file_actions_adddup2(actions, err[1], 2));
     if (cwd !== null) ok(c.posix_spawn_file_actions_addchdir_np(actions, cwd));
@@ -144,10 +158,10 @@ export async function spawnChild(request: SpawnRequest): Promise<SpawnedChild> {
       spawnSlots.give();
     }
     if (rc !== 0) throw new SysError("posix_spawnp", rc, program);
-    closeAll([out[1], err[1]]);
-    return { pid: pid[0] ?? 0, stdout: out[0], stderr: err[0] };
+    closeAll([out[1], err[1], ...(input === null ? [] : [input[0]])]);
+    return { pid: pid[0] ?? 0, stdout: out[0], stderr: err[0], stdin: input?.[1] ?? -1 };
   } catch (e) {
-    closeAll([...out, ...err]);
+    closeAll([...out, ...err, ...(input ?? [])]);
     throw e;
   } finally {
     c.posix_spawn_file_actions_destroy(actions);
@@ -212,16 +226,18 @@ export function reapChild(pid: number): ChildExit | null {
     : { code: null, signal: termSignal };
 }
 
-function pipe(): [number, number] {
+/** A pipe whose parent end (the read end, or the write end for "write") is non-blocking. */
+function pipe(parentEnd: "read" | "write" = "read"): [number, number] {
   const fds = new Int32Array(2);
   if (libc().pipe2(fds, O.CLOEXEC) !== 0) throw new SysError("pipe2", errno());
   const [read, write] = [fds[0] ?? -1, fds[1] ?? -1];
   // Only the parent's end is non-blocking: a child writing a lot must block, not fail.
-  const flags = libc().fcntl(read, F_GETFL, 0);
-  if (flags < 0 || libc().fcntl(read, F_SETFL, flags | O.NONBLOCK) < 0) {
+  const mine = parentEnd === "read" ? read : write;
+  const flags = libc().fcntl(mine, F_GETFL, 0);
+  if (flags < 0 || libc().fcntl(mine, F_SETFL, flags | O.NONBLOCK) < 0) {
     const e = errno();
     closeAll([read, write]);
-    throw new SysError("fcntl", e, `fd ${read}`);
+    throw new SysError("fcntl", e, `fd ${mine}`);
   }
   return [read, write];
 }

@@ -1,0 +1,466 @@
+/**
+ * The daemon's side of the path helper (path_helper_main.ts): a few long-lived helper
+ * processes, fed one {@linkcode PathOp} at a time over a pipe, so that an unmount or remove on
+ * a filesystem that never answers blocks a helper, never the daemon's loop, and never puts the
+ * daemon itself into uninterruptible sleep (a process with one thread in D state cannot die,
+ * so a worker thread would not do). A helper that does not answer within the step timeout is
+ * killed; one that cannot even die (D state) is left behind and reported, and no second
+ * helper is sent to the same path while it stays stuck, so a hung mount costs one process,
+ * not one per retry.
+ *
+ * Helpers start through `posix_spawnp` on Deno's blocking pool (spawn.ts) and are read through
+ * an epoll loop (event_loop.ts) that runs only while a request is in flight.
+ *
+ * @module
+ */
+
+import { errorMessage } from "../error_message.ts";
+import { Errno, SysError } from "../sys/errno.ts";
+import { EventLoop } from "../sys/event_loop.ts";
+import * as libc from "../sys/libc.ts";
+import { readProcStat } from "../sys/proc.ts";
+import { reapChild, spawnChild } from "../sys/spawn.ts";
+import type { PathOp, PathOpResult } from "./path_ops.ts";
+
+/** What a path request came to, with the stuck helper's /proc state when it hung. */
+export interface PathRunResult extends PathOpResult {
+  /** The /proc state char of a helper that hung and would not die ("D"), else absent. */
+  procState?: string;
+}
+
+/** Runs path ops somewhere a hang cannot reach the caller. */
+export interface PathRunner {
+  /** Runs `op`, giving up (and killing whatever ran it) after `timeoutMs`. Never throws. */
+  run(op: PathOp, timeoutMs: number): Promise<PathRunResult>;
+}
+
+/** How a {@linkcode PathHelperPool} starts and keeps its helpers. */
+export interface PathHelperOptions {
+  /** The helper's command line; `deno run` of path_helper_main.ts with this deno by default. */
+  argv?: string[];
+  /** Requests in flight at once (one helper each); more wait their turn. Default 2. */
+  maxHelpers?: number;
+  /** How long a helper may take to say `ready` (ms). Default 20 s. */
+  startTimeoutMs?: number;
+  /** Stuck helpers kept before every request is refused. Default 16. */
+  maxStuck?: number;
+}
+
+/** The default helper command line. */
+export function defaultHelperArgv(): string[] {
+  const script = new URL("./path_helper_main.ts", import.meta.url);
+  return [
+    Deno.execPath(),
+    "run",
+    "--allow-all",
+    "--no-config",
+    "--no-lock",
+    "--quiet",
+    script.protocol === "file:" ? script.pathname : script.href,
+  ];
+}
+
+// How long a killed helper gets to die before it counts as stuck.
+const KILL_GRACE_MS = 300;
+const POLL_MS = 10;
+const STDERR_TAIL = 2048;
+
+interface StuckHelper {
+  pid: number;
+  /** The path it was working on. */
+  key: string;
+  timeoutMs: number;
+}
+
+type Answer = { kind: "line"; text: string } | { kind: "eof" } | { kind: "timeout" };
+
+/** One running helper process. */
+class Helper {
+  readonly pid: number;
+  readonly #stdin: number;
+  readonly #stdout: number;
+  readonly #stderr: number;
+  #text = "";
+  #stderrTail = "";
+  #eof = false;
+  #closed = false;
+  #waiter: (() => void) | null = null;
+  readonly #decoder = new TextDecoder();
+  readonly #errDecoder = new TextDecoder();
+
+  constructor(child: { pid: number; stdin: number; stdout: number; stderr: number }) {
+    this.pid = child.pid;
+    this.#stdin = child.stdin;
+    this.#stdout = child.stdout;
+    this.#stderr = child.stderr;
+  }
+
+  get stderrTail(): string {
+    return this.#stderrTail.trim();
+  }
+
+  /** Writes one request line. Throws SysError (EPIPE when the helper is gone). */
+  send(line: string): void {
+    const bytes = new TextEncoder().encode(line + "\n");
+    let at = 0;
+    while (at < bytes.byteLength) {
+      const n = libc.write(this.#stdin, bytes.slice(at));
+      if (n <= 0) throw new SysError("write", Errno.EAGAIN, `path helper ${this.pid}`);
+      at += n;
+    }
+  }
+
+  /** Waits for the next line on its stdout (watched on `loop`), its end, or the deadline. */
+  async next(loop: EventLoop, timeoutMs: number): Promise<Answer> {
+    const take = (): Answer | null => {
+      const nl = this.#text.indexOf("\n");
+      if (nl >= 0) {
+        const text = this.#text.slice(0, nl);
+        this.#text = this.#text.slice(nl + 1);
+        return { kind: "line", text };
+      }
+      return this.#eof ? { kind: "eof" } : null;
+    };
+    const ready = take();
+    if (ready !== null) return ready;
+    loop.add(this.#stdout, () => this.#drain());
+    loop.add(this.#stderr, () => this.#drainStderr());
+    const deadline = performance.now() + timeoutMs;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      for (;;) {
+        const { promise, resolve } = Promise.withResolvers<boolean>();
+        this.#waiter = () => resolve(true);
+        timer = setTimeout(() => resolve(false), Math.max(0, deadline - performance.now()));
+        // Whatever arrived between the last look and the watch.
+        this.#drain();
+        const early = take();
+        if (early !== null) return early;
+        const woke = await promise;
+        clearTimeout(timer);
+        this.#waiter = null;
+        const answer = take();
+        if (answer !== null) return answer;
+        if (!woke) return { kind: "timeout" };
+      }
+    } finally {
+      clearTimeout(timer);
+      this.#waiter = null;
+      loop.remove(this.#stdout);
+      loop.remove(this.#stderr);
+    }
+  }
+
+  #drain(): void {
+    if (this.#closed || this.#eof) return;
+    const buf = new Uint8Array(4096);
+    for (;;) {
+      let n: number | null;
+      try {
+        n = libc.read(this.#stdout, buf);
+      } catch {
+        n = 0;
+      }
+      if (n === null) break;
+      if (n === 0) {
+        this.#eof = true;
+        break;
+      }
+      this.#text += this.#decoder.decode(buf.subarray(0, n), { stream: true });
+    }
+    if (this.#eof || this.#text.includes("\n")) this.#waiter?.();
+  }
+
+  #drainStderr(): void {
+    if (this.#closed) return;
+    const buf = new Uint8Array(4096);
+    for (;;) {
+      let n: number | null;
+      try {
+        n = libc.read(this.#stderr, buf);
+      } catch {
+        n = 0;
+      }
+      if (n === null || n === 0) return;
+      this.#stderrTail = (this.#stderrTail + this.#errDecoder.decode(buf.subarray(0, n)))
+        .slice(-STDERR_TAIL);
+    }
+  }
+
+  /** True once it has exited and been reaped. */
+  reaped(): boolean {
+    try {
+      return reapChild(this.pid) !== null;
+    } catch (e) {
+      // ECHILD: reaped already.
+      return e instanceof SysError;
+    }
+  }
+
+  /** SIGKILL. Until it is reaped its pid cannot name another process. */
+  kill(): void {
+    try {
+      libc.kill(this.pid, 9);
+    } catch {
+      // Already gone.
+    }
+  }
+
+  /** Closes the daemon's ends of its pipes (idempotent); closing stdin asks it to end. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    libc.close(this.#stdin);
+    libc.close(this.#stdout);
+    libc.close(this.#stderr);
+  }
+}
+
+/** A few long-lived path helpers. One instance serves the whole daemon. */
+export class PathHelperPool implements PathRunner {
+  readonly #argv: string[];
+  readonly #maxHelpers: number;
+  readonly #startTimeoutMs: number;
+  readonly #maxStuck: number;
+  readonly #idle: Helper[] = [];
+  readonly #stuck: StuckHelper[] = [];
+  readonly #waiting: (() => void)[] = [];
+  #busy = 0;
+  #loop: { loop: EventLoop; users: number } | null = null;
+  #closed = false;
+
+  /** Builds a pool; no helper starts before the first request. */
+  constructor(options: PathHelperOptions = {}) {
+    this.#argv = options.argv ?? defaultHelperArgv();
+    this.#maxHelpers = options.maxHelpers ?? 2;
+    this.#startTimeoutMs = options.startTimeoutMs ?? 20_000;
+    this.#maxStuck = options.maxStuck ?? 16;
+  }
+
+  /** Helpers left behind because they would not die, with their current /proc state. */
+  stuck(): { pid: number; path: string; state: string }[] {
+    this.#sweep();
+    return this.#stuck.map((s) => ({
+      pid: s.pid,
+      path: s.key,
+      state: readProcStat(s.pid)?.state ?? "?",
+    }));
+  }
+
+  /** Runs `op` in a helper. Never throws. */
+  async run(op: PathOp, timeoutMs: number): Promise<PathRunResult> {
+    if (this.#closed) return { ok: false, detail: "path helpers are shut down", code: "EIO" };
+    this.#sweep();
+    const key = op.op === "remove-state-dir" ? op.dir : op.path;
+    const what = `${op.op} ${key}`;
+    const earlier = this.#stuck.find((s) => s.key === key);
+    if (earlier !== undefined) {
+      const state = readProcStat(earlier.pid)?.state ?? "?";
+      return {
+        ok: false,
+        code: "ETIMEDOUT",
+        detail: `${what}: still hung: the helper that got no answer within ` +
+          `${earlier.timeoutMs} ms (pid ${earlier.pid}) is stuck in state ${state} after ` +
+          `SIGKILL; no other helper is sent there until it ends`,
+        procState: state,
+      };
+    }
+    if (this.#stuck.length >= this.#maxStuck) {
+      return {
+        ok: false,
+        code: "ETIMEDOUT",
+        detail: `${what}: not tried: ${this.#stuck.length} path helpers are stuck on hung ` +
+          `filesystems (${this.#stuck.map((s) => s.key).join(", ")})`,
+        procState: readProcStat(this.#stuck[0]?.pid ?? 0)?.state ?? "?",
+      };
+    }
+    await this.#take();
+    const loop = this.#acquireLoop();
+    try {
+      return await this.#exchange(loop, op, key, what, timeoutMs);
+    } catch (e) {
+      return { ok: false, code: "EIO", detail: `${what}: path helper: ${errorMessage(e)}` };
+    } finally {
+      await this.#releaseLoop();
+      this.#give();
+    }
+  }
+
+  async #exchange(
+    loop: EventLoop,
+    op: PathOp,
+    key: string,
+    what: string,
+    timeoutMs: number,
+  ): Promise<PathRunResult> {
+    let helper = this.#idle.pop();
+    if (helper !== undefined) {
+      try {
+        helper.send(JSON.stringify(op));
+      } catch {
+        // It died while idle (EPIPE): a fresh one takes the request.
+        helper.close();
+        helper.kill();
+        helper.reaped();
+        helper = undefined;
+      }
+    }
+    if (helper === undefined) {
+      const started = await this.#start(loop);
+      if (typeof started === "string") {
+        return { ok: false, code: "EIO", detail: `${what}: ${started}` };
+      }
+      helper = started;
+      helper.send(JSON.stringify(op));
+    }
+    const answer = await helper.next(loop, timeoutMs);
+    if (answer.kind === "line") {
+      this.#idle.push(helper);
+      try {
+        return JSON.parse(answer.text) as PathOpResult;
+      } catch {
+        return { ok: false, code: "EIO", detail: `${what}: path helper said ${answer.text}` };
+      }
+    }
+    if (answer.kind === "eof") {
+      helper.close();
+      helper.kill();
+      await this.#settle(helper);
+      const said = helper.stderrTail;
+      return {
+        ok: false,
+        code: "EIO",
+        detail: `${what}: the path helper (pid ${helper.pid}) ended without an answer` +
+          (said === "" ? "" : `: ${said}`),
+      };
+    }
+    helper.kill();
+    const died = await this.#settle(helper);
+    helper.close();
+    const base = `${what}: no answer within ${timeoutMs} ms; path helper pid ${helper.pid} killed`;
+    if (died) return { ok: false, code: "ETIMEDOUT", detail: base };
+    const state = readProcStat(helper.pid)?.state ?? "?";
+    this.#stuck.push({ pid: helper.pid, key, timeoutMs });
+    return {
+      ok: false,
+      code: "ETIMEDOUT",
+      detail: `${base} but stuck in state ${state} (left behind)`,
+      procState: state,
+    };
+  }
+
+  /** Starts a helper and waits for its `ready`; a string says why it could not. */
+  async #start(loop: EventLoop): Promise<Helper | string> {
+    let child;
+    try {
+      child = await spawnChild({
+        argv: this.#argv,
+        env: Object.entries({ ...Deno.env.toObject(), DENO_NO_UPDATE_CHECK: "1", NO_COLOR: "1" })
+          .map(([k, v]) => `${k}=${v}`),
+        cwd: "/",
+        stdin: "pipe",
+      });
+    } catch (e) {
+      return `cannot start the path helper ${this.#argv[0]}: ${errorMessage(e)}`;
+    }
+    const helper = new Helper(child);
+    const hello = await helper.next(loop, this.#startTimeoutMs);
+    if (hello.kind === "line" && hello.text === "ready") return helper;
+    helper.kill();
+    await this.#settle(helper);
+    helper.close();
+    const said = helper.stderrTail;
+    return `the path helper (pid ${helper.pid}) did not start: ` +
+      (hello.kind === "timeout" ? `no "ready" within ${this.#startTimeoutMs} ms` : "it ended") +
+      (said === "" ? "" : `: ${said}`);
+  }
+
+  /** Waits up to the grace time for a killed helper to be reaped; true when it was. */
+  async #settle(helper: Helper): Promise<boolean> {
+    const deadline = performance.now() + KILL_GRACE_MS;
+    for (;;) {
+      if (helper.reaped()) return true;
+      if (performance.now() > deadline) return false;
+      await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+    }
+  }
+
+  /** Forgets stuck helpers that have died since (reaping them), and idle ones that died. */
+  #sweep(): void {
+    for (let i = this.#stuck.length - 1; i >= 0; i--) {
+      const s = this.#stuck[i];
+      if (s === undefined) continue;
+      let gone: boolean;
+      try {
+        gone = reapChild(s.pid) !== null;
+      } catch {
+        gone = true;
+      }
+      if (gone) this.#stuck.splice(i, 1);
+    }
+    for (let i = this.#idle.length - 1; i >= 0; i--) {
+      const h = this.#idle[i];
+      if (h !== undefined && h.reaped()) {
+        h.close();
+        this.#idle.splice(i, 1);
+      }
+    }
+  }
+
+  async #take(): Promise<void> {
+    if (this.#busy < this.#maxHelpers) {
+      this.#busy++;
+      return;
+    }
+    await new Promise<void>((resolve) => this.#waiting.push(resolve));
+  }
+
+  #give(): void {
+    const next = this.#waiting.shift();
+    if (next === undefined) this.#busy--;
+    else next();
+  }
+
+  // The loop runs only while a request is in flight: an idle daemon keeps no wait pending.
+  #acquireLoop(): EventLoop {
+    if (this.#loop === null) {
+      const loop = new EventLoop((error) =>
+        queueMicrotask(() => {
+          throw error;
+        })
+      );
+      loop.start();
+      this.#loop = { loop, users: 0 };
+    }
+    this.#loop.users++;
+    return this.#loop.loop;
+  }
+
+  async #releaseLoop(): Promise<void> {
+    const held = this.#loop;
+    if (held === null || --held.users > 0) return;
+    this.#loop = null;
+    await held.loop.stop();
+  }
+
+  /**
+   * Ends the idle helpers (their stdin closes; they exit) and refuses further requests.
+   * Stuck helpers stay where they are: nothing can end them but their filesystem.
+   */
+  async close(): Promise<void> {
+    this.#closed = true;
+    const idle = this.#idle.splice(0);
+    for (const h of idle) h.close();
+    for (const h of idle) {
+      const deadline = performance.now() + 2_000;
+      while (!h.reaped()) {
+        if (performance.now() > deadline) {
+          h.kill();
+          await this.#settle(h);
+          break;
+        }
+        await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+      }
+    }
+  }
+}

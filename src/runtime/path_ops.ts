@@ -1,0 +1,154 @@
+/**
+ * The filesystem work of cleanup on a container's own paths: unmount a registered mount,
+ * remove a registered path, remove the state dir. Each resolves its path without following
+ * symlinks and refuses one it cannot resolve that way. These calls can block for good on a
+ * dead filesystem, so the daemon never makes them itself: they run in the path helper
+ * (path_helper_main.ts), one request at a time.
+ *
+ * @module
+ */
+
+import { posix } from "node:path";
+import { errorMessage } from "../error_message.ts";
+import { Errno, SysError } from "../sys/errno.ts";
+import { unmount } from "../sys/mounts.ts";
+import {
+  closeFd,
+  factsAt,
+  FileType,
+  isMissing,
+  isUnsafeResolution,
+  openDirNoFollow,
+  splitParent,
+  unlinkAt,
+} from "../sys/safe_path.ts";
+import { removeStateDir } from "./state_dir.ts";
+
+/** One piece of work for the path helper. */
+export type PathOp =
+  | { op: "unmount"; path: string }
+  | { op: "remove"; path: string }
+  | { op: "remove-state-dir"; dir: string; root: string };
+
+/** What one {@linkcode PathOp} came to. */
+export interface PathOpResult {
+  /** Whether the goal is reached (already there counts). */
+  ok: boolean;
+  /** What was done, or why it failed. */
+  detail: string;
+  /** The errno name of a failure, when there is one ("EBUSY", "ELOOP"…). */
+  code?: string;
+}
+
+// A stacked mount point needs one unmount per layer; more than this is not a container's doing.
+const MAX_LAYERS = 16;
+
+/** Runs one op in this process. Never throws. */
+export async function runPathOp(op: PathOp): Promise<PathOpResult> {
+  try {
+    switch (op.op) {
+      case "unmount":
+        return unmountAll(op.path);
+      case "remove":
+        return removePath(op.path);
+      case "remove-state-dir": {
+        const r = await removeStateDir(op.dir, op.root);
+        return r.ok
+          ? { ok: true, detail: `${op.dir} ${r.detail}` }
+          : { ok: false, detail: r.detail, code: r.code };
+      }
+      default:
+        return { ok: false, detail: `unknown path op ${JSON.stringify(op)}`, code: "EINVAL" };
+    }
+  } catch (e) {
+    return { ok: false, detail: errorMessage(e), code: e instanceof SysError ? e.code : "EIO" };
+  }
+}
+
+/** Why `path` cannot be a registered path at all, or null. */
+export function registeredPathProblem(path: string): string | null {
+  if (typeof path !== "string" || !path.startsWith("/")) {
+    return `${JSON.stringify(path)} is not absolute`;
+  }
+  if (path.includes("\0") || posix.normalize(path) !== path.replace(/(.)\/+$/, "$1")) {
+    return `${JSON.stringify(path)} is not a normalized path`;
+  }
+  if (path.replace(/\/+$/, "") === "") return `"/" is never a container's path`;
+  return null;
+}
+
+function refused(path: string, what: string, e: SysError): PathOpResult {
+  return {
+    ok: false,
+    code: e.code,
+    detail: `refusing to ${what} ${path}: a component of the path is a symlink or not a ` +
+      `directory (${e.code}), so it may no longer lead where it was registered`,
+  };
+}
+
+/** Unmounts every layer mounted at `path`. */
+function unmountAll(path: string): PathOpResult {
+  const bad = registeredPathProblem(path);
+  if (bad !== null) return { ok: false, detail: `mount ${bad}`, code: "EINVAL" };
+  let layers = 0;
+  for (;;) {
+    let outcome;
+    try {
+      outcome = unmount(path);
+    } catch (e) {
+      if (isUnsafeResolution(e)) return refused(path, "unmount", e);
+      const code = e instanceof SysError ? e.code : "EIO";
+      return { ok: false, code, detail: `umount ${path}: ${errorMessage(e)}` };
+    }
+    if (outcome === "not-mounted") break;
+    if (++layers >= MAX_LAYERS) {
+      return {
+        ok: false,
+        code: "EBUSY",
+        detail: `${path} is still mounted after ${MAX_LAYERS} unmounts`,
+      };
+    }
+  }
+  return { ok: true, detail: layers > 0 ? `unmounted ${path}` : `${path} not mounted` };
+}
+
+/** Removes `path` itself (unlink, or rmdir for a directory; never recursive). */
+function removePath(path: string): PathOpResult {
+  const bad = registeredPathProblem(path);
+  if (bad !== null) return { ok: false, detail: `path ${bad}`, code: "EINVAL" };
+  const { parent, name } = splitParent(path);
+  let dirFd: number;
+  try {
+    dirFd = openDirNoFollow(parent);
+  } catch (e) {
+    if (isMissing(e)) return { ok: true, detail: `${path} already gone` };
+    if (isUnsafeResolution(e)) return refused(path, "remove", e);
+    throw e;
+  }
+  try {
+    let facts;
+    try {
+      facts = factsAt(dirFd, name);
+    } catch (e) {
+      if (isMissing(e)) return { ok: true, detail: `${path} already gone` };
+      throw e;
+    }
+    if (facts.type === FileType.SYMLINK) {
+      return refused(path, "remove", new SysError("lstat", Errno.ELOOP, path));
+    }
+    const isDir = facts.type === FileType.DIRECTORY;
+    if (isDir && facts.mountRoot) {
+      return { ok: false, code: "EBUSY", detail: `remove ${path}: EBUSY: a mount point` };
+    }
+    try {
+      unlinkAt(dirFd, name, isDir);
+    } catch (e) {
+      if (isMissing(e)) return { ok: true, detail: `${path} already gone` };
+      const code = e instanceof SysError ? e.code : "EIO";
+      return { ok: false, code, detail: `remove ${path}: ${errorMessage(e)}` };
+    }
+    return { ok: true, detail: `removed ${path}` };
+  } finally {
+    closeFd(dirFd);
+  }
+}

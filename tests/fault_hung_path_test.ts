@@ -1,0 +1,164 @@
+/**
+ * A container's registered path on a filesystem that never answers (a FUSE server that reads
+ * a lookup and never replies). Whatever touches that path blocks for good, and a process
+ * whose thread blocks there after SIGKILL sits in D state and cannot die. The daemon must
+ * never be that process: it keeps answering, keeps recording other exits, stops on SIGTERM,
+ * and reports the hung step (with the helper's D state) from GC.
+ */
+
+import assert from "node:assert/strict";
+import { isMountPoint } from "../src/sys/mounts.ts";
+import { readProcStat } from "../src/sys/proc.ts";
+import { stopShim } from "./fixtures/shim.ts";
+import { TestDaemon } from "./support/daemon.ts";
+import {
+  buildFuseHang,
+  crashRuntime,
+  gcEntry,
+  LineReader,
+  report,
+  startContainer,
+  type TestContainer,
+  waitFor,
+  waitStopped,
+} from "./support/fault_util.ts";
+
+const RT = "crt";
+const STEP_TIMEOUT_MS = 1_000;
+
+/** GET /v1/health with a deadline; the time it took, or throws when it did not answer. */
+async function healthWithin(daemon: TestDaemon, ms: number): Promise<number> {
+  const started = performance.now();
+  const answer = daemon.api("GET", "/v1/health");
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`health did not answer within ${ms} ms`)), ms);
+  });
+  try {
+    const res = await Promise.race([answer, late]);
+    assert.equal(res.status, 200, res.text);
+    return performance.now() - started;
+  } finally {
+    clearTimeout(timer);
+    // A late answer must not surface as an unhandled rejection after the test.
+    answer.catch(() => {});
+  }
+}
+
+/** Resolves with the process status, or null when it is still running after `ms`. */
+async function exitWithin(
+  status: Promise<Deno.CommandStatus>,
+  ms: number,
+): Promise<Deno.CommandStatus | null> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<null>((resolve) => {
+    timer = setTimeout(() => resolve(null), ms);
+  });
+  try {
+    return await Promise.race([status, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+Deno.test("fault: a registered path on a hung FUSE filesystem never freezes the daemon", async () => {
+  const log = await Deno.makeTempFile({ prefix: "reaperd-fault-hungpath-", suffix: ".log" });
+  const mnt = await Deno.makeTempDir({ prefix: "reaperd-fault-fuse-" });
+  const binary = await buildFuseHang();
+  let server: Deno.ChildProcess | undefined;
+  let lines: LineReader | undefined;
+  let daemon: TestDaemon | undefined;
+  const containers: TestContainer[] = [];
+  try {
+    server = new Deno.Command(binary, { args: [mnt], stdin: "null", stdout: "piped" }).spawn();
+    lines = new LineReader(server.stdout);
+    assert.equal(await lines.next(), "ready");
+    daemon = await TestDaemon.start({
+      runtimes: crashRuntime(RT, log),
+      gc: { backoffBaseMs: 200, backoffMaxMs: 1_000, stepTimeoutMs: STEP_TIMEOUT_MS },
+    });
+    const d = daemon;
+
+    const hung = await startContainer(d, {
+      id: "hung",
+      runtime: RT,
+      monitor: { paths: [`${mnt}/never`] },
+    });
+    containers.push(hung);
+    const others: TestContainer[] = [];
+    for (let i = 0; i < 3; i++) {
+      others.push(await startContainer(d, { id: `other${i}`, runtime: RT }));
+    }
+    containers.push(...others);
+
+    await hung.exit(7);
+    // The FUSE server saw the lookup of the registered path: whoever made it is now stuck.
+    const held = await lines.next();
+    assert.match(held ?? "", /^held \d+$/);
+    const holder = Number(held!.split(" ")[1]);
+    const healthMs = await healthWithin(d, 1_000);
+    assert.notEqual(holder, d.pid, "the daemon itself looked the hung path up");
+    await Promise.all(others.map((c, i) => c.exit(30 + i)));
+    for (const [i, c] of others.entries()) {
+      const r = await waitStopped(d, c.id, 10_000);
+      assert.equal(r.exit?.code, 30 + i);
+    }
+    const hungRecord = await waitFor("the hung container's exit", async () => {
+      const r = await d.api("GET", "/v1/containers/hung");
+      const body = r.body as { exit?: { code: number | null } | null };
+      return body.exit?.code === 7 ? body : null;
+    });
+    assert.equal(hungRecord.exit?.code, 7);
+
+    const entry = await waitFor("the hung step in GC", async () => {
+      const e = await gcEntry(d, "hung");
+      return e !== null && e.attempts >= 2 ? e : null;
+    }, 20_000);
+    assert.equal(entry.lastStep, "remove-paths");
+    assert.match(entry.lastError ?? "", /no answer within 1000 ms/);
+    assert.equal(entry.procState, "D");
+    assert.equal(readProcStat(holder)?.state, "D", "the killed helper is stuck in D");
+    const healthLaterMs = await healthWithin(d, 1_000);
+
+    const stopping = performance.now();
+    const status = await exitWithin(d.stop("SIGTERM"), 10_000);
+    assert.ok(status !== null, "the daemon did not stop on SIGTERM");
+    const stopMs = performance.now() - stopping;
+
+    // The filesystem goes away; a new daemon on the same store finishes the cleanup.
+    await lines.cancel();
+    server.kill("SIGKILL");
+    await server.status;
+    server = undefined;
+    await waitFor("the stuck helper to end", () => readProcStat(holder) === null, 10_000);
+    for (let i = 0; i < 4 && isMountPoint(mnt); i++) {
+      await new Deno.Command("umount", { args: ["-l", mnt] }).output();
+    }
+    await d.restart();
+    const done = await waitStopped(d, "hung", 15_000);
+    assert.equal(done.exit?.code, 7);
+    assert.equal(await gcEntry(d, "hung"), null);
+    report(
+      `fault hung-path: health ${healthMs.toFixed(0)} ms / ${healthLaterMs.toFixed(0)} ms ` +
+        `while a helper sat in D, ${others.length} other exits recorded, GC after ` +
+        `${entry.attempts} attempts says "${entry.lastError}", SIGTERM stop ${
+          stopMs.toFixed(0)
+        } ms, ` +
+        `cleaned by the next daemon once the filesystem went away`,
+    );
+  } finally {
+    // The server goes first: that releases whatever is stuck on the mount, daemon included.
+    await lines?.cancel();
+    if (server !== undefined) {
+      server.kill("SIGKILL");
+      await server.status;
+    }
+    for (let i = 0; i < 4 && isMountPoint(mnt); i++) {
+      await new Deno.Command("umount", { args: ["-l", mnt] }).output();
+    }
+    for (const c of containers) await stopShim(c.shim);
+    await daemon?.dispose();
+    await Deno.remove(mnt, { recursive: true });
+    await Deno.remove(log);
+  }
+});
