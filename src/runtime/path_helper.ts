@@ -38,8 +38,13 @@ export interface PathRunner {
 export interface PathHelperOptions {
   /** The helper's command line; `deno run` of path_helper_main.ts with this deno by default. */
   argv?: string[];
-  /** Requests in flight at once (one helper each); more wait their turn. Default 2. */
+  /**
+   * Requests in flight at once (one helper each); more wait their turn. Default 4: a path that
+   * hangs holds its helper until the step timeout, and the others go on meanwhile.
+   */
   maxHelpers?: number;
+  /** Idle helpers end after this long without work (ms). Default 60 s. */
+  idleMs?: number;
   /** How long a helper may take to say `ready` (ms). Default 20 s. */
   startTimeoutMs?: number;
   /** Stuck helpers kept before every request is refused. Default 16. */
@@ -95,7 +100,9 @@ class Helper {
     this.#stderr = child.stderr;
   }
 
+  /** The last of what it wrote on stderr (read now, for a helper that just ended). */
   get stderrTail(): string {
+    this.#drainStderr();
     return this.#stderrTail.trim();
   }
 
@@ -222,7 +229,10 @@ export class PathHelperPool implements PathRunner {
   readonly #maxHelpers: number;
   readonly #startTimeoutMs: number;
   readonly #maxStuck: number;
+  readonly #idleMs: number;
   readonly #idle: Helper[] = [];
+  readonly #retiring: Helper[] = [];
+  #idleTimer: ReturnType<typeof setTimeout> | undefined;
   readonly #stuck: StuckHelper[] = [];
   readonly #waiting: (() => void)[] = [];
   #busy = 0;
@@ -232,7 +242,8 @@ export class PathHelperPool implements PathRunner {
   /** Builds a pool; no helper starts before the first request. */
   constructor(options: PathHelperOptions = {}) {
     this.#argv = options.argv ?? defaultHelperArgv();
-    this.#maxHelpers = options.maxHelpers ?? 2;
+    this.#maxHelpers = options.maxHelpers ?? 4;
+    this.#idleMs = options.idleMs ?? 60_000;
     this.#startTimeoutMs = options.startTimeoutMs ?? 20_000;
     this.#maxStuck = options.maxStuck ?? 16;
   }
@@ -315,7 +326,7 @@ export class PathHelperPool implements PathRunner {
     }
     const answer = await helper.next(loop, timeoutMs);
     if (answer.kind === "line") {
-      this.#idle.push(helper);
+      this.#park(helper);
       try {
         return JSON.parse(answer.text) as PathOpResult;
       } catch {
@@ -323,10 +334,10 @@ export class PathHelperPool implements PathRunner {
       }
     }
     if (answer.kind === "eof") {
+      const said = helper.stderrTail;
       helper.close();
       helper.kill();
       await this.#settle(helper);
-      const said = helper.stderrTail;
       return {
         ok: false,
         code: "EIO",
@@ -368,8 +379,8 @@ export class PathHelperPool implements PathRunner {
     if (hello.kind === "line" && hello.text === "ready") return helper;
     helper.kill();
     await this.#settle(helper);
-    helper.close();
     const said = helper.stderrTail;
+    helper.close();
     return `the path helper (pid ${helper.pid}) did not start: ` +
       (hello.kind === "timeout" ? `no "ready" within ${this.#startTimeoutMs} ms` : "it ended") +
       (said === "" ? "" : `: ${said}`);
@@ -398,13 +409,36 @@ export class PathHelperPool implements PathRunner {
       }
       if (gone) this.#stuck.splice(i, 1);
     }
-    for (let i = this.#idle.length - 1; i >= 0; i--) {
-      const h = this.#idle[i];
-      if (h !== undefined && h.reaped()) {
-        h.close();
-        this.#idle.splice(i, 1);
+    for (const list of [this.#idle, this.#retiring]) {
+      for (let i = list.length - 1; i >= 0; i--) {
+        const h = list[i];
+        if (h !== undefined && h.reaped()) {
+          h.close();
+          list.splice(i, 1);
+        }
       }
     }
+  }
+
+  /** Keeps a helper that answered for the next request, or lets it go. */
+  #park(helper: Helper): void {
+    if (this.#closed) {
+      this.#retire(helper);
+      return;
+    }
+    this.#idle.push(helper);
+    clearTimeout(this.#idleTimer);
+    this.#idleTimer = setTimeout(() => {
+      this.#idleTimer = undefined;
+      for (const h of this.#idle.splice(0)) this.#retire(h);
+    }, this.#idleMs);
+    Deno.unrefTimer(this.#idleTimer);
+  }
+
+  /** Closes its stdin, which ends it; it is reaped by a later sweep. */
+  #retire(helper: Helper): void {
+    helper.close();
+    if (!helper.reaped()) this.#retiring.push(helper);
   }
 
   async #take(): Promise<void> {
@@ -449,7 +483,8 @@ export class PathHelperPool implements PathRunner {
    */
   async close(): Promise<void> {
     this.#closed = true;
-    const idle = this.#idle.splice(0);
+    clearTimeout(this.#idleTimer);
+    const idle = [...this.#idle.splice(0), ...this.#retiring.splice(0)];
     for (const h of idle) h.close();
     for (const h of idle) {
       const deadline = performance.now() + 2_000;

@@ -76,3 +76,27 @@ Deno.test("removeStateDir refuses a dir reached through a symlink out of the roo
     await Deno.remove(tmp, { recursive: true });
   }
 });
+
+Deno.test("removeStateDir never enters a real mount inside, even when the mount table misses it", async () => {
+  const tmp = await Deno.makeTempDir();
+  const root = `${tmp}/root`;
+  const dir = `${root}/runc/c1`;
+  const target = `${dir}/rootfs/inner`;
+  let mounted = false;
+  try {
+    await Deno.mkdir(target, { recursive: true });
+    await Deno.mkdir(`${tmp}/host`);
+    await Deno.writeTextFile(`${tmp}/host/precious`, "x");
+    const bind = await new Deno.Command("mount", { args: ["--bind", `${tmp}/host`, target] })
+      .output();
+    assert.ok(bind.success);
+    mounted = true;
+    const out = await removeStateDir(dir, root, () => []);
+    assert.ok(!out.ok && out.code === "EBUSY", JSON.stringify(out));
+    assert.match(out.detail, /rootfs\/inner/);
+    assert.equal(await Deno.readTextFile(`${tmp}/host/precious`), "x");
+  } finally {
+    if (mounted) await new Deno.Command("umount", { args: [target] }).output();
+    await Deno.remove(tmp, { recursive: true });
+  }
+});

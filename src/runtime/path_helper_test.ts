@@ -1,0 +1,66 @@
+import assert from "node:assert/strict";
+import { readProcStat } from "../sys/proc.ts";
+import { PathHelperPool } from "./path_helper.ts";
+
+function pidIn(detail: string): number {
+  const m = /pid (\d+)/.exec(detail);
+  assert.ok(m !== null, detail);
+  return Number(m[1]);
+}
+
+Deno.test("PathHelperPool runs path ops in a helper process, one after another", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "reaperd-helper-" });
+  const pool = new PathHelperPool();
+  try {
+    for (let i = 0; i < 5; i++) await Deno.writeTextFile(`${tmp}/f${i}`, "x");
+    const results = await Promise.all(
+      [0, 1, 2, 3, 4].map((i) => pool.run({ op: "remove", path: `${tmp}/f${i}` }, 20_000)),
+    );
+    assert.deepEqual(results.map((r) => r.ok), [true, true, true, true, true]);
+    await assert.rejects(Deno.lstat(`${tmp}/f0`), Deno.errors.NotFound);
+    const refused = await pool.run({ op: "remove", path: "not/absolute" }, 20_000);
+    assert.equal(refused.ok, false);
+    assert.match(refused.detail, /not absolute/);
+  } finally {
+    await pool.close();
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("a helper that does not answer in time is killed, and the next request gets another", async () => {
+  const pool = new PathHelperPool({ argv: ["sh", "-c", "echo ready; exec sleep 600"] });
+  try {
+    const first = await pool.run({ op: "remove", path: "/nonexistent/a" }, 200);
+    assert.equal(first.ok, false);
+    assert.match(first.detail, /no answer within 200 ms; path helper pid \d+ killed$/);
+    assert.equal(first.procState, undefined);
+    assert.equal(readProcStat(pidIn(first.detail)), null, "the killed helper was reaped");
+    const second = await pool.run({ op: "remove", path: "/nonexistent/a" }, 200);
+    assert.notEqual(pidIn(second.detail), pidIn(first.detail));
+    assert.deepEqual(pool.stuck(), []);
+  } finally {
+    await pool.close();
+  }
+});
+
+Deno.test("a helper that ends mid-request, or cannot start, fails the op with the reason", async () => {
+  const dies = new PathHelperPool({
+    argv: ["sh", "-c", "echo ready; read line; echo 'out of luck' >&2; exit 3"],
+  });
+  const missing = new PathHelperPool({ argv: ["/nonexistent/helper"] });
+  const mute = new PathHelperPool({ argv: ["sh", "-c", "exec sleep 600"], startTimeoutMs: 200 });
+  try {
+    const r = await dies.run({ op: "remove", path: "/x" }, 5_000);
+    assert.equal(r.ok, false);
+    assert.match(r.detail, /ended without an answer: out of luck/);
+    const m = await missing.run({ op: "remove", path: "/x" }, 5_000);
+    assert.match(m.detail, /cannot start the path helper/);
+    const s = await mute.run({ op: "remove", path: "/x" }, 5_000);
+    assert.match(s.detail, /no "ready" within 200 ms/);
+    assert.equal(readProcStat(pidIn(s.detail)), null);
+  } finally {
+    await dies.close();
+    await missing.close();
+    await mute.close();
+  }
+});

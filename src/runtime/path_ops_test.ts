@@ -1,0 +1,120 @@
+import assert from "node:assert/strict";
+import { isMountPoint } from "../sys/mounts.ts";
+import { runPathOp } from "./path_ops.ts";
+
+async function sh(...argv: string[]): Promise<void> {
+  const [cmd, ...args] = argv;
+  const out = await new Deno.Command(cmd ?? "", { args, stdout: "null", stderr: "piped" })
+    .output();
+  if (!out.success) throw new Error(`${argv.join(" ")}: ${new TextDecoder().decode(out.stderr)}`);
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+Deno.test("remove takes a file and an empty dir; a missing path is done", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "reaperd-pathops-" });
+  try {
+    await Deno.writeTextFile(`${tmp}/file`, "x");
+    await Deno.mkdir(`${tmp}/dir`);
+    assert.deepEqual(await runPathOp({ op: "remove", path: `${tmp}/file` }), {
+      ok: true,
+      detail: `removed ${tmp}/file`,
+    });
+    assert.equal((await runPathOp({ op: "remove", path: `${tmp}/dir` })).ok, true);
+    assert.equal(
+      (await runPathOp({ op: "remove", path: `${tmp}/dir` })).detail,
+      `${tmp}/dir already gone`,
+    );
+    assert.equal((await runPathOp({ op: "remove", path: `${tmp}/gone/x` })).ok, true);
+    assert.ok(!(await exists(`${tmp}/file`)) && !(await exists(`${tmp}/dir`)));
+    const relative = await runPathOp({ op: "remove", path: "relative/x" });
+    assert.ok(!relative.ok && /not absolute/.test(relative.detail));
+    const root = await runPathOp({ op: "remove", path: "/" });
+    assert.equal(root.ok, false);
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("remove refuses a symlink on the way or at the end, and its target survives", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "reaperd-pathops-" });
+  try {
+    await Deno.mkdir(`${tmp}/real`);
+    await Deno.writeTextFile(`${tmp}/real/precious`, "x");
+    await Deno.symlink(`${tmp}/real`, `${tmp}/link`);
+    await Deno.symlink(`${tmp}/real/precious`, `${tmp}/real/pointer`);
+
+    const through = await runPathOp({ op: "remove", path: `${tmp}/link/precious` });
+    assert.equal(through.ok, false);
+    assert.equal(through.code, "ELOOP");
+    assert.match(through.detail, /refusing to remove .*symlink/);
+    const last = await runPathOp({ op: "remove", path: `${tmp}/real/pointer` });
+    assert.equal(last.ok, false);
+    assert.match(last.detail, /symlink/);
+    assert.equal(await Deno.readTextFile(`${tmp}/real/precious`), "x");
+    assert.ok(await exists(`${tmp}/real/pointer`));
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("unmount never goes through a symlink; the real path is unmounted layer by layer", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "reaperd-pathops-" });
+  const target = `${tmp}/real/mnt`;
+  let layers = 0;
+  try {
+    await Deno.mkdir(`${tmp}/source`);
+    await Deno.writeTextFile(`${tmp}/source/keep`, "host data");
+    await Deno.mkdir(target, { recursive: true });
+    await Deno.symlink(`${tmp}/real`, `${tmp}/link`);
+    await Deno.symlink(target, `${tmp}/real/pointer`);
+    for (; layers < 2; layers++) await sh("mount", "--bind", `${tmp}/source`, target);
+
+    for (const path of [`${tmp}/link/mnt`, `${tmp}/real/pointer`]) {
+      const r = await runPathOp({ op: "unmount", path });
+      assert.equal(r.ok, false, path);
+      assert.match(r.detail, /refusing to unmount .*symlink/);
+      assert.ok(isMountPoint(target));
+    }
+    const r = await runPathOp({ op: "unmount", path: target });
+    assert.deepEqual(r, { ok: true, detail: `unmounted ${target}` });
+    layers = 0;
+    assert.equal(isMountPoint(target), false);
+    assert.deepEqual(await runPathOp({ op: "unmount", path: target }), {
+      ok: true,
+      detail: `${target} not mounted`,
+    });
+    assert.equal((await runPathOp({ op: "unmount", path: `${tmp}/missing/x` })).ok, true);
+    assert.equal(await Deno.readTextFile(`${tmp}/source/keep`), "host data");
+  } finally {
+    for (; layers > 0; layers--) await sh("umount", target).catch(() => {});
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("remove-state-dir removes symlinks inside the tree, never what they point at", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "reaperd-pathops-" });
+  try {
+    const root = `${tmp}/root`;
+    const dir = `${root}/runc/c1`;
+    await Deno.mkdir(`${dir}/runc/c1/deeper`, { recursive: true });
+    await Deno.writeTextFile(`${dir}/runc/c1/deeper/state.json`, "{}");
+    await Deno.mkdir(`${tmp}/host`);
+    await Deno.writeTextFile(`${tmp}/host/precious`, "x");
+    await Deno.symlink(`${tmp}/host`, `${dir}/to-dir`);
+    await Deno.symlink(`${tmp}/host/precious`, `${dir}/runc/to-file`);
+    const r = await runPathOp({ op: "remove-state-dir", dir, root });
+    assert.deepEqual(r, { ok: true, detail: `${dir} removed` });
+    assert.ok(!(await exists(dir)));
+    assert.equal(await Deno.readTextFile(`${tmp}/host/precious`), "x");
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
