@@ -6,8 +6,12 @@
  */
 
 import { runCli } from "./src/cli/program.ts";
+import { PATH_HELPER_COMMAND, servePathHelper } from "./src/runtime/path_helper_serve.ts";
 
 if (import.meta.main) {
   // Exit explicitly: the daemon's timers and the client's pool must not decide when we stop.
-  Deno.exit(await runCli(Deno.args));
+  // The hidden command is the daemon's path helper, when it runs from a bundle or a binary.
+  Deno.exit(
+    Deno.args[0] === PATH_HELPER_COMMAND ? await servePathHelper() : await runCli(Deno.args),
+  );
 }

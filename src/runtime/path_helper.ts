@@ -1,5 +1,5 @@
 /**
- * The daemon's side of the path helper (path_helper_main.ts): a few long-lived helper
+ * The daemon's side of the path helper (path_helper_serve.ts): a few long-lived helper
  * processes, fed one {@linkcode PathOp} at a time over a pipe, so that an unmount or remove on
  * a filesystem that never answers blocks a helper, never the daemon's loop, and never puts the
  * daemon itself into uninterruptible sleep (a process with one thread in D state cannot die,
@@ -21,6 +21,7 @@ import * as libc from "../sys/libc.ts";
 import { readProcStat } from "../sys/proc.ts";
 import { reapChild, spawnChild } from "../sys/spawn.ts";
 import type { PathOp, PathOpResult } from "./path_ops.ts";
+import { PATH_HELPER_COMMAND } from "./path_helper_serve.ts";
 
 /** What a path request came to, with the stuck helper's /proc state when it hung. */
 export interface PathRunResult extends PathOpResult {
@@ -51,18 +52,28 @@ export interface PathHelperOptions {
   maxStuck?: number;
 }
 
-/** The default helper command line. */
+/**
+ * The default helper command line: this deno running path_helper_main.ts where the sources are
+ * at hand; else (a bundle) the daemon's own main module, or (a compiled binary) the binary
+ * itself, with the hidden {@linkcode PATH_HELPER_COMMAND}.
+ */
 export function defaultHelperArgv(): string[] {
+  if (Deno.build.standalone) return [Deno.execPath(), PATH_HELPER_COMMAND];
+  const flags = ["run", "--allow-all", "--no-config", "--quiet"];
   const script = new URL("./path_helper_main.ts", import.meta.url);
-  return [
-    Deno.execPath(),
-    "run",
-    "--allow-all",
-    "--no-config",
-    "--no-lock",
-    "--quiet",
-    script.protocol === "file:" ? script.pathname : script.href,
-  ];
+  if (script.protocol === "file:" && isFile(script.pathname)) {
+    return [Deno.execPath(), ...flags, "--no-lock", script.pathname];
+  }
+  return [Deno.execPath(), ...flags, "--cached-only", Deno.mainModule, PATH_HELPER_COMMAND];
+}
+
+// The daemon's own code, looked at once when the pool is built; never a container's path.
+function isFile(path: string): boolean {
+  try {
+    return Deno.statSync(path).isFile;
+  } catch {
+    return false;
+  }
 }
 
 // How long a killed helper gets to die before it counts as stuck.

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { readProcStat } from "../sys/proc.ts";
 import { PathHelperPool } from "./path_helper.ts";
+import { PATH_HELPER_COMMAND } from "./path_helper_serve.ts";
 
 function pidIn(detail: string): number {
   const m = /pid (\d+)/.exec(detail);
@@ -62,5 +63,21 @@ Deno.test("a helper that ends mid-request, or cannot start, fails the op with th
     await dies.close();
     await missing.close();
     await mute.close();
+  }
+});
+
+Deno.test("reaperd itself serves as the path helper under its hidden command", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "reaperd-helper-" });
+  const main = new URL("../../main.ts", import.meta.url).pathname;
+  const pool = new PathHelperPool({
+    argv: [Deno.execPath(), "run", "--allow-all", "--quiet", main, PATH_HELPER_COMMAND],
+  });
+  try {
+    await Deno.writeTextFile(`${tmp}/f`, "x");
+    const r = await pool.run({ op: "remove", path: `${tmp}/f` }, 30_000);
+    assert.deepEqual(r, { ok: true, detail: `removed ${tmp}/f` });
+  } finally {
+    await pool.close();
+    await Deno.remove(tmp, { recursive: true });
   }
 });
