@@ -16,6 +16,7 @@ import {
   crashRuntime,
   gcEntry,
   LineReader,
+  metric,
   report,
   startContainer,
   type TestContainer,
@@ -98,6 +99,15 @@ Deno.test("fault: a registered path on a hung FUSE filesystem never freezes the 
     const holder = Number(held!.split(" ")[1]);
     const healthMs = await healthWithin(d, 1_000);
     assert.notEqual(holder, d.pid, "the daemon itself looked the hung path up");
+    // A registered mount below the hung filesystem: the unmount step hangs the same way.
+    const hungMount = await startContainer(d, {
+      id: "hung-mount",
+      runtime: RT,
+      monitor: { mounts: [`${mnt}/rootfs`] },
+    });
+    containers.push(hungMount);
+    // Its lookup waits behind the first one (FUSE serializes lookups in a directory).
+    await hungMount.exit(8);
     await Promise.all(others.map((c, i) => c.exit(30 + i)));
     for (const [i, c] of others.entries()) {
       const r = await waitStopped(d, c.id, 10_000);
@@ -118,6 +128,18 @@ Deno.test("fault: a registered path on a hung FUSE filesystem never freezes the 
     assert.match(entry.lastError ?? "", /no answer within 1000 ms/);
     assert.equal(entry.procState, "D");
     assert.equal(readProcStat(holder)?.state, "D", "the killed helper is stuck in D");
+    const mountEntry = await waitFor("the hung unmount in GC", async () => {
+      const e = await gcEntry(d, "hung-mount");
+      return e !== null && e.attempts >= 2 ? e : null;
+    }, 20_000);
+    assert.equal(mountEntry.lastStep, "unmount");
+    assert.match(mountEntry.lastError ?? "", /no answer within 1000 ms/);
+    assert.equal(mountEntry.procState, "D");
+    const mountHolder = Number(/pid (\d+)/.exec(mountEntry.lastError ?? "")?.[1]);
+    assert.ok(![d.pid, holder].includes(mountHolder));
+    assert.equal(readProcStat(mountHolder)?.state, "D");
+    const metrics = (await d.api("GET", "/metrics")).text;
+    assert.equal(metric(metrics, 'reaperd_gc_entries{state="D"}'), 2);
     const healthLaterMs = await healthWithin(d, 1_000);
 
     const stopping = performance.now();
@@ -130,7 +152,11 @@ Deno.test("fault: a registered path on a hung FUSE filesystem never freezes the 
     server.kill("SIGKILL");
     await server.status;
     server = undefined;
-    await waitFor("the stuck helper to end", () => readProcStat(holder) === null, 10_000);
+    await waitFor(
+      "the stuck helpers to end",
+      () => readProcStat(holder) === null && readProcStat(mountHolder) === null,
+      10_000,
+    );
     for (let i = 0; i < 4 && isMountPoint(mnt); i++) {
       await new Deno.Command("umount", { args: ["-l", mnt] }).output();
     }
@@ -138,6 +164,7 @@ Deno.test("fault: a registered path on a hung FUSE filesystem never freezes the 
     const done = await waitStopped(d, "hung", 15_000);
     assert.equal(done.exit?.code, 7);
     assert.equal(await gcEntry(d, "hung"), null);
+    assert.equal((await waitStopped(d, "hung-mount", 15_000)).exit?.code, 8);
     report(
       `fault hung-path: health ${healthMs.toFixed(0)} ms / ${healthLaterMs.toFixed(0)} ms ` +
         `while a helper sat in D, ${others.length} other exits recorded, GC after ` +
