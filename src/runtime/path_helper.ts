@@ -48,7 +48,7 @@ export interface PathHelperOptions {
   idleMs?: number;
   /** How long a helper may take to say `ready` (ms). Default 20 s. */
   startTimeoutMs?: number;
-  /** Stuck helpers kept before every request is refused. Default 16. */
+  /** Stuck helpers (about 40 MB each) kept before every request is refused. Default 8. */
   maxStuck?: number;
 }
 
@@ -256,7 +256,7 @@ export class PathHelperPool implements PathRunner {
     this.#maxHelpers = options.maxHelpers ?? 4;
     this.#idleMs = options.idleMs ?? 60_000;
     this.#startTimeoutMs = options.startTimeoutMs ?? 20_000;
-    this.#maxStuck = options.maxStuck ?? 16;
+    this.#maxStuck = options.maxStuck ?? 8;
   }
 
   /** Helpers left behind because they would not die, with their current /proc state. */

@@ -129,7 +129,10 @@ export function mountsAtOrUnder(dir: string, mounts: MountInfo[] = readMountInfo
     .sort((a, b) => b.mountPoint.length - a.mountPoint.length || b.id - a.id);
 }
 
-/** True when something is mounted exactly at `path`. */
+/**
+ * True when something is mounted exactly at `path`. It resolves `path` (following symlinks)
+ * and may block on a dead filesystem: for tests and tools, not for the daemon's loop.
+ */
 export function isMountPoint(path: string, mounts: MountInfo[] = readMountInfo()): boolean {
   const spellings = pathSpellings(path);
   return mounts.some((m) => spellings.includes(m.mountPoint));
