@@ -67,6 +67,17 @@ export function defaultHelperArgv(): string[] {
   return [Deno.execPath(), ...flags, "--cached-only", Deno.mainModule, PATH_HELPER_COMMAND];
 }
 
+// What systemd hands the daemon is the daemon's alone: a helper must never notify or listen.
+const DAEMON_ONLY =
+  /^(NOTIFY_SOCKET|WATCHDOG_USEC|WATCHDOG_PID|LISTEN_FDS|LISTEN_PID|LISTEN_FDNAMES)$/;
+
+function helperEnvironment(): string[] {
+  const env = { ...Deno.env.toObject(), DENO_NO_UPDATE_CHECK: "1", NO_COLOR: "1" };
+  return Object.entries(env)
+    .filter(([name]) => !DAEMON_ONLY.test(name))
+    .map(([name, value]) => `${name}=${value}`);
+}
+
 // The daemon's own code, looked at once when the pool is built; never a container's path.
 function isFile(path: string): boolean {
   try {
@@ -377,8 +388,7 @@ export class PathHelperPool implements PathRunner {
     try {
       child = await spawnChild({
         argv: this.#argv,
-        env: Object.entries({ ...Deno.env.toObject(), DENO_NO_UPDATE_CHECK: "1", NO_COLOR: "1" })
-          .map(([k, v]) => `${k}=${v}`),
+        env: helperEnvironment(),
         cwd: "/",
         stdin: "pipe",
       });
