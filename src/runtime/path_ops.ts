@@ -11,7 +11,7 @@
 import { posix } from "node:path";
 import { errorMessage } from "../error_message.ts";
 import { Errno, SysError } from "../sys/errno.ts";
-import { unmount } from "../sys/mounts.ts";
+import { isAtOrUnder, unmount } from "../sys/mounts.ts";
 import {
   closeFd,
   factsAt,
@@ -24,10 +24,13 @@ import {
 } from "../sys/safe_path.ts";
 import { removeStateDir } from "./state_dir.ts";
 
-/** One piece of work for the path helper. */
+/**
+ * One piece of work for the path helper. `root` is the state root: the daemon's own config,
+ * so a symlink in it (`/var/run` → `/run`) is followed for a path below it, and nothing else.
+ */
 export type PathOp =
-  | { op: "unmount"; path: string }
-  | { op: "remove"; path: string }
+  | { op: "unmount"; path: string; root?: string }
+  | { op: "remove"; path: string; root?: string }
   | { op: "remove-state-dir"; dir: string; root: string };
 
 /** What one {@linkcode PathOp} came to. */
@@ -48,9 +51,9 @@ export async function runPathOp(op: PathOp): Promise<PathOpResult> {
   try {
     switch (op.op) {
       case "unmount":
-        return unmountAll(op.path);
+        return unmountAll(op.path, op.root);
       case "remove":
-        return removePath(op.path);
+        return removePath(op.path, op.root);
       case "remove-state-dir": {
         const r = await removeStateDir(op.dir, op.root);
         return r.ok
@@ -77,6 +80,24 @@ export function registeredPathProblem(path: string): string | null {
   return null;
 }
 
+/**
+ * `path` with the state root's part resolved, when it lies below the root; else as it is. The
+ * rest of the path is still resolved without following any symlink.
+ */
+function belowRealRoot(path: string, root: string | undefined): string {
+  if (root === undefined || !root.startsWith("/")) return path;
+  const base = posix.normalize(root).replace(/\/+$/, "");
+  if (base === "" || !isAtOrUnder(path, base) || path === base) return path;
+  let real: string;
+  try {
+    real = Deno.realPathSync(base);
+  } catch {
+    // No root (yet): the path as given, which then cannot lead anywhere either.
+    return path;
+  }
+  return real.replace(/\/+$/, "") + path.slice(base.length);
+}
+
 function refused(path: string, what: string, e: SysError): PathOpResult {
   return {
     ok: false,
@@ -87,14 +108,15 @@ function refused(path: string, what: string, e: SysError): PathOpResult {
 }
 
 /** Unmounts every layer mounted at `path`. */
-function unmountAll(path: string): PathOpResult {
+function unmountAll(path: string, root: string | undefined): PathOpResult {
   const bad = registeredPathProblem(path);
   if (bad !== null) return { ok: false, detail: `mount ${bad}`, code: "EINVAL" };
+  const resolved = belowRealRoot(path, root);
   let layers = 0;
   for (;;) {
     let outcome;
     try {
-      outcome = unmount(path);
+      outcome = unmount(resolved);
     } catch (e) {
       if (isUnsafeResolution(e)) return refused(path, "unmount", e);
       const code = e instanceof SysError ? e.code : "EIO";
@@ -113,10 +135,10 @@ function unmountAll(path: string): PathOpResult {
 }
 
 /** Removes `path` itself (unlink, or rmdir for a directory; never recursive). */
-function removePath(path: string): PathOpResult {
+function removePath(path: string, root: string | undefined): PathOpResult {
   const bad = registeredPathProblem(path);
   if (bad !== null) return { ok: false, detail: `path ${bad}`, code: "EINVAL" };
-  const { parent, name } = splitParent(path);
+  const { parent, name } = splitParent(belowRealRoot(path, root));
   let dirFd: number;
   try {
     dirFd = openDirNoFollow(parent);

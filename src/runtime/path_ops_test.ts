@@ -118,3 +118,35 @@ Deno.test("remove-state-dir removes symlinks inside the tree, never what they po
     await Deno.remove(tmp, { recursive: true });
   }
 });
+
+Deno.test("a symlink in the state root itself is followed for paths below it, and nowhere else", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "reaperd-pathops-" });
+  let mounted = false;
+  const realDir = `${tmp}/run/isulad/rt/c1`;
+  try {
+    // As /var/run is a symlink to /run on most hosts.
+    await Deno.mkdir(`${realDir}/rootfs`, { recursive: true });
+    await Deno.mkdir(`${tmp}/var`);
+    await Deno.symlink(`${tmp}/run`, `${tmp}/var/run`);
+    const root = `${tmp}/var/run/isulad`;
+    const dir = `${root}/rt/c1`;
+    await Deno.writeTextFile(`${realDir}/leftover`, "x");
+    await sh("mount", "--bind", `${realDir}/rootfs`, `${realDir}/rootfs`);
+    mounted = true;
+
+    const blind = await runPathOp({ op: "unmount", path: `${dir}/rootfs` });
+    assert.match(blind.detail, /refusing to unmount/);
+    const u = await runPathOp({ op: "unmount", path: `${dir}/rootfs`, root });
+    assert.deepEqual(u, { ok: true, detail: `unmounted ${dir}/rootfs` });
+    mounted = false;
+    assert.equal(isMountPoint(`${realDir}/rootfs`), false);
+    const r = await runPathOp({ op: "remove", path: `${dir}/leftover`, root });
+    assert.deepEqual(r, { ok: true, detail: `removed ${dir}/leftover` });
+    // Outside the root, the same symlink is refused.
+    const other = await runPathOp({ op: "remove", path: `${tmp}/var/run/x`, root });
+    assert.match(other.detail, /refusing to remove/);
+  } finally {
+    if (mounted) await sh("umount", `${realDir}/rootfs`).catch(() => {});
+    await Deno.remove(tmp, { recursive: true });
+  }
+});

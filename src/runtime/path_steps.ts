@@ -54,7 +54,7 @@ export function pathSteps(helpers: () => PathRunner = sharedPathHelpers): Cleanu
     async run(ctx) {
       const notes: string[] = [];
       for (const path of ctx.record.mounts) {
-        const r = await run(ctx, { op: "unmount", path });
+        const r = await run(ctx, { op: "unmount", path, root: ctx.settings.stateRoot });
         if (!r.ok) return failedWith(notes, r);
         notes.push(r.detail);
       }
@@ -68,7 +68,7 @@ export function pathSteps(helpers: () => PathRunner = sharedPathHelpers): Cleanu
       const notes: string[] = [];
       for (const path of ctx.record.paths) {
         for (let attempt = 1;; attempt++) {
-          const r = await run(ctx, { op: "remove", path });
+          const r = await run(ctx, { op: "remove", path, root: ctx.settings.stateRoot });
           if (r.ok) {
             notes.push(r.detail);
             break;
