@@ -55,3 +55,66 @@ Deno.test("the bundle's serve without --unstable-kv… says which flags it needs
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("the bundle's daemon cleans a registered path through itself as the path helper", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "reaperd-bundle-" });
+  let daemon: Deno.ChildProcess | undefined;
+  let client: Deno.HttpClient | undefined;
+  try {
+    const built = await deno(REPO, "task", "-q", "bundle");
+    assert.equal(built.code, 0, built.stderr);
+    await Deno.copyFile(`${REPO}dist/reaperd.js`, `${dir}/reaperd.js`);
+    // Nothing beside the bundle: the helper can only be the bundle itself.
+    const leftover = `${dir}/leftover`;
+    await Deno.writeTextFile(leftover, "x");
+    const paths = ["--socket", `${dir}/r.sock`, "--db", `${dir}/r.db`, "--state-root", `${dir}/s`];
+    daemon = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", ...SERVE_FLAGS.split(" "), "reaperd.js", "serve", ...paths],
+      cwd: dir,
+      stdin: "null",
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    client = Deno.createHttpClient({ proxy: { transport: "unix", path: `${dir}/r.sock` } });
+    const c = client;
+    const api = async (method: string, path: string, body?: unknown) => {
+      const res = await fetch(`http://reaperd${path}`, {
+        method,
+        client: c,
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      });
+      return { status: res.status, body: await res.json() };
+    };
+    await until("the bundle's daemon answers", async () => {
+      try {
+        return (await api("GET", "/v1/health")).status === 200 ? true : null;
+      } catch {
+        return null;
+      }
+    });
+    // A process long gone: nothing is left to kill, only the path to remove.
+    const gone = new Deno.Command("true").spawn();
+    await gone.status;
+    const added = await api("POST", "/v1/gc", {
+      id: "bundled",
+      runtime: "runc",
+      pid: gone.pid,
+      ppid: 0,
+      startTime: 1,
+      paths: [leftover],
+    });
+    assert.equal(added.status, 200, JSON.stringify(added.body));
+    const done = await until("the cleanup", async () => {
+      const r = await api("GET", "/v1/containers/bundled");
+      const record = r.body as { state?: string };
+      return record.state === "stopped" ? record : null;
+    }, 30_000);
+    assert.equal(done.state, "stopped");
+    await assert.rejects(Deno.lstat(leftover), Deno.errors.NotFound);
+  } finally {
+    client?.close();
+    daemon?.kill("SIGTERM");
+    await daemon?.status;
+    await Deno.remove(dir, { recursive: true });
+  }
+});
