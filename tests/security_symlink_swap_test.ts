@@ -4,7 +4,8 @@
  * symlink in its place, pointing at a directory of the host with an unrelated mount and a
  * root-owned file under the same names. Cleanup runs as root: it must neither unmount the
  * unrelated mount nor delete the host's file, and must not call the container stopped while
- * its real mount is still there. It refuses, and says why.
+ * its real mount is still there. It refuses, and says why; the same when the directory only
+ * moved away; and it finishes once the directory is back.
  */
 
 import assert from "node:assert/strict";
@@ -90,7 +91,7 @@ Deno.test("security: a symlink swapped in above registered paths turns no cleanu
 
     // The user swaps: the box moves away (its mount moves with it), a symlink takes its place.
     await asNobody("mv", box, `${userDir}/moved`);
-    mounts.push(`${userDir}/moved/rootfs`);
+    mounts.push(`${userDir}/moved/rootfs`, `${box}/rootfs`);
     await asNobody("ln", "-s", host, box);
     assert.ok(isMountPoint(`${userDir}/moved/rootfs`));
 
@@ -127,9 +128,35 @@ Deno.test("security: a symlink swapped in above registered paths turns no cleanu
     await sleep(100);
     assert.ok(isMountPoint(`${host}/rootfs`), "cleanup unmounted through the last symlink");
     assert.equal(await Deno.readTextFile(`${host}/hosts`), "root's own\n");
+
+    // No symlink at all, the box just moved: its mount is not "gone".
+    await asNobody("rm", "-r", box);
+    const third = later.attempts;
+    const moved = await waitFor("refusals of a mount that moved", async () => {
+      const e = await gcEntry(daemon, "swapped");
+      return e !== null && e.attempts >= third + 2 ? e : null;
+    });
+    assert.equal(moved.lastStep, "unmount");
+    assert.match(moved.lastError ?? "", /may have been moved/);
+    assert.ok(isMountPoint(`${userDir}/moved/rootfs`));
+    assert.notEqual((await record(daemon, "swapped"))?.state, "stopped");
+
+    // Moved back where it was registered: cleaned up, and only what was the container's.
+    await asNobody("mv", `${userDir}/moved`, box);
+    const done = await waitFor("the cleanup", async () => {
+      const r = await record(daemon, "swapped");
+      return r?.state === "stopped" ? r : null;
+    });
+    assert.equal(done.exit?.code, 4);
+    assert.equal(isMountPoint(`${box}/rootfs`), false);
+    assert.ok(!(await exists(`${box}/hosts`)));
+    assert.equal(await Deno.readTextFile(`${boxSource}/container-file`), "the container's\n");
+    assert.ok(isMountPoint(`${host}/rootfs`));
+    assert.equal(await Deno.readTextFile(`${host}/hosts`), "root's own\n");
     report(
-      `security symlink-swap: ${later.attempts} refused cleanups ("${later.lastError}"), ` +
-        `host mount and file intact, container still in GC`,
+      `security symlink-swap: ${moved.attempts} refused cleanups (through a swapped dir, a ` +
+        `last-component symlink, a moved dir: "${later.lastError}"), host mount and file ` +
+        `intact, cleaned once moved back`,
     );
   } finally {
     for (const m of mounts.reverse()) await forceUnmount(m);

@@ -11,7 +11,7 @@
 import { posix } from "node:path";
 import { errorMessage } from "../error_message.ts";
 import { Errno, SysError } from "../sys/errno.ts";
-import { isAtOrUnder, unmount } from "../sys/mounts.ts";
+import { isAtOrUnder, readMountInfo, unmount } from "../sys/mounts.ts";
 import {
   closeFd,
   factsAt,
@@ -131,7 +131,48 @@ function unmountAll(path: string, root: string | undefined): PathOpResult {
       };
     }
   }
+  if (layers === 0) {
+    const moved = mountMayHaveMoved(resolved);
+    if (moved !== null) return { ok: false, code: "ENOENT", detail: `${path}: ${moved}` };
+  }
   return { ok: true, detail: layers > 0 ? `unmounted ${path}` : `${path} not mounted` };
+}
+
+/**
+ * When the registered mount point is gone, whether its mount may have moved rather than gone:
+ * the nearest dir of its path that still exists can be renamed in by someone other than root,
+ * and a mount of the same name lies below that dir. Then "not mounted" cannot be trusted, and
+ * a reason is returned; null otherwise.
+ */
+function mountMayHaveMoved(path: string): string | null {
+  const { name } = splitParent(path);
+  let at = path;
+  for (;;) {
+    const { parent } = splitParent(at);
+    let fd: number;
+    try {
+      fd = openDirNoFollow(at);
+    } catch (e) {
+      if (!isMissing(e) || at === "/") return null;
+      at = parent;
+      continue;
+    }
+    try {
+      if (at === path) return null; // it exists: nothing moved away
+      const facts = factsAt(fd, "");
+      if (facts.uid === 0 && (facts.permissions & 0o022) === 0) return null;
+    } finally {
+      closeFd(fd);
+    }
+    break;
+  }
+  const suspects = readMountInfo().filter((m) =>
+    isAtOrUnder(m.mountPoint, at) && splitParent(m.mountPoint).name === name
+  );
+  if (suspects.length === 0) return null;
+  return `gone, but ${at} (where it was) can be changed by a user other than root and a mount ` +
+    `of the same name lies below it (${suspects.map((m) => m.mountPoint).join(", ")}): it may ` +
+    `have been moved; refusing to call it unmounted`;
 }
 
 /** Removes `path` itself (unlink, or rmdir for a directory; never recursive). */

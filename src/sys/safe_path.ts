@@ -21,7 +21,9 @@ const AT_REMOVEDIR = 0x200;
 const AT_SYMLINK_NOFOLLOW = 0x100;
 const AT_EMPTY_PATH = 0x1000;
 const O_PATH = 0o10000000;
-const STATX_TYPE = 0x1;
+// STATX_TYPE | STATX_MODE | STATX_UID
+const STATX_WANTED = 0x1 | 0x2 | 0x8;
+const STATX_UID_OFFSET = 20;
 const STATX_SIZE = 256;
 const STATX_ATTRIBUTES_OFFSET = 8;
 const STATX_MODE_OFFSET = 28;
@@ -121,6 +123,10 @@ export interface FileFacts {
   type: number;
   /** True when the file is the root of a mount (something is mounted there). */
   mountRoot: boolean;
+  /** The permission bits (mode & 0o7777). */
+  permissions: number;
+  /** The owner's uid. */
+  uid: number;
 }
 
 /**
@@ -130,7 +136,11 @@ export interface FileFacts {
 export function factsAt(dirFd: number, name: string): FileFacts {
   const buf = new Uint8Array(STATX_SIZE);
   const flags = AT_SYMLINK_NOFOLLOW | (name === "" ? AT_EMPTY_PATH : 0);
-  check(libc().statx(dirFd, cString(name), flags, STATX_TYPE, buf), "statx", name || `fd ${dirFd}`);
+  check(
+    libc().statx(dirFd, cString(name), flags, STATX_WANTED, buf),
+    "statx",
+    name || `fd ${dirFd}`,
+  );
   const view = new DataView(buf.buffer);
   const attributes = view.getBigUint64(STATX_ATTRIBUTES_OFFSET, true);
   const known = view.getBigUint64(STATX_ATTRIBUTES_MASK_OFFSET, true);
@@ -140,6 +150,8 @@ export function factsAt(dirFd: number, name: string): FileFacts {
   }
   return {
     type: view.getUint16(STATX_MODE_OFFSET, true) & S_IFMT,
+    permissions: view.getUint16(STATX_MODE_OFFSET, true) & 0o7777,
+    uid: view.getUint32(STATX_UID_OFFSET, true),
     mountRoot: (attributes & STATX_ATTR_MOUNT_ROOT) !== 0n,
   };
 }
