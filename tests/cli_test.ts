@@ -292,7 +292,7 @@ withCc.test("reaperd CLI: events as lines, NDJSON and --follow; restore is logge
       /^ +2 +\d{4}-\d\d-\d\dT[^ ]+ +monitor +running +c1 +\{"pid":\d+,"startTime":\d+,/,
     );
     assert.equal(human.stdout.trimEnd().split("\n").length, 1);
-    assert.match((await d.cli("events", "--limit", "1")).stdout, /^ +1 +\S+ +restore +- +-  \{/);
+    assert.match((await d.cli("events", "--limit", "1")).stdout, /^ +1 +\S+ +restore +- +- {2}\{/);
 
     // --follow waits for what comes next.
     const following = d.cli(
