@@ -42,7 +42,8 @@ export function describeBytes(bytes: Uint8Array, total = bytes.length): string {
 }
 
 /**
- * Decodes the bytes read from an exit FIFO.
+ * Decodes the bytes read from an exit FIFO. The first {@linkcode STATUS_SIZE} bytes are the
+ * status, whatever follows them.
  *
  * @param bytes the first bytes received (at least the first {@linkcode STATUS_SIZE + 1} when
  *   there were more)
@@ -64,18 +65,14 @@ export function decodeExitStatus(
   hungUp: boolean,
   at: number,
 ): ExitStatus | null {
-  if (total > STATUS_SIZE) {
-    return unknownExit(
-      `${total} bytes where ${STATUS_SIZE} were expected: ${describeBytes(bytes, total)}`,
-      at,
-    );
-  }
-  if (total === STATUS_SIZE) {
+  // More than one status's worth (two writers on one FIFO, or a writer that went on): the
+  // first complete status is the exit; the caller says what followed.
+  if (total >= STATUS_SIZE) {
     const view = new DataView(bytes.buffer, bytes.byteOffset, STATUS_SIZE);
     const value = view.getInt32(0, littleEndian);
     if (value < 0 || value > 255) {
       return unknownExit(
-        `status value ${value} is outside 0–255: ${describeBytes(bytes, total)}`,
+        `status value ${value} is outside 0–255: ${describeBytes(bytes.subarray(0, STATUS_SIZE))}`,
         at,
       );
     }

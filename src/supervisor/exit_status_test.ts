@@ -29,9 +29,9 @@ Deno.test("decodeExitStatus() names what arrived when it is not an exit code", (
   const short = decodeExitStatus(bytes(1, 2), 2, true, 0)!;
   assert.match(short.reason, /short status: 2 of 4 bytes.*\[01 02\]/);
 
-  const long = decodeExitStatus(bytes(1, 0, 0, 0, 9), 8, false, 0)!;
-  assert.equal(long.known, false);
-  assert.match(long.reason, /8 bytes where 4 were expected/);
+  const garbled = decodeExitStatus(new TextEncoder().encode("hello"), 5, false, 0)!;
+  assert.equal(garbled.known, false);
+  assert.match(garbled.reason, /outside 0–255.*text "hell"/);
 
   const text = decodeExitStatus(new TextEncoder().encode("137\n"), 4, false, 0)!;
   assert.equal(text.known, false);
@@ -39,6 +39,11 @@ Deno.test("decodeExitStatus() names what arrived when it is not an exit code", (
 
   const negative = decodeExitStatus(encodeExitStatus(-1), 4, true, 0)!;
   assert.match(negative.reason, /status value -1/);
+});
+
+Deno.test("decodeExitStatus() takes the first complete status when more bytes follow", () => {
+  const two = decodeExitStatus(bytes(7, 0, 0, 0, 9, 0, 0, 0), 8, false, 0)!;
+  assert.deepEqual({ code: two.code, known: two.known }, { code: 7, known: true });
 });
 
 Deno.test("describeBytes() caps what it shows", () => {

@@ -9,6 +9,12 @@
  * same loop until a writer shows up, so that exit is still noticed. In the usual order
  * (create-fifo, shim opens the write end, monitor) a container costs one descriptor.
  *
+ * A status is never consumed before it is durable. The FIFO is read with tee(2) into a private
+ * pipe, which copies its bytes and leaves them in the FIFO; the exit is reported from the copy,
+ * and only when the daemon acknowledges the report (the exit is committed) are the bytes read
+ * out of the FIFO and its read end closed. A daemon killed in between leaves the status in the
+ * FIFO, whose read end the service manager may keep (see `onDone`), for the next daemon.
+ *
  * @module
  */
 
@@ -17,7 +23,8 @@ import { Errno, SysError } from "../sys/errno.ts";
 import { EventLoop } from "../sys/event_loop.ts";
 import * as libc from "../sys/libc.ts";
 import { isValidPid, readProcStat } from "../sys/proc.ts";
-import { decodeExitStatus, STATUS_SIZE, unknownExit } from "./exit_status.ts";
+import { getLogger } from "../log.ts";
+import { decodeExitStatus, describeBytes, STATUS_SIZE, unknownExit } from "./exit_status.ts";
 
 /** A container to watch. */
 export interface ExitMonitor {
@@ -68,12 +75,26 @@ export interface SupervisorOptions {
    * decided as unknown (the shim writes then exits, so its status normally comes first).
    */
   processGoneGraceMs?: number;
+  /**
+   * Told when a FIFO's read end is closed for good: its status was consumed after the report
+   * was acknowledged, or the container was removed. Not told when the supervisor stops (a
+   * read end kept elsewhere must outlive this process then).
+   */
+  onDone?: (fifo: string) => void;
   /** Clock, for tests. */
   now?: () => number;
 }
 
 const READ_CHUNK = 64;
 const REPORTED_MEMORY = 65_536;
+/** A FIFO holds at most this much unless resized; tee copies up to it. */
+const PEEK_MAX = 65_536;
+/** How soon a FIFO holding part of a status is looked at again. */
+const PARTIAL_RECHECK_MS = 25;
+/** Bytes consumed from a FIFO after its status, at most (the rest goes with the close). */
+const CONSUME_MAX = 1 << 20;
+
+const log = getLogger("supervisor");
 
 interface Watched {
   monitor: ExitMonitor;
@@ -84,6 +105,8 @@ interface Watched {
   /** Which process the pidfd names: "shim" or "container". */
   pidfdOf: string;
   graceTimer: ReturnType<typeof setTimeout> | null;
+  /** Set while the FIFO is out of the loop because it holds part of a status. */
+  recheckTimer: ReturnType<typeof setTimeout> | null;
 }
 
 /** The supervisor; start it, add monitors, stop it to release every fd. */
@@ -97,12 +120,19 @@ export class Supervisor {
   /** Recently reported (id, pid, start time) keys: an exit is reported once. */
   readonly #reported = new Set<string>();
   readonly #readBuf = new Uint8Array(READ_CHUNK);
+  readonly #onDone: (fifo: string) => void;
+  /** Reported, waiting for acknowledgement: their read ends stay open and unconsumed. */
+  readonly #awaiting = new Set<Watched>();
+  /** The private pipe the FIFOs are copied into (read end, write end). */
+  #peek: [number, number] | null = null;
+  #stopped = false;
 
   constructor(options: SupervisorOptions) {
     this.#onExit = options.onExit;
     this.#onError = options.onError ?? (() => {});
     this.#graceMs = options.processGoneGraceMs ?? 2000;
     this.#now = options.now ?? Date.now;
+    this.#onDone = options.onDone ?? (() => {});
     this.#loop = new EventLoop(this.#onError);
   }
 
@@ -111,10 +141,24 @@ export class Supervisor {
     this.#loop.start();
   }
 
-  /** Stops the loop and closes every FIFO and pidfd it holds. Nothing is reported. */
+  /**
+   * Stops the loop and closes every FIFO and pidfd it holds, consuming nothing: a status
+   * reported but not yet acknowledged stays in its FIFO. Nothing is reported.
+   */
   async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
     for (const w of [...this.#byId.values()]) this.#release(w);
+    for (const w of this.#awaiting) libc.close(w.monitor.fd);
+    this.#awaiting.clear();
+    if (this.#peek !== null) { for (const fd of this.#peek) libc.close(fd); }
+    this.#peek = null;
     await this.#loop.stop();
+  }
+
+  /** How many reported exits wait for their acknowledgement. */
+  get awaitingAcknowledgement(): number {
+    return this.#awaiting.size;
   }
 
   /** How many containers are monitored. */
@@ -156,6 +200,7 @@ export class Supervisor {
       pidfd: null,
       pidfdOf: "",
       graceTimer: null,
+      recheckTimer: null,
     };
     try {
       this.#loop.add(monitor.fd, (events) => this.#onFifoReady(watched, events));
@@ -165,16 +210,17 @@ export class Supervisor {
     }
     this.#byId.set(id, watched);
     // Anything already waiting is decoded now; with no writer, watch the process instead.
-    if (this.#drain(watched, false) === "no-writer" && this.#byId.has(id)) {
-      this.#watchProcess(watched);
-    }
+    const found = this.#drain(watched, 0);
+    if (found === "no-writer" && this.#byId.has(id)) this.#watchProcess(watched);
+    if (found === "partial") this.#recheckLater(watched);
   }
 
-  /** Stops watching a container without reporting anything, closing its fds. */
+  /** Stops watching a container without reporting anything; its read end is done with. */
   remove(id: string): boolean {
     const w = this.#byId.get(id);
     if (w === undefined) return false;
     this.#release(w);
+    this.#onDone(w.monitor.fifo);
     return true;
   }
 
@@ -222,7 +268,7 @@ export class Supervisor {
       w.graceTimer = null;
       if (!this.#byId.has(w.monitor.id)) return;
       // Whatever is in the pipe still counts; only then decide the status is lost.
-      this.#drain(w, false);
+      this.#drain(w, 0);
       if (!this.#byId.has(w.monitor.id)) return;
       const who = label === "shim" ? `shim (pid ${w.monitor.pidInfo.ppid})` : "container process";
       const got = w.total === 0 ? "without writing a status" : `after only ${w.total} bytes`;
@@ -231,75 +277,145 @@ export class Supervisor {
   }
 
   #onFifoReady(w: Watched, events: number): void {
-    this.#drain(w, true);
-    if (this.#byId.has(w.monitor.id) && (events & libc.EPOLL.ERR) !== 0) {
+    const found = this.#drain(w, events);
+    if (!this.#byId.has(w.monitor.id)) return;
+    if ((events & libc.EPOLL.ERR) !== 0) {
       this.#finish(w, unknownExit("error condition on the exit FIFO", this.#now()));
+    } else if (found === "partial") {
+      this.#recheckLater(w);
     }
   }
 
   /**
-   * Reads all that is there; reports the exit as soon as it is decided. A read of 0 means no
-   * writer holds the FIFO now; it is a hang-up only when epoll said so, since a writer that
-   * never connected leaves the same end of file behind.
+   * Part of a status sits in the FIFO, unconsumed, so the level-triggered loop would report it
+   * again at once, forever: take the FIFO out of the loop and look again shortly. A writer
+   * that never finishes is caught by the process watch.
    */
-  #drain(w: Watched, fromEpoll: boolean): "writer" | "no-writer" | "done" {
-    let hungUp = false;
-    let writer = true;
-    for (;;) {
-      let n: number | null;
-      try {
-        n = libc.read(w.monitor.fd, this.#readBuf);
-      } catch (e) {
-        this.#finish(
-          w,
-          unknownExit(`reading the exit FIFO failed: ${(e as Error).message}`, this.#now()),
-        );
-        return "done";
-      }
-      if (n === null) break;
-      if (n === 0) {
-        hungUp = fromEpoll;
-        writer = false;
-        break;
-      }
-      const room = w.bytes.length - w.total;
-      if (room > 0) w.bytes.set(this.#readBuf.subarray(0, Math.min(n, room)), w.total);
-      w.total += n;
-      if (w.total > STATUS_SIZE) break;
+  #recheckLater(w: Watched): void {
+    if (w.recheckTimer !== null) return;
+    this.#loop.remove(w.monitor.fd);
+    if (w.pidfd === null) this.#watchProcess(w);
+    if (!this.#byId.has(w.monitor.id)) return;
+    w.recheckTimer = setTimeout(() => {
+      w.recheckTimer = null;
+      if (this.#byId.get(w.monitor.id) !== w) return;
+      this.#loop.add(w.monitor.fd, (events) => this.#onFifoReady(w, events));
+    }, PARTIAL_RECHECK_MS);
+  }
+
+  /** The private pipe, made on first use. */
+  #peekPipe(): [number, number] {
+    return this.#peek ??= libc.pipe();
+  }
+
+  /**
+   * Copies what the FIFO holds (tee, nothing consumed) and reports the exit as soon as it is
+   * decided. `events` are the epoll bits (0 when not called from the loop): the FIFO hung up
+   * only when epoll said so, since a writer that never connected looks the same to tee.
+   */
+  #drain(w: Watched, events: number): "writer" | "no-writer" | "partial" | "done" {
+    const [peekRead, peekWrite] = this.#peekPipe();
+    let copied: number | null;
+    try {
+      copied = libc.tee(w.monitor.fd, peekWrite, PEEK_MAX);
+    } catch (e) {
+      this.#finish(
+        w,
+        unknownExit(`reading the exit FIFO failed: ${(e as Error).message}`, this.#now()),
+      );
+      return "done";
     }
+    if (copied === null) return "writer";
+    w.total = 0;
+    if (copied > 0) {
+      // Empty the private pipe, keeping the first bytes: they are the whole FIFO's content.
+      for (;;) {
+        const n = libc.read(peekRead, this.#readBuf);
+        if (n === null || n === 0) break;
+        const room = w.bytes.length - w.total;
+        if (room > 0) w.bytes.set(this.#readBuf.subarray(0, Math.min(n, room)), w.total);
+        w.total += n;
+      }
+    }
+    const hungUp = (events & libc.EPOLL.HUP) !== 0;
     const exit = decodeExitStatus(
       w.bytes.subarray(0, Math.min(w.total, w.bytes.length)),
       w.total,
       hungUp,
       this.#now(),
     );
-    if (exit === null) return writer ? "writer" : "no-writer";
+    if (exit === null) return copied === 0 ? "no-writer" : "partial";
+    if (w.total > STATUS_SIZE) {
+      log.warn("{fifo}: {extra} more bytes followed the status (a second writer?)", {
+        fifo: w.monitor.fifo,
+        extra: w.total - STATUS_SIZE,
+      });
+    }
     this.#finish(w, exit);
     return "done";
   }
 
   #finish(w: Watched, exit: ExitStatus): void {
     if (!this.#byId.has(w.monitor.id)) return;
-    this.#release(w);
+    this.#release(w, false);
+    this.#awaiting.add(w);
     const { id, name, runtime, fifo, pidInfo } = w.monitor;
     this.#reported.add(reportKey(id, pidInfo));
     if (this.#reported.size > REPORTED_MEMORY) {
       // Oldest first: a Set iterates in insertion order.
       this.#reported.delete(this.#reported.values().next().value!);
     }
+    let acknowledged = false;
+    const acknowledge = () => {
+      if (acknowledged) return;
+      acknowledged = true;
+      this.#consume(w);
+    };
     try {
-      this.#onExit({ id, name, runtime, fifo, pidInfo, exit });
+      this.#onExit({ id, name, runtime, fifo, pidInfo, exit, acknowledge });
     } catch (e) {
       this.#onError(e);
     }
   }
 
-  #release(w: Watched): void {
+  /** The exit is durable: read the status out of the FIFO, close it, and say it is done. */
+  #consume(w: Watched): void {
+    if (!this.#awaiting.delete(w)) return;
+    const { fd, fifo } = w.monitor;
+    let consumed = 0;
+    const after: number[] = [];
+    try {
+      while (consumed < CONSUME_MAX) {
+        const n = libc.read(fd, this.#readBuf);
+        if (n === null || n === 0) break;
+        for (let i = 0; i < n && after.length < 16; i++) {
+          if (consumed + i >= STATUS_SIZE) after.push(this.#readBuf[i]!);
+        }
+        consumed += n;
+      }
+    } catch (e) {
+      this.#onError(e);
+    }
+    libc.close(fd);
+    if (consumed > w.total && consumed > STATUS_SIZE) {
+      log.warn("{fifo}: after its status, {count} more bytes arrived: {bytes}", {
+        fifo,
+        count: consumed - Math.max(STATUS_SIZE, 0),
+        bytes: describeBytes(new Uint8Array(after), consumed - STATUS_SIZE),
+      });
+    }
+    this.#onDone(fifo);
+  }
+
+  /** Stops watching; closes the FIFO's read end too unless `closeFifo` is false. */
+  #release(w: Watched, closeFifo = true): void {
     this.#byId.delete(w.monitor.id);
     if (w.graceTimer !== null) clearTimeout(w.graceTimer);
     w.graceTimer = null;
+    if (w.recheckTimer !== null) clearTimeout(w.recheckTimer);
+    w.recheckTimer = null;
     this.#loop.remove(w.monitor.fd);
-    libc.close(w.monitor.fd);
+    if (closeFifo) libc.close(w.monitor.fd);
     if (w.pidfd !== null) {
       this.#loop.remove(w.pidfd);
       libc.close(w.pidfd);

@@ -12,16 +12,22 @@ import { type ExitReport, Supervisor } from "./supervisor.ts";
 class Harness {
   readonly reports: ExitReport[] = [];
   readonly errors: unknown[] = [];
+  /** FIFOs whose read end the supervisor said it is done with. */
+  readonly done: string[] = [];
   readonly #waiters = new Map<string, (r: ExitReport) => void>();
   readonly supervisor: Supervisor;
 
-  constructor(graceMs = 300) {
+  /** @param acknowledge whether each report is acknowledged at once (as a daemon whose store
+   *   commits instantly would) */
+  constructor(graceMs = 300, acknowledge = true) {
     this.supervisor = new Supervisor({
       onExit: (r) => {
         this.reports.push(r);
+        if (acknowledge) r.acknowledge?.();
         this.#waiters.get(r.id)?.(r);
       },
       onError: (e) => this.errors.push(e),
+      onDone: (fifo) => this.done.push(fifo),
       processGoneGraceMs: graceMs,
     });
     this.supervisor.start();
@@ -55,9 +61,10 @@ function selfAsShim(): PidInfo {
 async function withSupervisor(
   fn: (h: Harness, dir: string) => Promise<void>,
   graceMs?: number,
+  acknowledge?: boolean,
 ): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "reaperd-sup-" });
-  const h = new Harness(graceMs);
+  const h = new Harness(graceMs, acknowledge);
   try {
     await fn(h, dir);
   } finally {
@@ -108,8 +115,8 @@ Deno.test("Supervisor records unknown exits for garbage and keeps decoding the n
     const long = await runWriter(h, dir, "long", {
       raw: "\\003\\000\\000\\000\\003\\000\\000\\000",
     });
-    assert.equal(long.exit.known, false);
-    assert.match(long.exit.reason, /8 bytes where 4 were expected/);
+    // Two statuses (two writers on one FIFO): the first complete one is the exit.
+    assert.deepEqual([long.exit.code, long.exit.known], [3, true]);
 
     const text = await runWriter(h, dir, "text", { raw: "137\\n" });
     assert.equal(text.exit.known, false);
@@ -234,4 +241,136 @@ Deno.test("Supervisor decides at once, with the given reason, for a restored con
     assert.ok(Date.now() - t0 < 250, "no grace period for a restored container");
     assert.deepEqual([exit.known, exit.reason], [false, "exited while reaperd was down"]);
   }, 5000);
+});
+
+/** Bytes waiting in a FIFO now, read (and so consumed) through a fresh read end. */
+function drainFifo(fifo: string): number[] {
+  const fd = openExitFifo(fifo);
+  const buf = new Uint8Array(64);
+  const out: number[] = [];
+  try {
+    for (;;) {
+      const n = libc.read(fd, buf);
+      if (n === null || n === 0) return out;
+      out.push(...buf.subarray(0, n));
+    }
+  } finally {
+    libc.close(fd);
+  }
+}
+
+Deno.test("Supervisor leaves a reported status in the FIFO until the report is acknowledged", async () => {
+  await withSupervisor(
+    async (h, dir) => {
+      const fifo = createExitFifo(`${dir}/kept`);
+      // A second read end, as the service manager's copy would be: it keeps the pipe alive.
+      const keeper = openExitFifo(fifo);
+      try {
+        h.supervisor.add({
+          id: "kept",
+          name: "kept",
+          runtime: "runc",
+          fifo,
+          fd: openExitFifo(fifo),
+          pidInfo: selfAsShim(),
+        });
+        await startWriter(fifo, { exit: 77 }).status;
+        const report = await h.exitOf("kept");
+        assert.equal(report.exit.code, 77);
+        assert.equal(h.supervisor.awaitingAcknowledgement, 1);
+        assert.deepEqual(h.done, []);
+
+        // A daemon killed now: the next one decodes the very same status from the FIFO.
+        const next = new Harness(300, false);
+        try {
+          next.supervisor.add({
+            id: "kept",
+            name: "kept",
+            runtime: "runc",
+            fifo,
+            fd: openExitFifo(fifo),
+            pidInfo: selfAsShim(),
+          });
+          assert.equal((await next.exitOf("kept")).exit.code, 77);
+        } finally {
+          await next.supervisor.stop();
+        }
+        assert.deepEqual(next.done, [], "stopping consumes nothing and is not done");
+
+        report.acknowledge!();
+        report.acknowledge!();
+        assert.equal(h.supervisor.awaitingAcknowledgement, 0);
+        assert.deepEqual(h.done, [fifo]);
+        const leftover = new Uint8Array(8);
+        assert.equal(libc.read(keeper, leftover), 0, "the status was consumed after the ack");
+      } finally {
+        libc.close(keeper);
+      }
+    },
+    300,
+    false,
+  );
+});
+
+Deno.test("Supervisor consumes what a second writer added after the first status", async () => {
+  await withSupervisor(
+    async (h, dir) => {
+      const fifo = createExitFifo(`${dir}/two`);
+      const keeper = openExitFifo(fifo);
+      try {
+        h.supervisor.add({
+          id: "two",
+          name: "two",
+          runtime: "runc",
+          fifo,
+          fd: openExitFifo(fifo),
+          pidInfo: selfAsShim(),
+        });
+        const first = libc.open(fifo, libc.O.WRONLY | libc.O.NONBLOCK | libc.O.CLOEXEC);
+        const second = libc.open(fifo, libc.O.WRONLY | libc.O.NONBLOCK | libc.O.CLOEXEC);
+        libc.write(first, encodeExitStatus(5));
+        const report = await h.exitOf("two");
+        libc.write(second, encodeExitStatus(6));
+        libc.close(first);
+        libc.close(second);
+        assert.deepEqual([report.exit.code, report.exit.known], [5, true]);
+        report.acknowledge!();
+        assert.deepEqual(drainFifo(fifo), [], "both statuses were read out");
+        assert.deepEqual(h.done, [fifo]);
+      } finally {
+        libc.close(keeper);
+      }
+    },
+    300,
+    false,
+  );
+});
+
+Deno.test("Supervisor waits for the rest of a status written in pieces, without consuming", async () => {
+  await withSupervisor(async (h, dir) => {
+    const fifo = h.watch(dir, "pieces", selfAsShim());
+    const w = libc.open(fifo, libc.O.WRONLY | libc.O.NONBLOCK | libc.O.CLOEXEC);
+    try {
+      const status = encodeExitStatus(201);
+      libc.write(w, status.slice(0, 2));
+      await new Promise((r) => setTimeout(r, 120));
+      assert.equal(h.reports.length, 0, "two bytes are not a status yet");
+      libc.write(w, status.slice(2));
+      const report = await h.exitOf("pieces");
+      assert.deepEqual([report.exit.code, report.exit.known], [201, true]);
+    } finally {
+      libc.close(w);
+    }
+  });
+});
+
+Deno.test("Supervisor says a read end is done with on remove, never on stop", async () => {
+  await withSupervisor(async (h, dir) => {
+    const removed = h.watch(dir, "removed", selfAsShim());
+    h.watch(dir, "stopped", selfAsShim());
+    assert.ok(h.supervisor.remove("removed"));
+    assert.deepEqual(h.done, [removed]);
+    await h.supervisor.stop();
+    assert.deepEqual(h.done, [removed]);
+  });
 });

@@ -75,6 +75,11 @@ const symbols = {
   flock: { parameters: ["i32", "i32"], result: "i32" },
   getrlimit: { parameters: ["i32", "buffer"], result: "i32" },
   setrlimit: { parameters: ["i32", "buffer"], result: "i32" },
+  socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  sendmsg: { parameters: ["i32", "buffer", "i32"], result: "isize" },
+  pipe2: { parameters: ["buffer", "i32"], result: "i32" },
+  tee: { parameters: ["i32", "i32", "usize", "u32"], result: "isize" },
+  fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
   __errno_location: { parameters: [], result: "pointer" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
@@ -288,4 +293,119 @@ export function setFdLimit(soft: number, hard: number): void {
   view.setBigUint64(0, BigInt(soft), true);
   view.setBigUint64(8, BigInt(hard), true);
   check(libc().setrlimit(RLIMIT_NOFILE, buf), "setrlimit");
+}
+
+const AF_UNIX = 1;
+const SOCK_DGRAM = 2;
+const SOL_SOCKET = 1;
+const SCM_RIGHTS = 1;
+const MSG_DONTWAIT = 0x40;
+const MSG_NOSIGNAL = 0x4000;
+const SUN_PATH_MAX = 108;
+const MSGHDR_SIZE = 56;
+const CMSG_HEADER = 16;
+const F_SETFD = 2;
+const F_DUPFD_CLOEXEC = 1030;
+const FD_CLOEXEC = 1;
+const SPLICE_F_NONBLOCK = 2;
+
+/** An unbound unix datagram socket, non-blocking and close-on-exec. */
+export function unixDatagramSocket(): number {
+  return check(libc().socket(AF_UNIX, SOCK_DGRAM | O.NONBLOCK | O.CLOEXEC, 0), "socket");
+}
+
+function pointerValue(buf: Uint8Array<ArrayBuffer>): bigint {
+  return BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(buf)));
+}
+
+/**
+ * `sockaddr_un` for `address`: an absolute path, or an abstract name given with its leading
+ * NUL. Returns the struct and the length to pass.
+ */
+function unixAddress(address: string): { addr: Uint8Array<ArrayBuffer>; len: number } {
+  const path = encoder.encode(address);
+  const abstract = path[0] === 0;
+  if (path.length === 0 || path.length >= SUN_PATH_MAX) {
+    throw new SysError("sendmsg", Errno.EINVAL, `address of ${path.length} bytes`);
+  }
+  const addr = new Uint8Array(2 + SUN_PATH_MAX);
+  new DataView(addr.buffer).setUint16(0, AF_UNIX, true);
+  addr.set(path, 2);
+  return { addr, len: 2 + path.length + (abstract ? 0 : 1) };
+}
+
+/**
+ * sendmsg(2) of one datagram to the unix socket at `address`, with `fds` passed in an
+ * SCM_RIGHTS control message when there are any. Never blocks (MSG_DONTWAIT): a full queue
+ * throws SysError with EAGAIN, which the caller may retry later.
+ */
+export function sendDatagram(
+  sock: number,
+  address: string,
+  payload: Uint8Array<ArrayBuffer>,
+  fds: readonly number[] = [],
+): void {
+  const { addr, len } = unixAddress(address);
+  const iov = new Uint8Array(16);
+  const iovView = new DataView(iov.buffer);
+  iovView.setBigUint64(0, pointerValue(payload), true);
+  iovView.setBigUint64(8, BigInt(payload.byteLength), true);
+  const dataLen = 4 * fds.length;
+  const control = new Uint8Array(CMSG_HEADER + Math.ceil(dataLen / 8) * 8);
+  if (fds.length > 0) {
+    const c = new DataView(control.buffer);
+    c.setBigUint64(0, BigInt(CMSG_HEADER + dataLen), true);
+    c.setInt32(8, SOL_SOCKET, true);
+    c.setInt32(12, SCM_RIGHTS, true);
+    fds.forEach((fd, i) => c.setInt32(CMSG_HEADER + 4 * i, fd, true));
+  }
+  const msg = new Uint8Array(MSGHDR_SIZE);
+  const m = new DataView(msg.buffer);
+  m.setBigUint64(0, pointerValue(addr), true);
+  m.setUint32(8, len, true);
+  m.setBigUint64(16, pointerValue(iov), true);
+  m.setBigUint64(24, 1n, true);
+  if (fds.length > 0) {
+    m.setBigUint64(32, pointerValue(control), true);
+    m.setBigUint64(40, BigInt(control.byteLength), true);
+  }
+  for (;;) {
+    const n = Number(libc().sendmsg(sock, msg, MSG_DONTWAIT | MSG_NOSIGNAL));
+    if (n >= 0) return;
+    const e = errno();
+    if (e !== Errno.EINTR) throw new SysError("sendmsg", e, address.replace("\0", "@"));
+  }
+}
+
+/** pipe2(O_NONBLOCK|O_CLOEXEC): `[readEnd, writeEnd]`. */
+export function pipe(): [number, number] {
+  const buf = new Int32Array(2);
+  check(libc().pipe2(new Uint8Array(buf.buffer), O.NONBLOCK | O.CLOEXEC), "pipe2");
+  return [buf[0]!, buf[1]!];
+}
+
+/**
+ * tee(2) without blocking: copies up to `len` bytes of what waits in pipe `from` into pipe
+ * `to` without consuming them. Returns the byte count, 0 when `from` is empty with no writer,
+ * or null when it is empty with a writer (EAGAIN) or `to` is full.
+ */
+export function tee(from: number, to: number, len: number): number | null {
+  for (;;) {
+    const n = Number(libc().tee(from, to, BigInt(len), SPLICE_F_NONBLOCK));
+    if (n >= 0) return n;
+    const e = errno();
+    if (e === Errno.EINTR) continue;
+    if (e === Errno.EAGAIN) return null;
+    throw new SysError("tee", e, `fd ${from}`);
+  }
+}
+
+/** Sets close-on-exec on an fd (one inherited from the parent, say). */
+export function setCloseOnExec(fd: number): void {
+  check(libc().fcntl(fd, F_SETFD, FD_CLOEXEC), "fcntl", `fd ${fd}`);
+}
+
+/** fcntl(F_DUPFD_CLOEXEC): a close-on-exec copy of `fd`. */
+export function dupCloseOnExec(fd: number): number {
+  return check(libc().fcntl(fd, F_DUPFD_CLOEXEC, 3), "fcntl", `fd ${fd}`);
 }
