@@ -30,6 +30,8 @@ export interface NotifierOptions {
 export interface Notifier {
   /** True when `$NOTIFY_SOCKET` was set. */
   readonly enabled: boolean;
+  /** The address datagrams go to (see {@linkcode notifyAddress}), or null. */
+  readonly address: string | null;
   /** The WATCHDOG=1 period systemd asked for (half of WATCHDOG_USEC), or null. */
   readonly watchdogIntervalMs: number | null;
   /** Sends raw `KEY=value` lines. Never throws: a lost notification is logged, not fatal. */
@@ -147,6 +149,7 @@ export function createNotifier(options: NotifierOptions = {}): Notifier {
 
   return {
     enabled: address !== null,
+    address,
     watchdogIntervalMs: interval,
     notify,
     ready: (status) => withStatus("READY=1", status),

@@ -12,7 +12,9 @@ import { configureLogging, getLogger } from "../log.ts";
 import { RuntimeCleaner } from "../runtime/cleaner.ts";
 import { defaultCleanupSettings } from "../runtime/config.ts";
 import { raiseFdLimit } from "../sys/fd_limit.ts";
+import { takeListenFds } from "../sys/listen_fds.ts";
 import { startHttpServer } from "./http.ts";
+import { fifoReadEnds } from "./fd_store.ts";
 import { createNotifier } from "./notify.ts";
 import { startRetention } from "./retention.ts";
 import { ReaperService, VERSION } from "./service.ts";
@@ -28,6 +30,8 @@ const log = getLogger("daemon");
 export async function serve(config: Config): Promise<number> {
   configureLogging({ level: config.logLevel });
   const notifier = createNotifier();
+  // Before anything else can be started: the fds handed back must not leak into children.
+  const handedBack = takeListenFds();
   const fdLimit = raiseFdLimit();
   let opened: OpenedStore;
   try {
@@ -73,6 +77,12 @@ export async function serve(config: Config): Promise<number> {
       backoffMaxMs: config.gc.backoffMaxMs,
       onEvent: (event) => gcLog.debug("{type} {id}", { ...event }),
     });
+    const readEnds = fifoReadEnds(
+      config.stateRoot,
+      notifier.address,
+      handedBack,
+      getLogger("fd-store"),
+    );
     service = new ReaperService({
       config,
       store,
@@ -80,6 +90,7 @@ export async function serve(config: Config): Promise<number> {
       collector,
       log: getLogger("service"),
       storeProblems: opened.problems,
+      readEnds,
     });
 
     const restored = await service.restore();

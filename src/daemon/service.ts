@@ -22,7 +22,7 @@ import {
   StoreUnavailableError,
 } from "../store/errors.ts";
 import { EXIT_BATCH, type ExitInput, type ExitRecordResult, type Store } from "../store/store.ts";
-import { ExitFifoError, exitFifoName, openExitFifo } from "../supervisor/exit_fifo.ts";
+import { ExitFifoError, exitFifoName } from "../supervisor/exit_fifo.ts";
 import { stateDirPathProblem } from "../runtime/state_dir.ts";
 import { HeldFifos } from "../supervisor/held_fifos.ts";
 import { type ExitReport, Supervisor } from "../supervisor/supervisor.ts";
@@ -46,6 +46,7 @@ import { OomWatch } from "./oom_watch.ts";
 import { sweepStateRoot } from "./sweep.ts";
 import { errorMessage } from "../error_message.ts";
 import { VERSION } from "../version.ts";
+import { FifoReadEnds } from "./fd_store.ts";
 
 export { VERSION };
 
@@ -56,6 +57,8 @@ export interface ServiceParts {
   cleaner: Cleaner;
   collector: Collector;
   log: Logger;
+  /** FIFO read ends kept in the service manager's fd store (default: none kept). */
+  readEnds?: FifoReadEnds;
   /** Wall clock (ms since the epoch). */
   now?: () => number;
   /** What was found wrong with the store at start (damage, lost history): health reports it. */
@@ -76,6 +79,7 @@ export class ReaperService implements ReaperApi {
   readonly #now: () => number;
   readonly #supervisor: Supervisor;
   readonly #held: HeldFifos;
+  readonly #readEnds: FifoReadEnds;
   readonly #startedAt: number;
   /** Exits decoded but not yet written, by container id. */
   readonly #pending = new Map<string, ExitReport>();
@@ -130,13 +134,20 @@ export class ReaperService implements ReaperApi {
     this.#exitWriter = new Batcher(EXIT_BATCH, (items) => this.#store.recordExits(items));
     this.#startedAt = this.#now();
     this.#oomKills.inc({}, 0);
+    this.#readEnds = parts.readEnds ??
+      new FifoReadEnds({ stateRoot: parts.config.stateRoot, socket: null, log: parts.log });
     this.#supervisor = new Supervisor({
+      onDone: (fifo) => this.#readEnds.done(fifo),
       onExit: (report) => this.#track(this.#onExit(report)),
       onError: (error) => this.#log.error("supervisor: {error}", { error: String(error) }),
     });
     this.#held = new HeldFifos(
       parts.config.heldFifoTimeoutMs,
-      (fifo) => this.#log.warn("released the read end of {fifo}: never armed by monitor", { fifo }),
+      (fifo) => {
+        this.#log.warn("released the read end of {fifo}: never armed by monitor", { fifo });
+        this.#readEnds.done(fifo);
+      },
+      (fifo) => this.#readEnds.open(fifo),
     );
     this.#metrics.add(
       new Gauge("reaperd_monitored_containers", "Containers whose exit FIFO is watched.", () => [
@@ -189,6 +200,9 @@ export class ReaperService implements ReaperApi {
       else exited++;
     }
     for (const record of stopping) this.#track(this.#cleanAfterExit(record.id));
+    // Read ends handed back that no running container took: held again for their monitor
+    // (then not swept as orphans), or let go.
+    await this.#readEnds.settle(this.#store, this.#held);
     const swept = await sweepStateRoot({
       stateRoot: this.#config.stateRoot,
       runtimes: Object.keys(this.#config.runtimes),
@@ -196,6 +210,7 @@ export class ReaperService implements ReaperApi {
       log: this.#log,
       watch: (record, fifo, fd) => this.#watch(record, fifo, fd),
       exited: (report) => this.#track(this.#onExit(report)),
+      held: (fifo) => this.#held.has(fifo),
     });
     this.#metrics.add(
       new Gauge("reaperd_adopted_containers", "Containers found at start with no record.", () => [
@@ -223,7 +238,7 @@ export class ReaperService implements ReaperApi {
     const fifo = exitFifoName(record.stateDir);
     let fd: number;
     try {
-      fd = openExitFifo(fifo);
+      fd = this.#readEnds.open(fifo);
     } catch (error) {
       const reason = `exit FIFO unusable after restart: ${(error as Error).message}`;
       this.#log.warn("restore {id}: {reason}", { id: record.id, reason });
@@ -260,6 +275,7 @@ export class ReaperService implements ReaperApi {
     this.#closed = true;
     if (this.#pendingTimer !== null) clearTimeout(this.#pendingTimer);
     this.#held.closeAll();
+    this.#readEnds.close();
     await this.#supervisor.stop();
     let timer: ReturnType<typeof setTimeout> | undefined;
     await Promise.race([
@@ -493,7 +509,7 @@ export class ReaperService implements ReaperApi {
     let fd: number;
     try {
       fifo = exitFifoName(req.stateDir);
-      fd = this.#held.take(fifo) ?? openExitFifo(fifo);
+      fd = this.#held.take(fifo) ?? this.#readEnds.open(fifo);
     } catch (error) {
       throw toApiError(error);
     }

@@ -31,6 +31,11 @@ export interface SweepOptions {
   watch: (record: ContainerRecord, fifo: string, fd: number) => void;
   /** Takes an exit decided during the sweep down the daemon's exit path. */
   exited: (report: ExitReport) => void;
+  /**
+   * True for a FIFO whose read end is held for a `monitor` still to come (create-fifo before
+   * the restart, its read end handed back by the service manager): not an orphan, not adopted.
+   */
+  held?: (fifo: string) => boolean;
   /** Wall clock (ms since the epoch). */
   now?: () => number;
 }
@@ -71,7 +76,7 @@ export async function sweepStateRoot(options: SweepOptions): Promise<SweepResult
       const stateDir = `${runtimeDir}/${id}`;
       const fifo = `${stateDir}/${EXIT_FIFO}`;
       try {
-        if (!(await isFifo(fifo))) continue;
+        if (options.held?.(fifo) || !(await isFifo(fifo))) continue;
         if (idProblem(id) !== null) {
           result.skipped.push({ dir: stateDir, reason: `not a container id: ${idProblem(id)}` });
           continue;

@@ -20,14 +20,28 @@ export class HeldFifos {
   readonly #held = new Map<string, Held>();
   readonly #timeoutMs: number;
   readonly #onExpire: (fifo: string) => void;
+  readonly #open: (fifo: string) => number;
 
   /**
    * @param timeoutMs how long a read end is held without being armed
-   * @param onExpire told when one is released unarmed (for logs)
+   * @param onExpire told when one is released unarmed, for good (logs; the read end is done
+   *   with)
+   * @param open opens a FIFO's read end (default {@linkcode openExitFifo}; the daemon's opener
+   *   also hands a copy to the service manager)
    */
-  constructor(timeoutMs: number, onExpire: (fifo: string) => void = () => {}) {
+  constructor(
+    timeoutMs: number,
+    onExpire: (fifo: string) => void = () => {},
+    open: (fifo: string) => number = openExitFifo,
+  ) {
     this.#timeoutMs = timeoutMs;
     this.#onExpire = onExpire;
+    this.#open = open;
+  }
+
+  /** Whether the read end of `fifo` is held. */
+  has(fifo: string): boolean {
+    return this.#held.has(fifo);
   }
 
   /** How many read ends are held. */
@@ -47,9 +61,19 @@ export class HeldFifos {
       held.timer = this.#expireLater(fifo);
       return fifo;
     }
-    const fd = openExitFifo(fifo);
+    const fd = this.#open(fifo);
     this.#held.set(fifo, { fd, timer: this.#expireLater(fifo) });
     return fifo;
+  }
+
+  /**
+   * Holds a read end opened before (one handed back at start by the service manager), with a
+   * fresh timeout. False, and nothing taken, when `fifo` is held already.
+   */
+  adopt(fifo: string, fd: number): boolean {
+    if (this.#held.has(fifo)) return false;
+    this.#held.set(fifo, { fd, timer: this.#expireLater(fifo) });
+    return true;
   }
 
   /** Hands the held read end over to the caller (who then owns the fd), or null if none. */
