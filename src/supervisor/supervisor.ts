@@ -138,6 +138,7 @@ export class Supervisor {
 
   /** Starts the event loop. */
   start(): void {
+    this.#peekPipe();
     this.#loop.start();
   }
 

@@ -4,6 +4,8 @@
  * @module
  */
 
+import { buildFdStoreManager, LineReader } from "./fault_util.ts";
+
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 // Deno 2.9 asks for --allow-all before it reads anything under /proc, and --allow-ffi
 // already amounts to all access: the daemon runs with -A (see README).
@@ -21,6 +23,28 @@ export interface TestDaemonOptions {
   env?: Record<string, string>;
   /** Reuse this dir (a restart keeps the same socket, store and state root). */
   dir?: string;
+  /**
+   * Run the daemon under the test service manager (tests/support/fd_store_manager.c) instead
+   * of directly: `$NOTIFY_SOCKET` is set, and an fd store of `storeMax` fds (0: none, as with
+   * systemd's default) hands kept fds back at every restart.
+   */
+  serviceManager?: { storeMax: number };
+}
+
+/** What the test service manager's fd store holds and did (see fd_store_manager.c). */
+export interface FdStoreStats {
+  stored: number;
+  received: number;
+  removed: number;
+  refused: number;
+  hup: number;
+  duplicates: number;
+}
+
+interface Manager {
+  process: Deno.ChildProcess;
+  lines: LineReader;
+  writer: WritableStreamDefaultWriter<Uint8Array>;
 }
 
 /** The outcome of one CLI run. */
@@ -42,6 +66,9 @@ export class TestDaemon {
   #stderr = "";
   #stderrDone: Promise<void> = Promise.resolve();
   #client: Deno.HttpClient | null = null;
+  #manager: Manager | null = null;
+  /** The daemon's pid when it runs under the manager. */
+  #managedPid: number | null = null;
 
   private constructor(dir: string, options: TestDaemonOptions) {
     this.dir = dir;
@@ -77,16 +104,100 @@ export class TestDaemon {
 
   /** The daemon's pid. */
   get pid(): number {
+    if (this.#managedPid !== null) return this.#managedPid;
     if (this.#process === null) throw new Error("daemon not running");
     return this.#process.pid;
   }
 
   /** Everything the daemon wrote on stderr so far. */
   get logs(): string {
-    return this.#stderr;
+    if (this.#options.serviceManager === undefined) return this.#stderr;
+    try {
+      return Deno.readTextFileSync(`${this.dir}/daemon.log`);
+    } catch {
+      return "";
+    }
+  }
+
+  /** The test service manager's fd store (only with `serviceManager`). */
+  async fdStoreStats(): Promise<FdStoreStats> {
+    const reply = await this.#managerCommand("stats");
+    const stats: Record<string, number> = {};
+    for (const pair of reply.split(" ").slice(1)) {
+      const [k, v] = pair.split("=");
+      stats[k!] = Number(v);
+    }
+    return stats as unknown as FdStoreStats;
+  }
+
+  async #managerCommand(line: string): Promise<string> {
+    const m = this.#manager;
+    if (m === null) throw new Error("no service manager");
+    await m.writer.write(new TextEncoder().encode(`${line}\n`));
+    const reply = await m.lines.next();
+    if (reply === null) throw new Error(`service manager ended on ${JSON.stringify(line)}`);
+    return reply;
+  }
+
+  async #startManager(storeMax: number): Promise<Manager> {
+    const binary = await buildFdStoreManager();
+    const process = new Deno.Command(binary, {
+      args: [
+        `${this.dir}/notify.sock`,
+        String(storeMax),
+        `${this.dir}/daemon.log`,
+        "--",
+        Deno.execPath(),
+        "run",
+        ...PERMISSIONS,
+        MAIN,
+        "serve",
+        "--config",
+        this.configPath,
+      ],
+      env: { ...this.#options.env },
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "inherit",
+    }).spawn();
+    const lines = new LineReader(process.stdout);
+    const first = await lines.next();
+    if (first !== "ready") throw new Error(`service manager did not start: ${first}`);
+    return { process, lines, writer: process.stdin.getWriter() };
+  }
+
+  async #spawnManaged(storeMax: number): Promise<void> {
+    this.#manager ??= await this.#startManager(storeMax);
+    const reply = await this.#managerCommand("start");
+    const match = /^started (\d+)$/.exec(reply);
+    if (match === null) throw new Error(`service manager: ${reply}`);
+    this.#managedPid = Number(match[1]);
+    const deadline = Date.now() + 20_000;
+    for (;;) {
+      try {
+        const res = await this.api("GET", "/v1/health");
+        if (res.status === 200) return;
+      } catch {
+        // Not listening yet.
+      }
+      await new Promise((r) => setTimeout(r, 50));
+      let alive = true;
+      try {
+        alive = !Deno.readTextFileSync(`/proc/${this.#managedPid}/stat`).includes(") Z ");
+      } catch {
+        alive = false;
+      }
+      if (!alive || Date.now() > deadline) {
+        await this.stop("SIGKILL");
+        throw new Error(`daemon did not answer:\n${this.logs}`);
+      }
+    }
   }
 
   async #spawn(): Promise<void> {
+    if (this.#options.serviceManager !== undefined) {
+      return await this.#spawnManaged(this.#options.serviceManager.storeMax);
+    }
     this.#process = new Deno.Command(Deno.execPath(), {
       args: ["run", ...PERMISSIONS, MAIN, "serve", "--config", this.configPath],
       env: { ...this.#options.env },
@@ -160,6 +271,14 @@ export class TestDaemon {
   async stop(signal: Deno.Signal = "SIGTERM"): Promise<Deno.CommandStatus> {
     this.#client?.close();
     this.#client = null;
+    if (this.#managedPid !== null) {
+      const number = signal === "SIGKILL" ? 9 : signal === "SIGINT" ? 2 : 15;
+      const reply = await this.#managerCommand(`kill ${number}`);
+      this.#managedPid = null;
+      const [kind, value] = reply.split(" ");
+      const code = kind === "exited" ? Number(value) : 128 + Number(value);
+      return { success: code === 0, code, signal: null };
+    }
     const p = this.#process;
     if (p === null) throw new Error("daemon not running");
     try {
@@ -175,13 +294,20 @@ export class TestDaemon {
 
   /** Starts the daemon again on the same dir, socket, store and state root. */
   async restart(): Promise<void> {
-    if (this.#process !== null) throw new Error("stop it first");
+    if (this.#process !== null || this.#managedPid !== null) throw new Error("stop it first");
     await this.#spawn();
   }
 
   /** Stops the daemon if it runs (SIGKILL) and removes its dir. */
   async dispose(): Promise<void> {
-    if (this.#process !== null) await this.stop("SIGKILL");
+    if (this.#process !== null || this.#managedPid !== null) await this.stop("SIGKILL");
+    if (this.#manager !== null) {
+      await this.#managerCommand("quit").catch(() => {});
+      await this.#manager.writer.close().catch(() => {});
+      await this.#manager.lines.cancel();
+      await this.#manager.process.status;
+      this.#manager = null;
+    }
     await Deno.remove(this.dir, { recursive: true }).catch(() => {});
   }
 }

@@ -326,6 +326,11 @@ export function buildConnect(): Promise<string> {
   return buildHelper("fault_connect");
 }
 
+/** The test service manager with an fd store (tests/support/fd_store_manager.c). */
+export function buildFdStoreManager(): Promise<string> {
+  return buildHelper("fd_store_manager");
+}
+
 /** The pid taker (tests/support/fault_pid_reuse.c). */
 export function buildPidReuse(): Promise<string> {
   return buildHelper("fault_pid_reuse", ["-pthread"]);

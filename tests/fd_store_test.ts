@@ -1,0 +1,141 @@
+/**
+ * The fd store against the real daemon, run by the test service manager
+ * (tests/support/fd_store_manager.c), which speaks systemd's protocol: read ends kept with
+ * FDSTORE=1 come back at fds 3… after a kill -9, so a status written while no daemon runs is
+ * recorded with its code. The same steps with a store of size 0 (systemd's default) show what
+ * happens without it.
+ */
+
+import assert from "node:assert/strict";
+import { TestDaemon } from "./support/daemon.ts";
+import {
+  crashRuntime,
+  record,
+  sleep,
+  startContainer,
+  waitFor,
+  waitStopped,
+  writeControl,
+} from "./support/fault_util.ts";
+import { buildTestShim, stopShim } from "./fixtures/shim.ts";
+
+const RUNTIME = "crt";
+
+async function withManagedDaemon(
+  storeMax: number,
+  fn: (daemon: TestDaemon) => Promise<void>,
+): Promise<void> {
+  await buildTestShim();
+  const log = await Deno.makeTempFile({ prefix: "reaperd-fdstore-runtime-" });
+  const daemon = await TestDaemon.start({
+    runtimes: crashRuntime(RUNTIME, log),
+    serviceManager: { storeMax },
+  });
+  try {
+    await fn(daemon);
+  } finally {
+    await daemon.dispose();
+    await Deno.remove(log).catch(() => {});
+  }
+}
+
+for (const storeMax of [4096, 0]) {
+  const kept = storeMax > 0;
+  Deno.test({
+    name: kept
+      ? "fd store: a status written while the daemon is down is recorded with its code"
+      : "without an fd store, a status written while the daemon is down is lost (unknown)",
+    sanitizeResources: false,
+    sanitizeOps: false,
+  }, async () => {
+    await withManagedDaemon(storeMax, async (daemon) => {
+      const monitored = await startContainer(daemon, { id: "down-1", runtime: RUNTIME });
+      // Held by create-fifo, not yet monitored, when the daemon dies.
+      const held = await startContainer(daemon, {
+        id: "held-1",
+        runtime: RUNTIME,
+        noMonitor: true,
+      });
+      await daemon.stop("SIGKILL");
+      await writeControl(monitored.stateDir, 42);
+      await writeControl(held.stateDir, 7);
+      const [m, h] = await Promise.all([
+        monitored.shim.status,
+        held.shim.status,
+      ]);
+      await daemon.restart();
+      try {
+        const res = await daemon.api("POST", "/v1/containers", {
+          id: "held-1",
+          runtime: RUNTIME,
+          stateDir: held.stateDir,
+          pid: held.shim.container.pid,
+          ppid: held.shim.shim.pid,
+          startTime: held.shim.container.startTime,
+          pStartTime: held.shim.shim.startTime,
+        });
+        const down = await waitStopped(daemon, "down-1", 20_000);
+        if (kept) {
+          assert.ok(m.success && h.success, "both shims wrote their status");
+          assert.equal(res.status, 201, res.text);
+          assert.deepEqual([down.exit?.known, down.exit?.code], [true, 42]);
+          const late = await waitStopped(daemon, "held-1", 20_000);
+          assert.deepEqual([late.exit?.known, late.exit?.code], [true, 7]);
+          // Both exits are durable and consumed: the store keeps nothing.
+          const stats = await waitFor("the fd store to empty", async () => {
+            const s = await daemon.fdStoreStats();
+            return s.stored === 0 ? s : null;
+          });
+          assert.equal(stats.refused, 0);
+          assert.equal(stats.hup, 0, "no kept fd was dropped on hang-up (FDPOLL=0)");
+          assert.equal(stats.duplicates, 0);
+          assert.ok(stats.received >= 2 && stats.removed >= 2, JSON.stringify(stats));
+        } else {
+          assert.equal(m.success, false, "with no reader the shim's write fails");
+          assert.deepEqual([down.exit?.known, down.exit?.code], [false, null]);
+          assert.equal((await daemon.fdStoreStats()).stored, 0);
+        }
+      } finally {
+        await stopShim(monitored.shim);
+        await stopShim(held.shim);
+      }
+    });
+  });
+}
+
+Deno.test({
+  name: "fd store: a restart with nothing to do keeps every running container's read end",
+  sanitizeResources: false,
+  sanitizeOps: false,
+}, async () => {
+  await withManagedDaemon(4096, async (daemon) => {
+    const boxes = await Promise.all(
+      ["r-1", "r-2", "r-3"].map((id) => startContainer(daemon, { id, runtime: RUNTIME })),
+    );
+    try {
+      assert.equal((await daemon.fdStoreStats()).stored, 3);
+      for (let i = 0; i < 3; i++) {
+        await daemon.stop(i === 1 ? "SIGTERM" : "SIGKILL");
+        await daemon.restart();
+      }
+      const health = await daemon.api("GET", "/v1/health");
+      assert.equal((health.body as { monitored: number }).monitored, 3);
+      const stats = await daemon.fdStoreStats();
+      assert.equal(stats.stored, 3, "adopted read ends are not stored twice");
+      assert.equal(stats.duplicates, 0);
+      assert.match(daemon.logs, /restored: 3 monitored/);
+      await Promise.all(boxes.map((b, i) => b.exit(i)));
+      for (const [i, b] of boxes.entries()) {
+        const r = await waitStopped(daemon, b.id, 20_000);
+        assert.deepEqual([r.exit?.known, r.exit?.code], [true, i]);
+      }
+      await waitFor("the fd store to empty", async () => {
+        return (await daemon.fdStoreStats()).stored === 0;
+      });
+      assert.equal(await record(daemon, "none"), null);
+      await sleep(0);
+    } finally {
+      await Promise.all(boxes.map((b) => stopShim(b.shim)));
+    }
+  });
+});
