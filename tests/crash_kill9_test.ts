@@ -39,3 +39,37 @@ needs("cc").test({
   assert.ok(verdict.wentThroughGc > 0, "some cleanups went through GC");
   assert.ok(verdict.killsWithWorkInFlight >= KILLS / 2, `kills that hit work: ${summary}`);
 });
+
+const STORE_CONTAINERS = 120;
+const STORE_KILLS = 12;
+
+Deno.test({
+  name: `with the fd store, kill -9 of the daemon ${STORE_KILLS} times loses no exit and ` +
+    "leaves none unknown",
+  sanitizeResources: false,
+  sanitizeOps: false,
+}, async () => {
+  const seed = Number(Deno.env.get("REAPERD_CRASH_SEED") ?? Math.floor(Math.random() * 2 ** 31));
+  const run = await runCrashScenario({
+    containers: STORE_CONTAINERS,
+    kills: STORE_KILLS,
+    seed,
+    maxDownExits: 6,
+    fdStoreMax: 65_536,
+  });
+  const verdict = checkCrashRun(run);
+  const summary = describeVerdict(verdict, run);
+  await Deno.stdout.write(new TextEncoder().encode(`crash: ${summary}\n`));
+  assert.deepEqual(
+    verdict.violations,
+    [],
+    `${summary}\nviolations:\n${verdict.violations.join("\n")}\n--- daemon logs (tail) ---\n` +
+      run.daemonLogs.slice(-20_000),
+  );
+  assert.equal(verdict.unknown, 0);
+  assert.equal(verdict.killsSurvived, STORE_KILLS);
+  assert.ok(
+    run.kills.reduce((n, k) => n + k.downExits, 0) > 0,
+    "some containers exited while the daemon was down",
+  );
+});

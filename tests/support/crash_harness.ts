@@ -26,7 +26,7 @@ import { Signal, signalProcess } from "../../src/sys/signal.ts";
 import type { ReaperEvent } from "../../src/store/events.ts";
 import type { ContainerRecord, GcEntry } from "../../src/types.ts";
 import { buildTestShim, type RunningShim, stopShim } from "../fixtures/shim.ts";
-import { TestDaemon } from "./daemon.ts";
+import { type FdStoreStats, TestDaemon } from "./daemon.ts";
 import {
   allEvents,
   crashRuntime,
@@ -55,6 +55,11 @@ export interface CrashOptions {
   maxDownExits?: number;
   /** How long the final drain may take (ms). */
   drainTimeoutMs?: number;
+  /**
+   * Run the daemon under the test service manager with an fd store of this many fds (0: a
+   * manager without a store, as systemd by default); absent: run it directly, as today.
+   */
+  fdStoreMax?: number;
   /** Progress lines (default: none). */
   log?: (line: string) => void;
 }
@@ -92,7 +97,9 @@ interface Box {
 
 /** Everything a run observed; {@linkcode checkCrashRun} judges it. */
 export interface CrashRun {
-  options: Required<Omit<CrashOptions, "log">>;
+  options: Required<Omit<CrashOptions, "log" | "fdStoreMax">> & { fdStoreMax: number | null };
+  /** The service manager's fd store after the drain (null when run without a manager). */
+  fdStore: FdStoreStats | null;
   kills: KillRecord[];
   boxes: Box[];
   records: Map<string, ContainerRecord>;
@@ -131,6 +138,8 @@ export interface CrashVerdict {
   unknownWhileDown: number;
   /** Unknown because the daemon was killed between the shim's write and the record. */
   unknownInFlight: number;
+  /** Every exit recorded unknown, whatever the cause. */
+  unknown: number;
   /** Containers whose cleanup went through the collector (a "gc" event). */
   wentThroughGc: number;
   /** Runtime calls that found the container already gone (a step that ran again, harmlessly). */
@@ -232,6 +241,9 @@ export async function runCrashScenario(options: CrashOptions): Promise<CrashRun>
   const daemon = await TestDaemon.start({
     runtimes: crashRuntime(CRASH_RUNTIME_NAME, runtimeLogPath),
     gc: { backoffBaseMs: 100, backoffMaxMs: 800, stepTimeoutMs: 10_000 },
+    ...(options.fdStoreMax === undefined ? {} : {
+      serviceManager: { storeMax: options.fdStoreMax },
+    }),
   });
   const boxes: Box[] = [];
   const kills: KillRecord[] = [];
@@ -341,7 +353,11 @@ export async function runCrashScenario(options: CrashOptions): Promise<CrashRun>
     const leakedFds = endFds.filter((l) =>
       l.startsWith(daemon.stateRoot) || l.endsWith("/exit_fifo") || l === "anon_inode:[pidfd]"
     );
-    const leftoverProcesses = processesUnder(daemon.dir, [daemon.pid]);
+    const leftoverProcesses = processesUnder(
+      daemon.dir,
+      [daemon.pid, ...(daemon.managerPid === null ? [] : [daemon.managerPid])],
+    );
+    const fdStore = options.fdStoreMax === undefined ? null : await daemon.fdStoreStats();
     return {
       options: {
         containers: opts.containers,
@@ -350,7 +366,9 @@ export async function runCrashScenario(options: CrashOptions): Promise<CrashRun>
         gcShare: opts.gcShare,
         maxDownExits: opts.maxDownExits,
         drainTimeoutMs: opts.drainTimeoutMs,
+        fdStoreMax: options.fdStoreMax ?? null,
       },
+      fdStore,
       kills,
       boxes,
       records: new Map(records.map((r) => [r.id, r])),
@@ -409,7 +427,10 @@ export function checkCrashRun(run: CrashRun): CrashVerdict {
   const maxLatency = latencies[latencies.length - 1] ?? 0;
   const window = Math.max(1_000, Math.round(maxLatency * 2));
 
+  // With an fd store, no status can be lost: every exit must be known.
+  const withStore = (run.options.fdStoreMax ?? 0) > 0;
   let exitsKnown = 0;
+  let unknownAll = 0;
   let unknownWhileDown = 0;
   let unknownInFlight = 0;
   let wentThroughGc = 0;
@@ -441,7 +462,13 @@ export function checkCrashRun(run: CrashRun): CrashVerdict {
         );
       }
     } else {
+      unknownAll++;
       if (exit.reason.trim() === "") violations.push(`${where} is unknown without a reason`);
+      if (withStore) {
+        violations.push(
+          `${where} recorded unknown (${exit.reason}) although the fd store kept its read end`,
+        );
+      }
       if (box.shimWrote === false) {
         unknownWhileDown++;
       } else {
@@ -508,6 +535,13 @@ export function checkCrashRun(run: CrashRun): CrashVerdict {
       `the daemon holds ${run.fdsAtEnd} fds after the drain, ${run.fdsAtStart} at start`,
     );
   }
+  if (run.fdStore !== null && withStore) {
+    const s = run.fdStore;
+    if (s.stored > 0) violations.push(`the fd store still holds ${s.stored} fds after the drain`);
+    if (s.refused > 0) violations.push(`the fd store refused ${s.refused} fds`);
+    if (s.hup > 0) violations.push(`the fd store dropped ${s.hup} fds on hang-up (no FDPOLL=0)`);
+    if (s.duplicates > 0) violations.push(`${s.duplicates} fds were stored twice under one name`);
+  }
   const seqs = run.events.map((e) => e.seq);
   if (seqs.some((s, i) => i > 0 && s <= seqs[i - 1]!)) {
     violations.push("the event log's sequence numbers are not strictly increasing");
@@ -524,6 +558,7 @@ export function checkCrashRun(run: CrashRun): CrashVerdict {
     exitsKnown,
     unknownWhileDown,
     unknownInFlight,
+    unknown: unknownAll,
     wentThroughGc,
     repeatedRuntimeCalls: repeated,
     recordLatencyMs: { p50: quantile(0.5), p99: quantile(0.99), max: maxLatency },
@@ -534,10 +569,17 @@ export function checkCrashRun(run: CrashRun): CrashVerdict {
 
 /** One line with the counts, for logs and reports. */
 export function describeVerdict(v: CrashVerdict, run: CrashRun): string {
-  return `seed ${run.options.seed}: ${v.killsSurvived} kills survived ` +
+  const store = run.options.fdStoreMax === null
+    ? "no service manager"
+    : run.options.fdStoreMax === 0
+    ? "service manager without fd store"
+    : `fd store of ${run.options.fdStoreMax} (${run.fdStore?.received ?? 0} kept, ` +
+      `${run.fdStore?.removed ?? 0} removed, ${run.fdStore?.stored ?? 0} left)`;
+  return `seed ${run.options.seed}, ${store}: ${v.killsSurvived} kills survived ` +
     `(${v.killsAimedAtRecording} aimed at recording, ${v.killsAimedAtGc} at GC, ` +
     `${v.killsWithWorkInFlight} with work in flight); ${v.containers} containers: ` +
-    `${v.exitsKnown} exits known and correct, ${v.unknownWhileDown} unknown (exited while ` +
+    `${v.exitsKnown} exits known and correct, ${v.unknown} unknown in all, ` +
+    `${v.unknownWhileDown} unknown (exited while ` +
     `down), ${v.unknownInFlight} unknown (killed between write and record, window ` +
     `${v.inFlightWindowMs} ms); ${v.wentThroughGc} through GC; ${v.repeatedRuntimeCalls} ` +
     `harmless repeated runtime calls; trigger→record ${v.recordLatencyMs.p50} ms median, ` +

@@ -109,6 +109,11 @@ export class TestDaemon {
     return this.#process.pid;
   }
 
+  /** The test service manager's pid, when the daemon runs under it. */
+  get managerPid(): number | null {
+    return this.#manager?.process.pid ?? null;
+  }
+
   /** Everything the daemon wrote on stderr so far. */
   get logs(): string {
     if (this.#options.serviceManager === undefined) return this.#stderr;
