@@ -78,11 +78,17 @@ export interface SettleResult {
   discarded: number;
 }
 
+/** What {@linkcode FifoReadEnds} asks of the manager ({@linkcode FdStoreSocket}). */
+export interface FdStoreRequests {
+  store(name: string, fd: number): void;
+  remove(name: string): void;
+}
+
 /** Options of {@linkcode FifoReadEnds}. */
 export interface FifoReadEndsOptions {
   stateRoot: string;
   /** The manager's socket; null when not run by a manager with an fd store. */
-  socket: FdStoreSocket | null;
+  socket: FdStoreRequests | null;
   /** Fds handed back at start. */
   handedBack?: readonly ListenFd[];
   log: Logger;
@@ -91,12 +97,16 @@ export interface FifoReadEndsOptions {
 /** The daemon's FIFO read ends as the fd store sees them. */
 export class FifoReadEnds {
   readonly #stateRoot: string;
-  readonly #socket: FdStoreSocket | null;
+  readonly #socket: FdStoreRequests | null;
   readonly #log: Logger;
   /** Handed back at start and not taken yet, by name. */
   readonly #handedBack = new Map<string, number>();
-  /** Names the manager holds a copy under (sent by this daemon or handed back). */
-  readonly #kept = new Set<string>();
+  /**
+   * Names the manager holds a copy under (sent by this daemon or handed back), with how many
+   * of the daemon's own read ends of that FIFO are open: the copy is removed when the last
+   * one is done with.
+   */
+  readonly #kept = new Map<string, number>();
 
   constructor(options: FifoReadEndsOptions) {
     this.#stateRoot = options.stateRoot;
@@ -110,7 +120,7 @@ export class FifoReadEnds {
         continue;
       }
       this.#handedBack.set(name, fd);
-      this.#kept.add(name);
+      this.#kept.set(name, 1);
     }
   }
 
@@ -137,10 +147,22 @@ export class FifoReadEnds {
     return fd;
   }
 
-  /** The read end of `fifo` is done with for good: the manager may let its copy go. */
+  /**
+   * One read end of `fifo` (from {@linkcode FifoReadEnds.open}) is closed for good; when it
+   * was the last, the manager lets its copy go.
+   */
   done(fifo: string): void {
-    const name = fdNameOf(this.#stateRoot, fifo);
-    if (!this.#kept.delete(name)) return;
+    this.#doneWith(fdNameOf(this.#stateRoot, fifo));
+  }
+
+  #doneWith(name: string): void {
+    const count = this.#kept.get(name);
+    if (count === undefined) return;
+    if (count > 1) {
+      this.#kept.set(name, count - 1);
+      return;
+    }
+    this.#kept.delete(name);
     this.#socket?.remove(name);
   }
 
@@ -177,8 +199,7 @@ export class FifoReadEnds {
         path: path ?? "unknown",
       });
       discard(fd);
-      this.#kept.delete(name);
-      this.#socket?.remove(name);
+      this.#doneWith(name);
       result.discarded++;
     }
     return result;
@@ -197,8 +218,7 @@ export class FifoReadEnds {
     if (this.#isFifo(fd)) return fd;
     this.#log.warn("fd {fd} handed back as {name} is not a FIFO: closed", { fd, name });
     libc.close(fd);
-    this.#kept.delete(name);
-    this.#socket?.remove(name);
+    this.#doneWith(name);
     return null;
   }
 
@@ -211,10 +231,15 @@ export class FifoReadEnds {
   }
 
   #keep(name: string, fd: number): void {
-    if (this.#socket === null || this.#kept.has(name)) return;
+    const count = this.#kept.get(name);
+    if (count !== undefined) {
+      this.#kept.set(name, count + 1);
+      return;
+    }
+    if (this.#socket === null) return;
     try {
       this.#socket.store(name, fd);
-      this.#kept.add(name);
+      this.#kept.set(name, 1);
     } catch (error) {
       this.#log.warn("cannot keep the read end of {name} with the service manager: {error}", {
         name,
@@ -248,9 +273,14 @@ export function fifoReadEnds(
   handedBack: readonly ListenFd[],
   log: Logger,
 ): FifoReadEnds {
-  const socket = notifyAddress === null ? null : new FdStoreSocket(
-    notifyAddress,
-    (error) => log.warn("fd store: {error}", { error: errorMessage(error) }),
-  );
+  let failures = 0;
+  const socket = notifyAddress === null ? null : new FdStoreSocket(notifyAddress, (error) => {
+    // Said once: every FIFO would repeat it while the manager is unreachable.
+    if (failures++ === 0) {
+      log.warn("cannot reach the service manager's fd store: {error}", {
+        error: errorMessage(error),
+      });
+    }
+  });
   return new FifoReadEnds({ stateRoot, socket, handedBack, log });
 }

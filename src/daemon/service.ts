@@ -531,6 +531,7 @@ export class ReaperService implements ReaperApi {
       }));
     } catch (error) {
       libc.close(fd);
+      this.#readEnds.done(fifo);
       throw toApiError(error);
     }
     // Before the FIFO is watched: an exit already in it is decoded at once.

@@ -76,9 +76,10 @@ export interface SupervisorOptions {
    */
   processGoneGraceMs?: number;
   /**
-   * Told when a FIFO's read end is closed for good: its status was consumed after the report
-   * was acknowledged, or the container was removed. Not told when the supervisor stops (a
-   * read end kept elsewhere must outlive this process then).
+   * Told when a read end given to {@linkcode Supervisor.add} is closed for good: its status
+   * was consumed after the report was acknowledged, the container was removed, or add() did
+   * not take it. Not told when the supervisor stops (a read end kept elsewhere must outlive
+   * this process then).
    */
   onDone?: (fifo: string) => void;
   /** Clock, for tests. */
@@ -182,7 +183,7 @@ export class Supervisor {
     const { id, pidInfo } = monitor;
     const existing = this.#byId.get(id);
     if (existing !== undefined) {
-      libc.close(monitor.fd);
+      this.#closeUnwatched(monitor);
       const same = existing.monitor.pidInfo.pid === pidInfo.pid &&
         existing.monitor.pidInfo.startTime === pidInfo.startTime;
       if (same) return;
@@ -191,7 +192,7 @@ export class Supervisor {
       );
     }
     if (this.#reported.has(reportKey(id, pidInfo))) {
-      libc.close(monitor.fd);
+      this.#closeUnwatched(monitor);
       throw new Error(`the exit of container ${id} (pid ${pidInfo.pid}) was already reported`);
     }
     const watched: Watched = {
@@ -206,7 +207,7 @@ export class Supervisor {
     try {
       this.#loop.add(monitor.fd, (events) => this.#onFifoReady(watched, events));
     } catch (e) {
-      libc.close(monitor.fd);
+      this.#closeUnwatched(monitor);
       throw e;
     }
     this.#byId.set(id, watched);
@@ -214,6 +215,12 @@ export class Supervisor {
     const found = this.#drain(watched, 0);
     if (found === "no-writer" && this.#byId.has(id)) this.#watchProcess(watched);
     if (found === "partial") this.#recheckLater(watched);
+  }
+
+  /** Closes a read end handed to add() and never watched: it is done with. */
+  #closeUnwatched(monitor: ExitMonitor): void {
+    libc.close(monitor.fd);
+    this.#onDone(monitor.fifo);
   }
 
   /** Stops watching a container without reporting anything; its read end is done with. */

@@ -237,8 +237,9 @@ int main(int argc, char **argv) {
   log_path = argv[3];
   command = argv + 5;
   signal(SIGPIPE, SIG_IGN);
-  struct rlimit rl;
-  if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+  /* Kept fds and their copies for the child: as root take what systemd would have. */
+  struct rlimit rl = {1 << 20, 1 << 20};
+  if (setrlimit(RLIMIT_NOFILE, &rl) != 0 && getrlimit(RLIMIT_NOFILE, &rl) == 0) {
     rl.rlim_cur = rl.rlim_max;
     setrlimit(RLIMIT_NOFILE, &rl);
   }
