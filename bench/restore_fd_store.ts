@@ -2,7 +2,8 @@
  * Restore with the fd store: N running containers (each FIFO's write end held by this process,
  * as live shims would), the daemon killed with SIGKILL and started again by the test service
  * manager (tests/support/fd_store_manager.c), once with a store of size 0 (restore reopens every
- * FIFO, as without systemd's store) and once with every read end handed back at fds 3….
+ * FIFO, as without systemd's store) and once with every read end handed back at fds 3…; and,
+ * for reference, started directly without any manager (no `$NOTIFY_SOCKET`), as before.
  * Times spawn → first healthy answer (the socket opens right before READY=1, after restore).
  *
  *   deno run -A bench/restore_fd_store.ts [--containers N] [--restarts R]
@@ -27,10 +28,10 @@ function say(line: string): void {
 }
 
 /** Spawn → healthy of each restart, in ms, and what the restarted daemon reported. */
-async function measure(storeMax: number, containers: number, restarts: number) {
+async function measure(storeMax: number | null, containers: number, restarts: number) {
   const me = identify(Deno.pid)!;
   const daemon = await TestDaemon.start({
-    serviceManager: { storeMax },
+    ...(storeMax === null ? {} : { serviceManager: { storeMax } }),
     extra: { heldFifoTimeoutMs: 3_600_000 },
   });
   const writers: number[] = [];
@@ -63,8 +64,8 @@ async function measure(storeMax: number, containers: number, restarts: number) {
       const health = await daemon.api("GET", "/v1/health");
       monitored = (health.body as { monitored: number }).monitored;
     }
-    const stats = await daemon.fdStoreStats();
-    return { times, monitored, stored: stats.stored };
+    const stored = storeMax === null ? 0 : (await daemon.fdStoreStats()).stored;
+    return { times, monitored, stored };
   } finally {
     for (const fd of writers) libc.close(fd);
     await daemon.dispose();
@@ -75,9 +76,13 @@ if (import.meta.main) {
   raiseFdLimit();
   const containers = option("containers", 10_000);
   const restarts = option("restarts", 3);
-  for (const storeMax of [0, 65_536]) {
+  for (const storeMax of [null, 0, 65_536]) {
     const { times, monitored, stored } = await measure(storeMax, containers, restarts);
-    const label = storeMax === 0 ? "reopened (no fd store)" : "handed back (fd store)";
+    const label = storeMax === null
+      ? "reopened (no service manager)"
+      : storeMax === 0
+      ? "reopened (manager without fd store)"
+      : "handed back (fd store)";
     const sorted = [...times].sort((a, b) => a - b);
     say(
       `${containers} running, read ends ${label}: spawn → healthy ` +
