@@ -76,7 +76,7 @@ if (import.meta.main) {
   raiseFdLimit();
   const containers = option("containers", 10_000);
   const restarts = option("restarts", 3);
-  for (const storeMax of [null, 0, 65_536]) {
+  for (const storeMax of [null, 0, 32_000]) {
     const { times, monitored, stored } = await measure(storeMax, containers, restarts);
     const label = storeMax === null
       ? "reopened (no service manager)"

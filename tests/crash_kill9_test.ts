@@ -55,7 +55,7 @@ Deno.test({
     kills: STORE_KILLS,
     seed,
     maxDownExits: 6,
-    fdStoreMax: 65_536,
+    fdStoreMax: 32_000,
   });
   const verdict = checkCrashRun(run);
   const summary = describeVerdict(verdict, run);

@@ -3,22 +3,24 @@
  * manager's file descriptor store.
  *
  * Every read end the daemon opens (`create-fifo`, `monitor`, restore) is also sent to the
- * manager under a name that maps back to its FIFO. While the daemon is down the manager's copy
- * keeps the FIFO open for reading, so a shim's status write succeeds and waits in the pipe
- * instead of failing with EPIPE; at the next start the copies come back as fds 3…, and restore
- * adopts them instead of reopening the FIFOs. A read end is removed from the store once it is
- * done with: its status consumed after the exit was durable, or it was let go for good.
+ * manager. While the daemon is down the manager's copy keeps the FIFO open for reading, so a
+ * shim's status write succeeds and waits in the pipe instead of failing with EPIPE; at the next
+ * start the copies come back as fds 3…, and restore adopts them instead of reopening the FIFOs.
+ * A copy is removed from the store once the daemon is done with that FIFO: its status consumed
+ * after the exit was durable, or its read end let go for good.
  *
- * Names: `<runtime>/<id>`, the state dir relative to the state root, when that fits the
- * manager's alphabet and length; otherwise `#` and the SHA-256 of the FIFO's path, which is
- * matched back through the fd's own path (`/proc/self/fd`).
+ * Names. The manager passes every name back in one environment variable, `LISTEN_FDNAMES`,
+ * which the kernel refuses past 128 KiB (E2BIG: the daemon would not start at all). So a name
+ * says nothing about its FIFO: it is a unique three-character token (four bytes with the `:`
+ * between names, so 32,000 fds fit), and a handed-back fd is matched to its FIFO through its
+ * own path in `/proc/self/fd`. A FIFO unlinked since (its path ends in " (deleted)") matches
+ * nothing and is let go.
  *
  * Without `$NOTIFY_SOCKET` nothing is sent, and only fds handed back are adopted.
  *
  * @module
  */
 
-import { createHash } from "node:crypto";
 import type { Logger } from "../log.ts";
 import type { ContainerRecord } from "../types.ts";
 import { EXIT_FIFO, openExitFifo } from "../supervisor/exit_fifo.ts";
@@ -28,31 +30,19 @@ import * as libc from "../sys/libc.ts";
 import type { ListenFd } from "../sys/listen_fds.ts";
 import { errorMessage } from "../error_message.ts";
 
-const HASHED = "#";
-/** Longest readable name; longer state dirs are hashed. */
-const READABLE_MAX = 200;
+const ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+/** Characters per name. */
+export const FD_NAME_LENGTH = 3;
+const NAME_SPACE = ALPHABET.length ** FD_NAME_LENGTH;
 
-/** The fd store name of the FIFO `fifo` for a daemon whose state root is `stateRoot`. */
-export function fdNameOf(stateRoot: string, fifo: string): string {
-  const root = `${stateRoot.replace(/\/+$/, "")}/`;
-  const suffix = `/${EXIT_FIFO}`;
-  if (fifo.startsWith(root) && fifo.endsWith(suffix)) {
-    const rel = fifo.slice(root.length, -suffix.length);
-    if (
-      rel.length > 0 && rel.length <= READABLE_MAX && !rel.startsWith(HASHED) &&
-      /^[A-Za-z0-9_.+=@-]+(\/[A-Za-z0-9_.+=@-]+)*$/.test(rel) && isValidFdName(rel)
-    ) {
-      return rel;
-    }
+/** The `n`th name (0 ≤ n < 62³). */
+export function fdName(n: number): string {
+  let out = "";
+  for (let i = 0; i < FD_NAME_LENGTH; i++) {
+    out = ALPHABET[n % ALPHABET.length] + out;
+    n = Math.floor(n / ALPHABET.length);
   }
-  return HASHED + createHash("sha256").update(fifo).digest("hex");
-}
-
-/** The FIFO a readable name stands for, or null for a hashed (or foreign) name. */
-export function fifoOfName(stateRoot: string, name: string): string | null {
-  if (name.startsWith(HASHED) || name === "unknown" || name.split("/").includes("..")) return null;
-  const fifo = `${stateRoot.replace(/\/+$/, "")}/${name}/${EXIT_FIFO}`;
-  return fdNameOf(stateRoot, fifo) === name ? fifo : null;
+  return out;
 }
 
 /** The path an open fd names now ("… (deleted)" once unlinked), or null. */
@@ -94,33 +84,54 @@ export interface FifoReadEndsOptions {
   log: Logger;
 }
 
+interface Kept {
+  name: string;
+  /** The daemon's own open read ends of the FIFO: the copy goes when the last one does. */
+  count: number;
+}
+
 /** The daemon's FIFO read ends as the fd store sees them. */
 export class FifoReadEnds {
   readonly #stateRoot: string;
+  /** The state root with symlinks resolved, as /proc/self/fd shows paths below it. */
+  readonly #realRoot: string;
   readonly #socket: FdStoreRequests | null;
   readonly #log: Logger;
-  /** Handed back at start and not taken yet, by name. */
-  readonly #handedBack = new Map<string, number>();
-  /**
-   * Names the manager holds a copy under (sent by this daemon or handed back), with how many
-   * of the daemon's own read ends of that FIFO are open: the copy is removed when the last
-   * one is done with.
-   */
-  readonly #kept = new Map<string, number>();
+  /** Handed back at start and not taken yet, by FIFO path (as the daemon names it). */
+  readonly #handedBack = new Map<string, { fd: number; name: string }>();
+  /** FIFOs the manager holds a copy of, by path. */
+  readonly #kept = new Map<string, Kept>();
+  readonly #usedNames = new Set<string>();
+  #nextName = 0;
+  #full = false;
 
   constructor(options: FifoReadEndsOptions) {
-    this.#stateRoot = options.stateRoot;
+    this.#stateRoot = options.stateRoot.replace(/\/+$/, "");
+    this.#realRoot = this.#stateRoot;
+    try {
+      this.#realRoot = Deno.realPathSync(this.#stateRoot);
+    } catch {
+      // Not there yet: nothing below it can have been handed back.
+    }
     this.#socket = options.socket;
     this.#log = options.log;
     for (const { fd, name } of options.handedBack ?? []) {
-      if (this.#handedBack.has(name) || name === "unknown") {
-        // The manager drops duplicates itself; one read end of a FIFO is as good as another.
-        this.#log.warn("closing fd {fd} handed back as {name}: not needed", { fd, name });
-        libc.close(fd);
+      const path = this.#fromReal(pathOfFd(fd));
+      if (path === null || this.#handedBack.has(path) || !isValidFdName(name)) {
+        // A FIFO unlinked while the daemon was down, a copy the manager kept twice, or an fd
+        // reaperd never stored: nothing can wait on it.
+        this.#log.info("letting go of fd {fd} handed back as {name} ({path})", {
+          fd,
+          name,
+          path: pathOfFd(fd) ?? "closed",
+        });
+        discard(fd);
+        if (isValidFdName(name) && !this.#usedNames.has(name)) this.#socket?.remove(name);
         continue;
       }
-      this.#handedBack.set(name, fd);
-      this.#kept.set(name, 1);
+      this.#handedBack.set(path, { fd, name });
+      this.#kept.set(path, { name, count: 1 });
+      this.#usedNames.add(name);
     }
   }
 
@@ -139,11 +150,10 @@ export class FifoReadEnds {
    * else a fresh one ({@linkcode openExitFifo}), a copy of which goes to the manager.
    */
   open(fifo: string): number {
-    const name = fdNameOf(this.#stateRoot, fifo);
-    const handed = this.#takeHandedBack(name);
+    const handed = this.#takeHandedBack(fifo);
     if (handed !== null) return handed;
     const fd = openExitFifo(fifo);
-    this.#keep(name, fd);
+    this.#keep(fifo, fd);
     return fd;
   }
 
@@ -152,54 +162,41 @@ export class FifoReadEnds {
    * was the last, the manager lets its copy go.
    */
   done(fifo: string): void {
-    this.#doneWith(fdNameOf(this.#stateRoot, fifo));
-  }
-
-  #doneWith(name: string): void {
-    const count = this.#kept.get(name);
-    if (count === undefined) return;
-    if (count > 1) {
-      this.#kept.set(name, count - 1);
-      return;
-    }
-    this.#kept.delete(name);
-    this.#socket?.remove(name);
+    const kept = this.#kept.get(fifo);
+    if (kept === undefined) return;
+    if (--kept.count > 0) return;
+    this.#kept.delete(fifo);
+    this.#socket?.remove(kept.name);
+    this.#usedNames.delete(kept.name);
   }
 
   /**
-   * After restore: every fd handed back that no running container took. One whose FIFO still
-   * exists and has no record, or a record whose cleanup is over, was held by `create-fifo`
-   * when the daemon went down: it is held again. One whose exit is recorded and still being
-   * cleaned, or whose FIFO is gone, is read out, closed and removed from the store.
+   * After restore: every fd handed back that no running container took. One whose FIFO has no
+   * record, or a record whose cleanup is over, was held by `create-fifo` when the daemon went
+   * down: it is held again. One whose exit is recorded and still being cleaned up is read out,
+   * closed and removed from the store.
    */
   async settle(records: RestoreLookup, held: HeldFifos): Promise<SettleResult> {
     const result: SettleResult = { held: 0, discarded: 0 };
-    for (const [name, fd] of [...this.#handedBack]) {
-      this.#handedBack.delete(name);
-      const path = pathOfFd(fd);
-      const fifo = fifoOfName(this.#stateRoot, name) ??
-        (path !== null && fdNameOf(this.#stateRoot, path) === name ? path : null);
+    for (const [fifo, { fd }] of [...this.#handedBack]) {
+      this.#handedBack.delete(fifo);
       let holdIt = false;
-      if (fifo !== null && path === fifo && this.#isFifo(fd)) {
+      if (fifo.endsWith(`/${EXIT_FIFO}`) && isFifo(fd)) {
         const stateDir = fifo.slice(0, -(EXIT_FIFO.length + 1));
         const id = stateDir.slice(stateDir.lastIndexOf("/") + 1);
         const record = await records.get(id).catch(() => null);
-        const own = record !== null && record.stateDir === stateDir;
-        holdIt = !own || record.state === "stopped";
+        holdIt = record === null || record.stateDir !== stateDir || record.state === "stopped";
       }
-      if (holdIt && held.adopt(fifo!, fd)) {
+      if (holdIt && held.adopt(fifo, fd)) {
         this.#log.info("holding {fifo} again: its read end was held when reaperd went down", {
           fifo,
         });
         result.held++;
         continue;
       }
-      this.#log.info("releasing the kept read end {name} ({path}): nothing waits on it", {
-        name,
-        path: path ?? "unknown",
-      });
+      this.#log.info("letting go of the kept read end of {fifo}: its exit is recorded", { fifo });
       discard(fd);
-      this.#doneWith(name);
+      this.done(fifo);
       result.discarded++;
     }
     return result;
@@ -207,45 +204,76 @@ export class FifoReadEnds {
 
   /** Closes the fds handed back and not taken (shutdown before restore finished). */
   close(): void {
-    for (const fd of this.#handedBack.values()) libc.close(fd);
+    for (const { fd } of this.#handedBack.values()) libc.close(fd);
     this.#handedBack.clear();
   }
 
-  #takeHandedBack(name: string): number | null {
-    const fd = this.#handedBack.get(name);
-    if (fd === undefined) return null;
-    this.#handedBack.delete(name);
-    if (this.#isFifo(fd)) return fd;
-    this.#log.warn("fd {fd} handed back as {name} is not a FIFO: closed", { fd, name });
-    libc.close(fd);
-    this.#doneWith(name);
+  /** A path as /proc/self/fd shows it, below the state root as the daemon names it. */
+  #fromReal(path: string | null): string | null {
+    if (path === null || path.endsWith(" (deleted)")) return null;
+    if (this.#realRoot !== this.#stateRoot && path.startsWith(`${this.#realRoot}/`)) {
+      return this.#stateRoot + path.slice(this.#realRoot.length);
+    }
+    return path;
+  }
+
+  #takeHandedBack(fifo: string): number | null {
+    const handed = this.#handedBack.get(fifo);
+    if (handed === undefined) return null;
+    this.#handedBack.delete(fifo);
+    if (isFifo(handed.fd)) return handed.fd;
+    this.#log.warn("fd {fd} handed back for {fifo} is not a FIFO: closed", {
+      fd: handed.fd,
+      fifo,
+    });
+    libc.close(handed.fd);
+    this.done(fifo);
     return null;
   }
 
-  #isFifo(fd: number): boolean {
-    try {
-      return libc.fileTypeOfFd(fd) === libc.S_IFIFO;
-    } catch {
-      return false;
-    }
-  }
-
-  #keep(name: string, fd: number): void {
-    const count = this.#kept.get(name);
-    if (count !== undefined) {
-      this.#kept.set(name, count + 1);
+  #keep(fifo: string, fd: number): void {
+    const kept = this.#kept.get(fifo);
+    if (kept !== undefined) {
+      kept.count++;
       return;
     }
     if (this.#socket === null) return;
+    const name = this.#allocateName();
+    if (name === null) return;
     try {
       this.#socket.store(name, fd);
-      this.#kept.set(name, 1);
+      this.#kept.set(fifo, { name, count: 1 });
+      this.#usedNames.add(name);
     } catch (error) {
-      this.#log.warn("cannot keep the read end of {name} with the service manager: {error}", {
-        name,
+      this.#log.warn("cannot keep the read end of {fifo} with the service manager: {error}", {
+        fifo,
         error: errorMessage(error),
       });
     }
+  }
+
+  #allocateName(): string | null {
+    if (this.#usedNames.size >= NAME_SPACE) {
+      if (!this.#full) {
+        this.#full = true;
+        this.#log.warn("every fd store name is in use: further read ends are not kept");
+      }
+      return null;
+    }
+    this.#full = false;
+    for (;;) {
+      const name = fdName(this.#nextName);
+      this.#nextName = (this.#nextName + 1) % NAME_SPACE;
+      if (!this.#usedNames.has(name)) return name;
+    }
+  }
+}
+
+function isFifo(fd: number): boolean {
+  try {
+    return libc.fileTypeOfFd(fd) === libc.S_IFIFO;
+  } catch {
+    return false;
   }
 }
 

@@ -5,29 +5,20 @@ import { HeldFifos } from "../supervisor/held_fifos.ts";
 import { isValidFdName } from "../sys/fd_store.ts";
 import * as libc from "../sys/libc.ts";
 import type { ContainerRecord } from "../types.ts";
-import { fdNameOf, fifoOfName, FifoReadEnds } from "./fd_store.ts";
+import { FD_NAME_LENGTH, fdName, FifoReadEnds } from "./fd_store.ts";
 
-const ROOT = "/var/run/isulad";
 const log = getLogger("fd-store-test");
 
-Deno.test("fdNameOf() names a FIFO by its state dir, and hashes what does not fit", () => {
-  const fifo = `${ROOT}/runc/web-1/exit_fifo`;
-  assert.equal(fdNameOf(ROOT, fifo), "runc/web-1");
-  assert.equal(fifoOfName(ROOT, "runc/web-1"), fifo);
-
-  const long = `${ROOT}/runc/${"a".repeat(240)}/exit_fifo`;
-  const hashed = fdNameOf(ROOT, long);
-  assert.match(hashed, /^#[0-9a-f]{64}$/);
-  assert.notEqual(hashed, fdNameOf(ROOT, `${ROOT}/runc/${"a".repeat(241)}/exit_fifo`));
-  assert.equal(fifoOfName(ROOT, hashed), null, "a hash maps back through the fd's path");
-
-  for (const odd of [`${ROOT}/runc/a:b/exit_fifo`, `/elsewhere/runc/x/exit_fifo`]) {
-    const name = fdNameOf(ROOT, odd);
-    assert.match(name, /^#/);
+Deno.test("fdName() gives unique three-character names LISTEN_FDNAMES can carry by the 32,000", () => {
+  const names = new Set(Array.from({ length: 62 ** 3 }, (_, i) => fdName(i)));
+  assert.equal(names.size, 62 ** 3);
+  for (const name of [fdName(0), fdName(62 ** 3 - 1)]) {
+    assert.equal(name.length, FD_NAME_LENGTH);
     assert.ok(isValidFdName(name));
   }
-  assert.equal(fifoOfName(ROOT, "runc/../../etc"), null);
-  assert.equal(fifoOfName(ROOT, "unknown"), null);
+  // The manager passes every name in one environment string; the kernel's limit is 128 KiB.
+  const listenFdNames = `LISTEN_FDNAMES=${[...names].slice(0, 32_000).join(":")}`;
+  assert.ok(listenFdNames.length < 128 * 1024, `${listenFdNames.length} bytes`);
 });
 
 /** Records what would be sent to the manager. */
@@ -57,14 +48,17 @@ Deno.test("FifoReadEnds keeps one copy per FIFO and removes it when its last rea
     const fifo = createExitFifo(`${root}/runc/c1`);
     const a = ends.open(fifo);
     const b = ends.open(fifo);
-    assert.deepEqual(socket.sent, ["store runc/c1"]);
+    assert.deepEqual(socket.sent, ["store 000"]);
     libc.close(a);
     ends.done(fifo);
-    assert.deepEqual(socket.sent, ["store runc/c1"], "another read end is still open");
+    assert.deepEqual(socket.sent, ["store 000"], "another read end is still open");
     libc.close(b);
     ends.done(fifo);
     ends.done(fifo);
-    assert.deepEqual(socket.sent, ["store runc/c1", "remove runc/c1"]);
+    assert.deepEqual(socket.sent, ["store 000", "remove 000"]);
+    const other = ends.open(createExitFifo(`${root}/runc/c2`));
+    assert.deepEqual(socket.sent.at(-1), "store 001", "each FIFO has its own name");
+    libc.close(other);
   });
 });
 
@@ -73,20 +67,25 @@ Deno.test("FifoReadEnds adopts a handed-back fd instead of reopening, and refuse
     const socket = new Recorder();
     const fifo = createExitFifo(`${root}/runc/c1`);
     const kept = openExitFifo(fifo);
-    await Deno.writeTextFile(`${root}/file`, "x");
-    const file = libc.open(`${root}/file`, libc.O.RDONLY | libc.O.CLOEXEC);
+    // A regular file where a FIFO belongs, replaced by a FIFO while the daemon was down.
+    await Deno.mkdir(`${root}/runc/c2`);
+    await Deno.writeTextFile(`${root}/runc/c2/exit_fifo`, "x");
+    const file = libc.open(`${root}/runc/c2/exit_fifo`, libc.O.RDONLY | libc.O.CLOEXEC);
     const ends = new FifoReadEnds({
       stateRoot: root,
       socket,
       log,
-      handedBack: [{ fd: kept, name: "runc/c1" }, { fd: file, name: "runc/c2" }],
+      handedBack: [{ fd: kept, name: "000" }, { fd: file, name: "001" }],
     });
+    assert.equal(ends.untaken, 2);
     assert.equal(ends.open(fifo), kept);
     assert.deepEqual(socket.sent, [], "a handed-back fd is already in the store");
-    createExitFifo(`${root}/runc/c2`);
-    const fresh = ends.open(`${root}/runc/c2/exit_fifo`);
-    assert.equal(libc.fileTypeOfFd(fresh), libc.S_IFIFO, "the file was closed, the FIFO opened");
-    assert.deepEqual(socket.sent, ["remove runc/c2", "store runc/c2"]);
+    await Deno.remove(`${root}/runc/c2/exit_fifo`);
+    // Unlinked now, but it was not when it was handed back: the type check refuses it.
+    const fresh = ends.open(createExitFifo(`${root}/runc/c2`));
+    assert.equal(libc.fileTypeOfFd(fresh), libc.S_IFIFO);
+    assert.deepEqual(socket.sent, ["remove 001", "store 001"]);
+    assert.equal(ends.untaken, 0);
     libc.close(kept);
     libc.close(fresh);
   });
@@ -105,9 +104,9 @@ Deno.test("FifoReadEnds.settle() holds again what create-fifo held and releases 
       socket,
       log,
       handedBack: [
-        { fd: fds[0]!, name: "runc/held" },
-        { fd: fds[1]!, name: "runc/done" },
-        { fd: fds[2]!, name: "runc/gone" },
+        { fd: fds[0]!, name: "aaa" },
+        { fd: fds[1]!, name: "bbb" },
+        { fd: fds[2]!, name: "ccc" },
       ],
     });
     const records = new Map<string, Partial<ContainerRecord>>([
@@ -119,13 +118,37 @@ Deno.test("FifoReadEnds.settle() holds again what create-fifo held and releases 
         { get: (id) => Promise.resolve((records.get(id) ?? null) as ContainerRecord | null) },
         held,
       );
-      assert.deepEqual(result, { held: 1, discarded: 2 });
+      assert.deepEqual(result, { held: 1, discarded: 1 });
       assert.equal(held.take(heldFifo), fds[0]);
-      assert.deepEqual(socket.sent.sort(), ["remove runc/done", "remove runc/gone"]);
+      // "gone" was unlinked while the daemon was down: let go at once.
+      assert.deepEqual(socket.sent, ["remove ccc", "remove bbb"]);
       assert.equal(ends.untaken, 0);
       libc.close(fds[0]!);
     } finally {
       held.closeAll();
+    }
+  });
+});
+
+Deno.test("FifoReadEnds matches a handed-back fd through a state root reached by a symlink", async () => {
+  await withRoot(async (real) => {
+    const link = `${real}-link`;
+    await Deno.symlink(real, link);
+    try {
+      const fifo = createExitFifo(`${link}/runc/c1`);
+      const kept = openExitFifo(fifo);
+      // /proc/self/fd shows the resolved path, as /var/run/isulad shows as /run/isulad.
+      assert.equal(Deno.readLinkSync(`/proc/self/fd/${kept}`), `${real}/runc/c1/exit_fifo`);
+      const ends = new FifoReadEnds({
+        stateRoot: link,
+        socket: new Recorder(),
+        log,
+        handedBack: [{ fd: kept, name: "000" }],
+      });
+      assert.equal(ends.open(fifo), kept);
+      libc.close(kept);
+    } finally {
+      await Deno.remove(link);
     }
   });
 });

@@ -39,7 +39,7 @@ if (import.meta.main) {
   const firstSeed = option("seed", Math.floor(Math.random() * 2 ** 31));
   const fdStore = Deno.args.includes("--fd-store");
   // With --fd-store: the store (must lose nothing, know everything), then the same without.
-  const modes: (number | undefined)[] = fdStore ? [65_536, 0] : [undefined];
+  const modes: (number | undefined)[] = fdStore ? [32_000, 0] : [undefined];
   let failed = false;
   const totals = { kills: 0, known: 0, down: 0, inFlight: 0, containers: 0 };
   for (let round = 0; round < rounds && !failed; round++) {
