@@ -269,18 +269,25 @@ export class FifoReadEnds {
   }
 }
 
+/**
+ * Whether `fd` is a FIFO; one that is gets O_NONBLOCK (every read end reaperd stores has it,
+ * but a read that blocks would stop the daemon, so it is made sure of).
+ */
 function isFifo(fd: number): boolean {
   try {
-    return libc.fileTypeOfFd(fd) === libc.S_IFIFO;
+    if (libc.fileTypeOfFd(fd) !== libc.S_IFIFO) return false;
+    libc.setNonBlocking(fd);
+    return true;
   } catch {
     return false;
   }
 }
 
-/** Reads a read end out (bounded) and closes it. */
+/** Reads a FIFO's read end out (bounded) and closes it; anything else is just closed. */
 function discard(fd: number): void {
   const buf = new Uint8Array(4096);
   try {
+    if (!isFifo(fd)) throw new Error("not a FIFO");
     for (let i = 0; i < 256; i++) {
       const n = libc.read(fd, buf);
       if (n === null || n === 0) break;

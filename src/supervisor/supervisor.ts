@@ -121,6 +121,7 @@ export class Supervisor {
   /** Recently reported (id, pid, start time) keys: an exit is reported once. */
   readonly #reported = new Set<string>();
   readonly #readBuf = new Uint8Array(READ_CHUNK);
+  readonly #consumeBuf = new Uint8Array(4096);
   readonly #onDone: (fifo: string) => void;
   /** Reported, waiting for acknowledgement: their read ends stay open and unconsumed. */
   readonly #awaiting = new Set<Watched>();
@@ -394,10 +395,10 @@ export class Supervisor {
     const after: number[] = [];
     try {
       while (consumed < CONSUME_MAX) {
-        const n = libc.read(fd, this.#readBuf);
+        const n = libc.read(fd, this.#consumeBuf);
         if (n === null || n === 0) break;
         for (let i = 0; i < n && after.length < 16; i++) {
-          if (consumed + i >= STATUS_SIZE) after.push(this.#readBuf[i]!);
+          if (consumed + i >= STATUS_SIZE) after.push(this.#consumeBuf[i]!);
         }
         consumed += n;
       }
@@ -408,7 +409,7 @@ export class Supervisor {
     if (consumed > w.total && consumed > STATUS_SIZE) {
       log.warn("{fifo}: after its status, {count} more bytes arrived: {bytes}", {
         fifo,
-        count: consumed - Math.max(STATUS_SIZE, 0),
+        count: consumed - STATUS_SIZE,
         bytes: describeBytes(new Uint8Array(after), consumed - STATUS_SIZE),
       });
     }

@@ -305,6 +305,8 @@ const SUN_PATH_MAX = 108;
 const MSGHDR_SIZE = 56;
 const CMSG_HEADER = 16;
 const F_SETFD = 2;
+const F_GETFL = 3;
+const F_SETFL = 4;
 const F_DUPFD_CLOEXEC = 1030;
 const FD_CLOEXEC = 1;
 const SPLICE_F_NONBLOCK = 2;
@@ -403,6 +405,14 @@ export function tee(from: number, to: number, len: number): number | null {
 /** Sets close-on-exec on an fd (one inherited from the parent, say). */
 export function setCloseOnExec(fd: number): void {
   check(libc().fcntl(fd, F_SETFD, FD_CLOEXEC), "fcntl", `fd ${fd}`);
+}
+
+/** Sets O_NONBLOCK on an fd's open file description. */
+export function setNonBlocking(fd: number): void {
+  const flags = check(libc().fcntl(fd, F_GETFL, 0), "fcntl", `fd ${fd}`);
+  if ((flags & O.NONBLOCK) === 0) {
+    check(libc().fcntl(fd, F_SETFL, flags | O.NONBLOCK), "fcntl", `fd ${fd}`);
+  }
 }
 
 /** fcntl(F_DUPFD_CLOEXEC): a close-on-exec copy of `fd`. */
