@@ -72,7 +72,8 @@ export function decodeExitStatus(
     const value = view.getInt32(0, littleEndian);
     if (value < 0 || value > 255) {
       return unknownExit(
-        `status value ${value} is outside 0–255: ${describeBytes(bytes.subarray(0, STATUS_SIZE))}`,
+        `status value ${value} is outside 0–255: ` +
+          describeBytes(bytes.subarray(0, STATUS_SIZE), total),
         at,
       );
     }

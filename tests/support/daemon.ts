@@ -173,29 +173,44 @@ export class TestDaemon {
 
   async #spawnManaged(storeMax: number): Promise<void> {
     this.#manager ??= await this.#startManager(storeMax);
-    const reply = await this.#managerCommand("start");
-    const match = /^started (\d+)$/.exec(reply);
-    if (match === null) throw new Error(`service manager: ${reply}`);
-    this.#managedPid = Number(match[1]);
+    // As systemd's Restart= would: a start that finds the store still locked (a helper the
+    // killed daemon was starting may hold its descriptors until it execs) is tried again.
+    for (let attempt = 1;; attempt++) {
+      const logFrom = this.logs.length;
+      const reply = await this.#managerCommand("start");
+      const match = /^started (\d+)$/.exec(reply);
+      if (match === null) throw new Error(`service manager: ${reply}`);
+      this.#managedPid = Number(match[1]);
+      const outcome = await this.#untilHealthy();
+      if (outcome === "healthy") return;
+      const log = this.logs.slice(logFrom);
+      await this.stop("SIGKILL");
+      if (outcome === "exited" && /is in use by/.test(log) && attempt < 5) {
+        await new Promise((r) => setTimeout(r, 300));
+        continue;
+      }
+      throw new Error(`daemon did not answer:\n${this.logs}`);
+    }
+  }
+
+  async #untilHealthy(): Promise<"healthy" | "exited" | "timeout"> {
     const deadline = Date.now() + 20_000;
     for (;;) {
       try {
         const res = await this.api("GET", "/v1/health");
-        if (res.status === 200) return;
+        if (res.status === 200) return "healthy";
       } catch {
         // Not listening yet.
       }
       await new Promise((r) => setTimeout(r, 50));
-      let alive = true;
       try {
-        alive = !Deno.readTextFileSync(`/proc/${this.#managedPid}/stat`).includes(") Z ");
+        if (Deno.readTextFileSync(`/proc/${this.#managedPid}/stat`).includes(") Z ")) {
+          return "exited";
+        }
       } catch {
-        alive = false;
+        return "exited";
       }
-      if (!alive || Date.now() > deadline) {
-        await this.stop("SIGKILL");
-        throw new Error(`daemon did not answer:\n${this.logs}`);
-      }
+      if (Date.now() > deadline) return "timeout";
     }
   }
 
