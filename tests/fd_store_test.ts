@@ -11,8 +11,10 @@ import { TestDaemon } from "./support/daemon.ts";
 import {
   crashRuntime,
   record,
+  runOk,
   sleep,
   startContainer,
+  type TestContainer,
   waitFor,
   waitStopped,
   writeControl,
@@ -138,4 +140,71 @@ Deno.test({
       await Promise.all(boxes.map((b) => stopShim(b.shim)));
     }
   });
+});
+
+/** Writes zeros into `path` until its filesystem is full. */
+function fill(path: string): void {
+  const file = Deno.openSync(path, { write: true, create: true });
+  try {
+    for (const size of [64 * 1024, 4096, 512, 1]) {
+      const chunk = new Uint8Array(size);
+      try {
+        for (;;) file.writeSync(chunk);
+      } catch {
+        // Full at this size.
+      }
+    }
+  } finally {
+    file.close();
+  }
+}
+
+Deno.test({
+  name: "fd store: an exit decoded but not yet durable when the daemon is killed is recorded " +
+    "by the next one with its code",
+  sanitizeResources: false,
+  sanitizeOps: false,
+}, async () => {
+  await buildTestShim();
+  const dir = await Deno.makeTempDir({ prefix: "reaperd-fdstore-pending-" });
+  const fs = `${dir}/kvfs`;
+  await Deno.mkdir(fs);
+  await runOk("mount", "-t", "tmpfs", "-o", "size=8m,mode=0700", "tmpfs", fs);
+  let daemon: TestDaemon | undefined;
+  const boxes: TestContainer[] = [];
+  try {
+    daemon = await TestDaemon.start({
+      dir,
+      runtimes: crashRuntime(RUNTIME, `${dir}/runtime.log`),
+      extra: { db: `${fs}/reaperd.db` },
+      serviceManager: { storeMax: 4096 },
+    });
+    const d = daemon;
+    for (const id of ["p1", "p2", "p3"]) {
+      boxes.push(await startContainer(d, { id, runtime: RUNTIME }));
+    }
+    // The store cannot take the exits: the daemon decodes them and keeps them in memory.
+    fill(`${fs}/filler`);
+    for (const [i, b] of boxes.entries()) await b.exit(20 + i);
+    await Promise.all(boxes.map((b) => b.shim.status));
+    await waitFor("every exit decoded and held", async () => {
+      const h = await d.api("GET", "/v1/health");
+      return (h.body as { pendingWrites: number }).pendingWrites === boxes.length;
+    });
+    await d.stop("SIGKILL");
+    await Deno.remove(`${fs}/filler`);
+    await d.restart();
+    for (const [i, b] of boxes.entries()) {
+      const r = await waitStopped(d, b.id, 20_000);
+      assert.deepEqual([r.exit?.known, r.exit?.code], [true, 20 + i], b.id);
+    }
+    await waitFor("the fd store to empty", async () => {
+      return (await d.fdStoreStats()).stored === 0;
+    });
+  } finally {
+    for (const b of boxes) await stopShim(b.shim);
+    if (daemon !== undefined) await daemon.dispose().catch(() => {});
+    await runOk("umount", fs).catch(() => runOk("umount", "-l", fs));
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
 });
