@@ -22,7 +22,12 @@ export function isValidFdName(name: string): boolean {
   return name.length > 0 && name.length <= FD_NAME_MAX && /^[\x21-\x39\x3b-\x7e]+$/.test(name);
 }
 
-const RETRY_MS = 50;
+/**
+ * How soon a full queue is tried again. The manager's queue holds few datagrams
+ * (net.unix.max_dgram_qlen: 10 by default, 512 under systemd) and drains fast; a message that
+ * waits is a read end not yet kept, so it is retried at once rather than later.
+ */
+const RETRY_MS = 1;
 const encoder = new TextEncoder();
 
 interface Queued {

@@ -16,7 +16,8 @@
  *   start          -> "started <pid>"
  *   kill <signal>  -> "exited <code>" or "signaled <signal>" (messages sent before it died are
  *                     handled first, as systemd does before it processes the death)
- *   stats          -> "stats stored=N received=N removed=N refused=N hup=N duplicates=N"
+ *   stats          -> "stats stored=N received=N removed=N refused=N hup=N duplicates=N
+ *                     truncated=N"
  *   quit           -> kills the command with SIGKILL if it runs, then exits
  */
 #define _GNU_SOURCE
@@ -44,7 +45,7 @@ struct kept {
 
 static struct kept *kept;
 static size_t n_kept, cap_kept, store_max;
-static unsigned long received, removed, refused, hup_dropped, duplicates;
+static unsigned long received, removed, refused, hup_dropped, duplicates, truncated;
 static int sock = -1;
 static pid_t child = 0;
 static const char *notify_path, *log_path;
@@ -100,6 +101,8 @@ static int receive_one(void) {
     die("recvmsg");
   }
   buf[n] = 0;
+  /* Fds the kernel could not pass (no room in the control buffer or the fd table) are lost. */
+  if (msg.msg_flags & MSG_CTRUNC) truncated++;
   int fds[MAX_FDS_PER_MESSAGE];
   size_t n_fds = 0;
   for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
@@ -216,8 +219,9 @@ static void command_line(char *line) {
     kill_child(atoi(line + 5));
   } else if (strcmp(line, "stats") == 0) {
     drain_socket();
-    printf("stats stored=%zu received=%lu removed=%lu refused=%lu hup=%lu duplicates=%lu\n",
-           n_kept, received, removed, refused, hup_dropped, duplicates);
+    printf("stats stored=%zu received=%lu removed=%lu refused=%lu hup=%lu duplicates=%lu "
+           "truncated=%lu\n",
+           n_kept, received, removed, refused, hup_dropped, duplicates, truncated);
   } else if (strcmp(line, "quit") == 0) {
     if (child > 0) kill_child(SIGKILL);
     exit(0);
