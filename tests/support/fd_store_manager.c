@@ -146,15 +146,39 @@ static void start(void) {
   if (pid < 0) die("fork");
   if (pid == 0) {
     size_t n = n_kept;
-    int *high = malloc((n + 1) * sizeof(int));
-    /* Copies above the target range first, so that no dup2 below overwrites a source. */
+    /* Moves every kept fd to 3+i in place, one extra fd at most at a time (the fd table may be
+     * nearly full): a later fd sitting on a target is moved above the range first. */
+    int maxfd = (int)(3 + n);
     for (size_t i = 0; i < n; i++) {
-      high[i] = fcntl(kept[i].fd, F_DUPFD, (int)(3 + n));
-      if (high[i] < 0) die("F_DUPFD");
+      if (kept[i].fd > maxfd) maxfd = kept[i].fd;
+    }
+    size_t slots = (size_t)maxfd + n + 16;
+    int *src = malloc(n * sizeof(int) + 1);
+    int *owner = malloc(slots * sizeof(int));
+    if (!src || !owner) die("malloc");
+    for (size_t k = 0; k < slots; k++) owner[k] = -1;
+    for (size_t i = 0; i < n; i++) {
+      src[i] = kept[i].fd;
+      owner[src[i]] = (int)i;
     }
     for (size_t i = 0; i < n; i++) {
-      if (dup2(high[i], (int)(3 + i)) < 0) die("dup2");
-      close(high[i]);
+      int target = (int)(3 + i);
+      if (src[i] == target) {
+        if (fcntl(target, F_SETFD, 0) < 0) die("F_SETFD");
+        continue;
+      }
+      int j = owner[target];
+      if (j >= 0) {
+        int moved = fcntl(target, F_DUPFD_CLOEXEC, (int)(3 + n));
+        if (moved < 0 || (size_t)moved >= slots) die("F_DUPFD");
+        close(target);
+        src[j] = moved;
+        owner[moved] = j;
+      }
+      if (dup2(src[i], target) < 0) die("dup2");
+      owner[src[i]] = -1;
+      close(src[i]);
+      owner[target] = -1;
     }
     size_t names_len = 1;
     for (size_t i = 0; i < n; i++) names_len += strlen(kept[i].name) + 1;
