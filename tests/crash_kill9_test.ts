@@ -43,7 +43,7 @@ needs("cc").test({
 const STORE_CONTAINERS = 120;
 const STORE_KILLS = 12;
 
-Deno.test({
+needs("cc").test({
   name: `with the fd store, kill -9 of the daemon ${STORE_KILLS} times loses no exit and ` +
     "leaves none unknown",
   sanitizeResources: false,

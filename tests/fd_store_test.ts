@@ -20,6 +20,12 @@ import {
   writeControl,
 } from "./support/fault_util.ts";
 import { buildTestShim, stopShim } from "./fixtures/shim.ts";
+import { needs } from "./support/needs.ts";
+
+/** The test service manager and the test shim are built with cc. */
+const withCc = needs("cc");
+/** The store's disk is a tmpfs of its own. */
+const asRootWithCc = needs("root", "cc");
 
 const RUNTIME = "crt";
 
@@ -43,7 +49,7 @@ async function withManagedDaemon(
 
 for (const storeMax of [4096, 0]) {
   const kept = storeMax > 0;
-  Deno.test({
+  withCc.test({
     name: kept
       ? "fd store: a status written while the daemon is down is recorded with its code"
       : "without an fd store, a status written while the daemon is down is lost (unknown)",
@@ -105,7 +111,7 @@ for (const storeMax of [4096, 0]) {
   });
 }
 
-Deno.test({
+withCc.test({
   name: "fd store: a restart with nothing to do keeps every running container's read end",
   sanitizeResources: false,
   sanitizeOps: false,
@@ -159,7 +165,7 @@ function fill(path: string): void {
   }
 }
 
-Deno.test({
+asRootWithCc.test({
   name: "fd store: an exit decoded but not yet durable when the daemon is killed is recorded " +
     "by the next one with its code",
   sanitizeResources: false,

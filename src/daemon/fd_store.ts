@@ -185,7 +185,14 @@ export class FifoReadEnds {
         const stateDir = fifo.slice(0, -(EXIT_FIFO.length + 1));
         const id = stateDir.slice(stateDir.lastIndexOf("/") + 1);
         const record = await records.get(id).catch(() => null);
-        holdIt = record === null || record.stateDir !== stateDir || record.state === "stopped";
+        const own = record !== null && record.stateDir === stateDir;
+        if (own && record.state === "running") {
+          // Watched through another read end: whatever waits in the FIFO is that one's to
+          // decode, and the manager's copy goes when that one is done with.
+          libc.close(fd);
+          continue;
+        }
+        holdIt = !own || record.state === "stopped";
       }
       if (holdIt && held.adopt(fifo, fd)) {
         this.#log.info("holding {fifo} again: its read end was held when reaperd went down", {
