@@ -29,7 +29,9 @@ function say(line: string): void {
 
 /** Spawn → healthy of each restart, in ms, and what the restarted daemon reported. */
 async function measure(storeMax: number | null, containers: number, restarts: number) {
-  const me = identify(Deno.pid)!;
+  // Every container names this one process, which nothing here ever ends but the benchmark.
+  const sleeper = new Deno.Command("sleep", { args: ["3600"], stdin: "null" }).spawn();
+  const me = identify(sleeper.pid)!;
   const daemon = await TestDaemon.start({
     ...(storeMax === null ? {} : { serviceManager: { storeMax } }),
     extra: { heldFifoTimeoutMs: 3_600_000 },
@@ -67,8 +69,15 @@ async function measure(storeMax: number | null, containers: number, restarts: nu
     const stored = storeMax === null ? 0 : (await daemon.fdStoreStats()).stored;
     return { times, monitored, stored };
   } finally {
-    for (const fd of writers) libc.close(fd);
+    // The daemon goes first: closing the write ends would make every container exit.
     await daemon.dispose();
+    for (const fd of writers) libc.close(fd);
+    try {
+      sleeper.kill("SIGKILL");
+    } catch {
+      // Already gone.
+    }
+    await sleeper.status;
   }
 }
 
