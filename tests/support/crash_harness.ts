@@ -32,6 +32,7 @@ import {
   crashRuntime,
   getJson,
   openFds,
+  openFdsBesideChildren,
   processesUnder,
   sleep,
   startContainer,
@@ -349,7 +350,7 @@ export async function runCrashScenario(options: CrashOptions): Promise<CrashRun>
     } catch (e) {
       if (!(e instanceof Deno.errors.NotFound)) throw e;
     }
-    const endFds = openFds(daemon.pid);
+    const endFds = openFdsBesideChildren(daemon.pid);
     const leakedFds = endFds.filter((l) =>
       l.startsWith(daemon.stateRoot) || l.endsWith("/exit_fifo") || l === "anon_inode:[pidfd]"
     );

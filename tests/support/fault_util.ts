@@ -158,6 +158,35 @@ export function openFds(pid: number): string[] {
   return out;
 }
 
+/**
+ * The daemon's descriptors less the pipes it shares with its live children (its path helpers
+ * and runtime calls): those come and go with the helper pool, bounded by it, and are not leaks.
+ */
+export function openFdsBesideChildren(pid: number): string[] {
+  const shared = new Set<string>();
+  for (const child of childPids(pid)) {
+    try {
+      for (const link of openFds(child)) if (link.startsWith("pipe:")) shared.add(link);
+    } catch {
+      // Gone while listing.
+    }
+  }
+  return openFds(pid).filter((link) => !shared.has(link));
+}
+
+function childPids(pid: number): number[] {
+  const out: number[] = [];
+  for (const task of Deno.readDirSync(`/proc/${pid}/task`)) {
+    try {
+      const text = Deno.readTextFileSync(`/proc/${pid}/task/${task.name}/children`);
+      out.push(...text.split(" ").filter((w) => w !== "").map(Number));
+    } catch {
+      // The thread ended while listing.
+    }
+  }
+  return out;
+}
+
 /** Processes (not zombies, not in `except`) whose command line or cwd mentions `dir`. */
 export function processesUnder(dir: string, except: number[] = []): string[] {
   const found: string[] = [];
