@@ -43,6 +43,17 @@ export interface GcConfig {
   stepTimeoutMs: number;
 }
 
+/** The socket API's limits on its clients. */
+export interface HttpConfig {
+  /**
+   * Client connections open at once at most; one more is answered 503 and closed. The daemon
+   * also keeps this under its descriptor limit minus what its containers need.
+   */
+  maxConnections: number;
+  /** A connection with no request under way for this long (ms) is closed. */
+  idleTimeoutMs: number;
+}
+
 /** The whole configuration, with every default filled in. */
 export interface Config {
   /** Absolute path of the API's unix socket. */
@@ -55,6 +66,8 @@ export interface Config {
   runtimes: Record<string, RuntimeConfig>;
   /** Garbage collector knobs. */
   gc: GcConfig;
+  /** Socket API limits. */
+  http: HttpConfig;
   /** A FIFO read end held by create-fifo but never armed by monitor is released after this (ms). */
   heldFifoTimeoutMs: number;
   /** The event log keeps at most this many entries (oldest dropped first). */
@@ -134,6 +147,12 @@ export const DEFAULT_GC: Readonly<GcConfig> = {
   backoffBaseMs: 500,
   backoffMaxMs: 60_000,
   stepTimeoutMs: 30_000,
+};
+
+/** The socket API's defaults. */
+export const DEFAULT_HTTP: Readonly<HttpConfig> = {
+  maxConnections: 1000,
+  idleTimeoutMs: 60_000,
 };
 
 /** Longest path a unix socket can bind: sun_path is 108 bytes with the final NUL. */
@@ -341,6 +360,7 @@ export function defaultConfig(env: ConfigEnvironment = processEnvironment()): Co
     stateRoot: root ? "/var/run/isulad" : `${runtimeDir(env)}/isulad`,
     runtimes,
     gc: { ...DEFAULT_GC },
+    http: { ...DEFAULT_HTTP },
     heldFifoTimeoutMs: 60_000,
     eventLogMax: 100_000,
     stoppedRetentionMs: 86_400_000,
@@ -431,12 +451,14 @@ const TOP_KEYS = [
   "stateRoot",
   "runtimes",
   "gc",
+  "http",
   "heldFifoTimeoutMs",
   "eventLogMax",
   "stoppedRetentionMs",
   "logLevel",
 ] as const;
 const GC_KEYS = ["concurrency", "backoffBaseMs", "backoffMaxMs", "stepTimeoutMs"] as const;
+const HTTP_KEYS = ["maxConnections", "idleTimeoutMs"] as const;
 
 /**
  * Applies the JSON text of a config file on top of `base` and returns the result. `source`
@@ -469,6 +491,7 @@ export function parseConfig(text: string, source: string, base: Config): Config 
     ...base,
     runtimes: { ...base.runtimes },
     gc: { ...base.gc },
+    http: { ...base.http },
     source,
   };
   if (data.socket !== undefined) {
@@ -498,6 +521,15 @@ export function parseConfig(text: string, source: string, base: Config): Config 
     check.noUnknownKeys(data.gc, GC_KEYS, "gc.");
     for (const key of GC_KEYS) {
       if (data.gc[key] !== undefined) out.gc[key] = check.positiveInt(data.gc[key], `gc.${key}`);
+    }
+  }
+  if (data.http !== undefined) {
+    if (!isObject(data.http)) throw fail("http", `must be an object, got ${showValue(data.http)}`);
+    check.noUnknownKeys(data.http, HTTP_KEYS, "http.");
+    for (const key of HTTP_KEYS) {
+      if (data.http[key] !== undefined) {
+        out.http[key] = check.positiveInt(data.http[key], `http.${key}`);
+      }
     }
   }
   if (data.heldFifoTimeoutMs !== undefined) {

@@ -39,8 +39,14 @@ import {
 import { type Output, stdio } from "./output.ts";
 import { errorMessage } from "../error_message.ts";
 
-/** Runs the daemon until it stops; resolves to the process's exit code. */
-export type ServeFunction = (config: Config) => Promise<number>;
+/**
+ * Runs the daemon until it stops; resolves to the process's exit code. `reload` reads the
+ * configuration again the way it was read at start (for SIGHUP).
+ */
+export type ServeFunction = (
+  config: Config,
+  options?: { reload?: () => Promise<Config> },
+) => Promise<number>;
 
 /** What the CLI needs from the outside world; tests replace any of it. */
 export interface CliDeps {
@@ -224,6 +230,11 @@ export function buildProgram(deps: CliDeps, setCode: (code: number) => void) {
 Flags win over the config file, which wins over the defaults. Logs go to stderr, one line
 each, with <N> priority prefixes when stderr is the journal.
 
+Signals: SIGTERM or SIGINT stop the daemon cleanly. SIGHUP reads the config file (and these
+flags) again and applies logLevel, http.maxConnections and http.idleTimeoutMs at once; any
+other changed key is logged as needing a restart and keeps its running value. SIGUSR1,
+SIGUSR2 and SIGALRM are logged and ignored.
+
 Examples:
   reaperd serve
   reaperd serve --config /etc/reaperd/reaperd.json --log-level debug
@@ -238,7 +249,7 @@ Examples:
       }
       configureLogging({ level: config.logLevel });
       const serve = deps.serve ?? await loadServe();
-      setCode(await serve(config));
+      setCode(await serve(config, { reload: () => configFor(opts) }));
     });
 
   program.command("config")

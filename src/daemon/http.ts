@@ -2,21 +2,32 @@
  * The socket API's server: JSON over HTTP on a unix socket, mode 0600, so that only the
  * socket's owner (root, for the system service) can talk to the daemon. The routes live in
  * `routes.ts`; this file owns the socket's life: refuse to start when another daemon answers
- * on it, remove a stale socket left by a crash, listen, restrict, and shut down without
- * leaving long polls hanging.
+ * on it, remove a stale socket left by a crash, listen, restrict, bound the connections it
+ * holds, survive running out of descriptors, and shut down without leaving long polls hanging.
  *
  * @module
  */
 
+import { DEFAULT_HTTP } from "../config.ts";
+import { errorMessage } from "../error_message.ts";
 import { getLogger } from "../log.ts";
+import * as libc from "../sys/libc.ts";
 import type { ReaperApi } from "./api.ts";
-import { createRouter, errorResponse, type RouterOptions } from "./routes.ts";
+import { type ConnLimits, errorBytes, serveConnection } from "./http_conn.ts";
+import { createRouter, MAX_BODY_BYTES, type RouterOptions } from "./routes.ts";
 
 /** Options of {@linkcode startHttpServer}. */
 export interface HttpServerOptions extends Omit<RouterOptions, "closing"> {
   /** Absolute path of the unix socket. Its directory is created (0700) when missing. */
   path: string;
+  /** Connections open at once at most, asked at each accept (it may change). */
+  maxConnections?: () => number;
+  /** An idle connection is closed after this (ms), asked before each request. */
+  idleTimeoutMs?: () => number;
 }
+
+/** Largest request line plus headers, in bytes. */
+export const MAX_HEAD_BYTES = 16 * 1024;
 
 /** A running socket API server. */
 export interface HttpServer {
@@ -24,6 +35,8 @@ export interface HttpServer {
   readonly path: string;
   /** Settles when the server has stopped. */
   readonly finished: Promise<void>;
+  /** Client connections open now. */
+  readonly connections: number;
   /**
    * Stops accepting, ends long polls and event streams, waits for the requests in flight,
    * and removes the socket file.
@@ -81,8 +94,35 @@ async function ensureParentDir(path: string): Promise<void> {
   }
 }
 
+/** Consecutive accept failures are logged at most this often. */
+const ACCEPT_LOG_INTERVAL_MS = 10_000;
+/** Pause after an accept failure that is not descriptor exhaustion. */
+const ACCEPT_BACKOFF_MS = 100;
+
+/** A descriptor held in reserve, let go to take one connection off the backlog at EMFILE. */
+function openReserve(): number {
+  try {
+    return libc.open("/dev/null", libc.O.RDONLY | libc.O.CLOEXEC);
+  } catch {
+    return -1;
+  }
+}
+
+function isFdExhaustion(e: unknown): boolean {
+  const text = e instanceof Error ? `${(e as { code?: string }).code} ${e.message}` : String(e);
+  return /EMFILE|ENFILE|os error 2[34]\b/.test(text);
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
 /**
  * Serves `api` on the unix socket `options.path` and resolves once it is listening.
+ *
+ * Connections are accepted by a loop of the daemon's own: at most `maxConnections()` are open
+ * at once (one more is answered 503 and closed); an accept that fails is logged and retried
+ * after a pause, and at descriptor exhaustion a descriptor held in reserve is let go to take
+ * the waiting connection off the backlog and close it, so the server never dies of it and the
+ * listener never spins.
  *
  * @example
  * ```ts ignore
@@ -95,39 +135,139 @@ export async function startHttpServer(
   api: ReaperApi,
   options: HttpServerOptions,
 ): Promise<HttpServer> {
-  const { path, ...routerOptions } = options;
+  const { path, maxConnections, idleTimeoutMs, ...routerOptions } = options;
   await ensureParentDir(path);
   await claimSocketPath(path);
   const closing = new AbortController();
   const handler = createRouter(api, { ...routerOptions, closing: closing.signal });
-  const server = Deno.serve({
-    path,
-    onListen: () => {},
-    onError: (e) => {
-      log.error("unhandled error in the HTTP layer: {error}", { error: String(e) });
-      return errorResponse(500, "internal error");
-    },
-  }, handler);
-  // Deno.serve binds synchronously: restrict the socket before any request is handled. The
-  // socket dir (0700, RuntimeDirectoryMode=0700 under systemd) guards the instant before this.
+  const limits = {
+    maxConnections: maxConnections ?? (() => DEFAULT_HTTP.maxConnections),
+    idleTimeoutMs: idleTimeoutMs ?? (() => DEFAULT_HTTP.idleTimeoutMs),
+  };
+  const maxBody = routerOptions.maxBodyBytes ?? MAX_BODY_BYTES;
+  const connLimits = (): ConnLimits => ({
+    idleTimeoutMs: limits.idleTimeoutMs(),
+    maxHeadBytes: MAX_HEAD_BYTES,
+    maxBodyBytes: maxBody,
+  });
+  const listener = Deno.listen({ transport: "unix", path });
+  // Restrict the socket before the first accept. The socket dir (0700, RuntimeDirectoryMode=0700
+  // under systemd) guards the instant before this.
   try {
     Deno.chmodSync(path, 0o600);
   } catch (e) {
-    await server.shutdown();
+    listener.close();
+    await Deno.remove(path).catch(() => {});
     throw e;
   }
+  const ours = Deno.statSync(path).ino;
   log.info("listening on {path}", { path });
+
+  const open = new Set<Promise<void>>();
+  let stopped = false;
+  let reserve = openReserve();
+  let lastAcceptLog = -Infinity;
+  let lastRefusalLog = -Infinity;
+  let refused = 0;
+  const throttled = (last: number) => performance.now() - last >= ACCEPT_LOG_INTERVAL_MS;
+
+  const refuse = (conn: Deno.Conn, cap: number) => {
+    refused++;
+    if (throttled(lastRefusalLog)) {
+      lastRefusalLog = performance.now();
+      log.warn("refusing connections: {open} open, the limit is {cap} ({refused} refused)", {
+        open: open.size,
+        cap,
+        refused,
+      });
+    }
+    const bytes = errorBytes(503, `too many connections (${cap}): try again later`);
+    // A small answer fits the socket buffer: the write does not wait for the client.
+    conn.write(bytes).catch(() => {}).finally(() => {
+      try {
+        conn.close();
+      } catch {
+        // Gone already.
+      }
+    });
+  };
+
+  const acceptLoop = async () => {
+    let shedNext = false;
+    while (!stopped) {
+      let conn: Deno.Conn;
+      try {
+        conn = await listener.accept();
+      } catch (e) {
+        if (stopped) break;
+        if (throttled(lastAcceptLog)) {
+          lastAcceptLog = performance.now();
+          log.error("accepting a connection failed, going on: {error}", { error: errorMessage(e) });
+        }
+        if (isFdExhaustion(e) && reserve >= 0) {
+          // Free one descriptor to take the waiting connection and close it at once.
+          libc.close(reserve);
+          reserve = -1;
+          shedNext = true;
+        } else {
+          await sleep(ACCEPT_BACKOFF_MS);
+        }
+        continue;
+      }
+      if (shedNext) {
+        shedNext = false;
+        conn.close();
+        reserve = openReserve();
+        continue;
+      }
+      if (reserve < 0) reserve = openReserve();
+      const cap = limits.maxConnections();
+      if (open.size >= cap || stopped) {
+        refuse(conn, cap);
+        continue;
+      }
+      const served = serveConnection(conn, {
+        handler,
+        limits: connLimits,
+        closing: closing.signal,
+      }).finally(() => open.delete(served));
+      open.add(served);
+    }
+  };
+  const accepting = acceptLoop().catch((e) =>
+    log.fatal("the socket API's accept loop ended: {error}", { error: errorMessage(e) })
+  );
+
   let stopping: Promise<void> | null = null;
+  const shutdown = () => {
+    stopping ??= (async () => {
+      stopped = true;
+      closing.abort();
+      listener.close();
+      await accepting;
+      await Promise.allSettled([...open]);
+      if (reserve >= 0) libc.close(reserve);
+      reserve = -1;
+      // Remove the socket only while it is still the one bound here.
+      try {
+        if (Deno.lstatSync(path).ino === ours) Deno.removeSync(path);
+      } catch {
+        // Gone already.
+      }
+    })();
+    return stopping;
+  };
+  let finish: () => void = () => {};
+  const finished = new Promise<void>((resolve) => finish = resolve);
   return {
     path,
-    finished: server.finished,
-    shutdown() {
-      // Deno removes the socket file when the listener closes.
-      stopping ??= (async () => {
-        closing.abort();
-        await server.shutdown();
-      })();
-      return stopping;
+    finished,
+    get connections() {
+      return open.size;
+    },
+    async shutdown() {
+      await shutdown();
+      finish();
     },
   };
 }

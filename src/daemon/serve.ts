@@ -1,12 +1,12 @@
 /**
  * `reaperd serve`: the daemon in the foreground. Wires the parts together, restores in the
- * seed's order, serves the socket API, talks to systemd, and shuts down cleanly on
- * SIGTERM/SIGINT.
+ * seed's order, serves the socket API, talks to systemd, reloads what it safely can on SIGHUP,
+ * ignores SIGUSR1/SIGUSR2/SIGALRM, and shuts down cleanly on SIGTERM/SIGINT.
  *
  * @module
  */
 
-import type { Config } from "../config.ts";
+import type { Config, HttpConfig } from "../config.ts";
 import { Collector } from "../gc/collector.ts";
 import { configureLogging, getLogger } from "../log.ts";
 import { RuntimeCleaner } from "../runtime/cleaner.ts";
@@ -14,8 +14,11 @@ import { defaultCleanupSettings } from "../runtime/config.ts";
 import { raiseFdLimit } from "../sys/fd_limit.ts";
 import { takeListenFds } from "../sys/listen_fds.ts";
 import { startHttpServer } from "./http.ts";
+import { connectionBudget, currentSoftFdLimit } from "./fd_budget.ts";
 import { fifoReadEnds } from "./fd_store.ts";
 import { createNotifier } from "./notify.ts";
+import { applyReload } from "./reload.ts";
+import { installSignalHandlers } from "./signals.ts";
 import { startRetention } from "./retention.ts";
 import { ReaperService, VERSION } from "./service.ts";
 import { type OpenedStore, openStore, StoreOpenError } from "./store_file.ts";
@@ -23,12 +26,50 @@ import { errorMessage } from "../error_message.ts";
 
 const log = getLogger("daemon");
 
+/** Options of {@linkcode serve}. */
+export interface ServeOptions {
+  /**
+   * Reads the configuration again for SIGHUP (the file and the flags, as at start). Without
+   * it, SIGHUP is logged and ignored.
+   */
+  reload?: () => Promise<Config>;
+}
+
 /**
  * Runs the daemon until SIGTERM or SIGINT. Resolves to the process exit code: 0 after a clean
  * shutdown, 1 when it could not start.
  */
-export async function serve(config: Config): Promise<number> {
+export async function serve(config: Config, options: ServeOptions = {}): Promise<number> {
   configureLogging({ level: config.logLevel });
+  let running = config;
+  let httpLimits: HttpConfig = { ...config.http };
+  let ready = false;
+  const signals = installSignalHandlers({
+    log,
+    onReload: async () => {
+      if (options.reload === undefined) {
+        log.warn("SIGHUP: no config file to read again; ignored");
+        return;
+      }
+      if (!ready) {
+        log.warn("SIGHUP: still starting; the configuration is read again only once ready");
+        return;
+      }
+      const outcome = applyReload(running, await options.reload(), {
+        setLogLevel: (level) => configureLogging({ level }),
+        setHttpLimits: (limits) => httpLimits = limits,
+      });
+      running = outcome.config;
+      log.info("SIGHUP: configuration read again; applied: {applied}", {
+        applied: outcome.applied.join(", ") || "nothing changed",
+      });
+      if (outcome.needsRestart.length > 0) {
+        log.warn("SIGHUP: changed but only taken at start, restart to apply: {keys}", {
+          keys: outcome.needsRestart.join(", "),
+        });
+      }
+    },
+  });
   const notifier = createNotifier();
   // Before anything else can be started: the fds handed back must not leak into children.
   const handedBack = takeListenFds();
@@ -51,6 +92,7 @@ export async function serve(config: Config): Promise<number> {
         : `cannot open the store ${config.db}: ${errorMessage(error)}`,
     });
     notifier.close();
+    signals.remove();
     return 1;
   }
 
@@ -98,7 +140,20 @@ export async function serve(config: Config): Promise<number> {
       "restored: {monitored} monitored, {exited} exited while down, {resumed} cleanups resumed",
       restored,
     );
-    server = await startHttpServer(service, { path: config.socket });
+    const svc = service;
+    server = await startHttpServer(service, {
+      path: config.socket,
+      idleTimeoutMs: () => httpLimits.idleTimeoutMs,
+      maxConnections: () => {
+        const h = svc.health();
+        return connectionBudget({
+          softLimit: currentSoftFdLimit(),
+          containers: h.monitored + h.held,
+          cleanupConcurrency: config.gc.concurrency,
+          configured: httpLimits.maxConnections,
+        });
+      },
+    });
     const status = () => {
       const h = service!.health();
       return `${h.status}: ${h.monitored} monitored, ${h.gc} in GC` +
@@ -124,7 +179,8 @@ export async function serve(config: Config): Promise<number> {
     const statusTimer = setInterval(() => notifier.status(status()), 10_000);
     Deno.unrefTimer(statusTimer);
 
-    const signal = await waitForTermination();
+    ready = true;
+    const signal = await signals.terminated;
     log.info("{signal} received: shutting down", { signal });
     clearInterval(statusTimer);
     await notifier.stopping("shutting down");
@@ -141,19 +197,6 @@ export async function serve(config: Config): Promise<number> {
     await service?.close().catch((e) => log.error("shutdown: {error}", { error: String(e) }));
     opened.close();
     notifier.close();
+    signals.remove();
   }
-}
-
-function waitForTermination(): Promise<Deno.Signal> {
-  return new Promise((resolve) => {
-    const signals: Deno.Signal[] = ["SIGTERM", "SIGINT"];
-    const handlers = signals.map((signal) => {
-      const handler = () => {
-        for (const [s, h] of handlers) Deno.removeSignalListener(s, h);
-        resolve(signal);
-      };
-      Deno.addSignalListener(signal, handler);
-      return [signal, handler] as const;
-    });
-  });
 }
