@@ -65,6 +65,9 @@ export interface EventsOptions {
  */
 const ORIGIN = "http://127.0.0.1";
 
+/** Records per page when listing. */
+export const LIST_PAGE = 500;
+
 function causeMessage(e: unknown): string {
   let cur: unknown = e;
   let message = errorMessage(e);
@@ -169,9 +172,21 @@ export class ReaperClient implements Disposable {
     return this.#json("DELETE", `/v1/containers/${encodeURIComponent(id)}`);
   }
 
-  /** `GET /v1/containers`. */
-  list(): Promise<ContainerRecord[]> {
-    return this.#json("GET", "/v1/containers");
+  /**
+   * Every record, in id order, read a page at a time (`GET /v1/containers?limit=&after=`), so
+   * that a daemon with many records never builds one huge answer.
+   */
+  async list(pageSize = LIST_PAGE): Promise<ContainerRecord[]> {
+    const all: ContainerRecord[] = [];
+    let after: string | undefined;
+    for (;;) {
+      const query = new URLSearchParams({ limit: String(pageSize) });
+      if (after !== undefined) query.set("after", after);
+      const page = await this.#json<ContainerRecord[]>("GET", `/v1/containers?${query}`);
+      all.push(...page);
+      if (page.length < pageSize) return all;
+      after = page[page.length - 1]!.id;
+    }
   }
 
   /**

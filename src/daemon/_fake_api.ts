@@ -22,6 +22,7 @@ import {
   type GcAddRequest,
   type GcStatus,
   type Health,
+  type ListPage,
   type MonitorRequest,
   type ReaperApi,
 } from "./api.ts";
@@ -122,13 +123,15 @@ export class FakeApi implements ReaperApi {
     return Promise.resolve(this.#get(id));
   }
 
-  list(): Promise<ContainerRecord[]> {
+  list(page: ListPage = {}): Promise<ContainerRecord[]> {
     try {
       this.#check("list");
     } catch (e) {
       return Promise.reject(e);
     }
-    return Promise.resolve([...this.records.values()]);
+    const sorted = [...this.records.values()].sort((a, b) => a.id < b.id ? -1 : 1);
+    const from = page.after === undefined ? sorted : sorted.filter((r) => r.id > page.after!);
+    return Promise.resolve(from.slice(0, page.limit ?? from.length));
   }
 
   async wait(id: string, timeoutMs: number, signal?: AbortSignal): Promise<ContainerRecord> {

@@ -56,6 +56,14 @@ export interface GcAddRequest {
   paths?: string[];
 }
 
+/** A page of `GET /v1/containers`: records in id order. */
+export interface ListPage {
+  /** Only records whose id sorts after this one. */
+  after?: string;
+  /** At most this many records. */
+  limit?: number;
+}
+
 /** A container in GC: its record and its GC entry. */
 export interface GcStatus {
   record: ContainerRecord;
@@ -87,7 +95,8 @@ export interface ReaperApi {
   createFifo(req: CreateFifoRequest): Promise<CreateFifoResponse>;
   monitor(req: MonitorRequest): Promise<ContainerRecord>;
   inspect(id: string): Promise<ContainerRecord>;
-  list(): Promise<ContainerRecord[]>;
+  /** Records in id order: all of them, or one page. */
+  list(page?: ListPage): Promise<ContainerRecord[]>;
   /**
    * Forgets a stopped container's record now (`reaperd rm`), rather than when retention would.
    * Throws ApiError 404 for an unknown id, 409 while it runs, stops or is in GC.

@@ -94,6 +94,35 @@ async function ensureParentDir(path: string): Promise<void> {
   }
 }
 
+/**
+ * Requests worked on at once. Hundreds of busy clients would otherwise each get a slice of
+ * every turn of the event loop, and the exit path's steps would wait behind all of them.
+ */
+export const MAX_ACTIVE_REQUESTS = 8;
+
+/** A FIFO counting semaphore: fair turns for connections. */
+class Turns {
+  #free: number;
+  readonly #waiting: Array<() => void> = [];
+
+  constructor(count: number) {
+    this.#free = count;
+  }
+
+  take(): Promise<() => void> {
+    const release = () => {
+      const next = this.#waiting.shift();
+      if (next !== undefined) next();
+      else this.#free++;
+    };
+    if (this.#free > 0) {
+      this.#free--;
+      return Promise.resolve(release);
+    }
+    return new Promise((resolve) => this.#waiting.push(() => resolve(release)));
+  }
+}
+
 /** Consecutive accept failures are logged at most this often. */
 const ACCEPT_LOG_INTERVAL_MS = 10_000;
 /** Pause after an accept failure that is not descriptor exhaustion. */
@@ -164,6 +193,7 @@ export async function startHttpServer(
   log.info("listening on {path}", { path });
 
   const open = new Set<Promise<void>>();
+  const turns = new Turns(MAX_ACTIVE_REQUESTS);
   let stopped = false;
   let reserve = openReserve();
   let lastAcceptLog = -Infinity;
@@ -230,6 +260,7 @@ export async function startHttpServer(
         handler,
         limits: connLimits,
         closing: closing.signal,
+        admit: () => turns.take(),
       }).finally(() => open.delete(served));
       open.add(served);
     }

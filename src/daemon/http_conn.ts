@@ -16,6 +16,7 @@
  */
 
 import { errorMessage } from "../error_message.ts";
+import { rawBody } from "./raw_body.ts";
 
 /** A request handler: never throws (the router answers every error itself). */
 export type ConnHandler = (request: Request) => Promise<Response>;
@@ -36,10 +37,19 @@ export interface ConnContext {
   limits: () => ConnLimits;
   /** Aborted when the server shuts down: idle connections close, busy ones after the answer. */
   closing: AbortSignal;
+  /**
+   * Waits for a turn to handle a request that has started to arrive; resolves to the function
+   * that gives the turn back. Bounds how many requests the daemon works on at once.
+   */
+  admit?: () => Promise<() => void>;
 }
 
 const CRLF2 = new Uint8Array([13, 10, 13, 10]);
-const READ_SIZE = 16 * 1024;
+const READ_SIZE = 4 * 1024;
+/** A request holds its turn at most this long (ms): long polls and streams then let go. */
+const TURN_HOLD_MS = 50;
+/** Bodies larger than this are written apart from the head instead of copied behind it. */
+const SEPARATE_BODY_BYTES = 16 * 1024;
 const encoder = new TextEncoder();
 const latin1 = new TextDecoder("latin1");
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
@@ -55,6 +65,8 @@ class BadRequest extends Error {
 /** Reading side of a connection: a buffer and at most one read in flight. */
 class Input {
   readonly #conn: Deno.Conn;
+  /** Handed to each read in turn: one allocation per connection, not one per read. */
+  readonly #chunk = new Uint8Array(READ_SIZE);
   #buf = new Uint8Array(0);
   #pending: Promise<void> | null = null;
   eof = false;
@@ -82,7 +94,7 @@ class Input {
   }
 
   async #readOnce(): Promise<void> {
-    const chunk = new Uint8Array(READ_SIZE);
+    const chunk = this.#chunk;
     try {
       const n = await this.#conn.read(chunk);
       if (n === null) {
@@ -220,26 +232,44 @@ export async function serveConnection(conn: Deno.Conn, ctx: ConnContext): Promis
   try {
     while (!ctx.closing.aborted) {
       const limits = ctx.limits();
-      let head: Head | null;
-      let request: Request;
-      let keepAlive: boolean;
-      try {
-        head = await readHead(input, limits, ctx.closing);
-        if (head === null) return;
-        ({ request, keepAlive } = await readRequest(conn, input, head, limits));
-      } catch (e) {
-        if (e instanceof BadRequest) {
-          await writeAll(conn, errorBytes(e.status, e.message), limits.idleTimeoutMs);
-        }
-        return;
+      // Idle until the next request starts; only then does it wait for a turn.
+      if (input.buffered.length === 0) {
+        if (!await within(input.fill(), limits.idleTimeoutMs, ctx.closing)) return;
+        if (input.buffered.length === 0) return;
       }
-      // Wait for the next bytes meanwhile: only so is a client that hangs up noticed.
-      if (input.buffered.length <= limits.maxHeadBytes) void input.fill();
-      const response = await ctx.handler(request);
-      keepAlive &&= !ctx.closing.aborted;
-      const open = await writeResponse(conn, response, head, keepAlive, limits.idleTimeoutMs);
-      current.abort = null;
-      if (!open) return;
+      const release = ctx.admit === undefined ? () => {} : await ctx.admit();
+      let held = true;
+      const giveBack = () => {
+        if (held) release();
+        held = false;
+      };
+      // Long polls and streams give their turn back once they have started.
+      const timer = setTimeout(giveBack, TURN_HOLD_MS);
+      try {
+        let head: Head | null;
+        let request: Request;
+        let keepAlive: boolean;
+        try {
+          head = await readHead(input, limits, ctx.closing);
+          if (head === null) return;
+          ({ request, keepAlive } = await readRequest(conn, input, head, limits));
+        } catch (e) {
+          if (e instanceof BadRequest) {
+            await writeAll(conn, errorBytes(e.status, e.message), limits.idleTimeoutMs);
+          }
+          return;
+        }
+        // Wait for the next bytes meanwhile: only so is a client that hangs up noticed.
+        if (input.buffered.length <= limits.maxHeadBytes) void input.fill();
+        const response = await ctx.handler(request);
+        keepAlive &&= !ctx.closing.aborted;
+        const open = await writeResponse(conn, response, head, keepAlive, limits.idleTimeoutMs);
+        current.abort = null;
+        if (!open) return;
+      } finally {
+        clearTimeout(timer);
+        giveBack();
+      }
     }
   } catch {
     // A broken connection ends here; the client has gone or misbehaved.
@@ -436,15 +466,26 @@ async function writeResponse(
   const close = !keepAlive || (stream && !chunked);
   lines += `connection: ${close ? "close" : "keep-alive"}\r\n`;
   if (!stream) {
-    const body = noBody ? new Uint8Array(0) : new Uint8Array(await response.arrayBuffer());
+    const shared = rawBody(response);
+    if (shared !== undefined) await response.body?.cancel().catch(() => {});
+    const body = noBody
+      ? new Uint8Array(0)
+      : shared ?? new Uint8Array(await response.arrayBuffer());
     if (response.status !== 204 && response.status !== 304) {
       lines += `content-length: ${body.length}\r\n`;
     }
     const headBytes = encoder.encode(`${lines}\r\n`);
-    const out = new Uint8Array(headBytes.length + (head.method === "HEAD" ? 0 : body.length));
-    out.set(headBytes);
-    if (head.method !== "HEAD") out.set(body, headBytes.length);
-    await writeAll(conn, out, stallMs);
+    const sent = head.method === "HEAD" ? 0 : body.length;
+    if (sent > SEPARATE_BODY_BYTES) {
+      // A large body goes as it is: no copy per client of bytes they may share.
+      await writeAll(conn, headBytes, stallMs);
+      await writeAll(conn, body, stallMs);
+    } else {
+      const out = new Uint8Array(headBytes.length + sent);
+      out.set(headBytes);
+      out.set(body.subarray(0, sent), headBytes.length);
+      await writeAll(conn, out, stallMs);
+    }
     return !close;
   }
   if (chunked) lines += "transfer-encoding: chunked\r\n";

@@ -13,7 +13,7 @@
  * | GET | /metrics | | Prometheus text | |
  * | POST | /v1/fifos | CreateFifoRequest | CreateFifoResponse | 400, 413, 503 |
  * | POST | /v1/containers | MonitorRequest | ContainerRecord (201) | 400, 409, 413, 503 |
- * | GET | /v1/containers | | ContainerRecord[] | 503 |
+ * | GET | /v1/containers?limit=&after= | | ContainerRecord[] (all, or a page, in id order) | 400, 503 |
  * | GET | /v1/containers/{id} | | ContainerRecord | 400, 404, 503 |
  * | DELETE | /v1/containers/{id} | | ContainerRecord (forgotten) | 400, 404, 409, 503 |
  * | GET | /v1/containers/{id}/wait?timeout=s | | ContainerRecord (long poll) | 400, 404, 503 |
@@ -34,6 +34,8 @@ import { oneLine } from "../config.ts";
 import { getLogger } from "../log.ts";
 import { StoreUnavailableError } from "../store/errors.ts";
 import { ApiError, type ReaperApi } from "./api.ts";
+import { parseListQuery, serializeArray } from "./list_response.ts";
+import { bytesResponse } from "./raw_body.ts";
 import {
   badRequest,
   checkQuery,
@@ -195,8 +197,10 @@ export function createRouter(api: ReaperApi, options: RouterOptions = {}): Reque
       pattern: ["v1", "containers"],
       methods: {
         GET: async (ctx) => {
-          noQuery(ctx);
-          return jsonResponse(200, await api.list());
+          const records = await api.list(parseListQuery(ctx.url.searchParams));
+          return bytesResponse(await serializeArray(records), {
+            headers: { "content-type": "application/json; charset=utf-8" },
+          });
         },
         POST: async (ctx) => {
           noQuery(ctx);

@@ -17,6 +17,7 @@ import { startHttpServer } from "./http.ts";
 import { connectionBudget, currentSoftFdLimit } from "./fd_budget.ts";
 import { fifoReadEnds } from "./fd_store.ts";
 import { createNotifier } from "./notify.ts";
+import { prioritizeReads } from "./read_priority.ts";
 import { applyReload } from "./reload.ts";
 import { installSignalHandlers } from "./signals.ts";
 import { startRetention } from "./retention.ts";
@@ -141,7 +142,9 @@ export async function serve(config: Config, options: ServeOptions = {}): Promise
       restored,
     );
     const svc = service;
-    server = await startHttpServer(service, {
+    // Exits first: reads wait for exits being recorded and share one snapshot for `ps`.
+    const api = prioritizeReads(service, service, { version: () => store.lastSeq });
+    server = await startHttpServer(api, {
       path: config.socket,
       idleTimeoutMs: () => httpLimits.idleTimeoutMs,
       maxConnections: () => {

@@ -37,6 +37,7 @@ import {
   type GcAddRequest,
   type GcStatus,
   type Health,
+  type ListPage,
   type MonitorRequest,
   type ReaperApi,
 } from "./api.ts";
@@ -554,8 +555,19 @@ export class ReaperService implements ReaperApi {
     return record;
   }
 
-  list(): Promise<ContainerRecord[]> {
-    return this.#store.list();
+  list(page: ListPage = {}): Promise<ContainerRecord[]> {
+    if (page.limit === undefined && page.after === undefined) return this.#store.list();
+    return this.#store.listPage(page.after, page.limit ?? Infinity);
+  }
+
+  /** True while an exit is being written to the store (reads give way; see read_priority.ts). */
+  get recordingExits(): boolean {
+    return this.#recording > 0;
+  }
+
+  /** Resolves once no exit is being written (or after a bounded wait). */
+  exitsRecorded(): Promise<void> {
+    return this.#recordingDrained();
   }
 
   async wait(id: string, timeoutMs: number, signal?: AbortSignal): Promise<ContainerRecord> {

@@ -862,6 +862,28 @@ export class Store {
     });
   }
 
+  /**
+   * Up to `limit` records (`Infinity`: all) in id order, starting after the id `after` (from
+   * the first when absent): one page of {@linkcode Store.list}, read without walking the
+   * records before it.
+   */
+  async listPage(after: string | undefined, limit: number): Promise<ContainerRecord[]> {
+    return await this.#read("list containers", async () => {
+      const out: ContainerRecord[] = [];
+      const selector = after === undefined
+        ? { prefix: [CONTAINER] }
+        : { prefix: [CONTAINER], start: [CONTAINER, after] };
+      // `start` is inclusive: take one more and drop `after` itself.
+      const options = Number.isFinite(limit) ? { limit: limit + 1 } : {};
+      for await (const entry of this.#kv.list<ContainerRecord>(selector, options)) {
+        if (entry.value.id === after) continue;
+        if (out.length === limit) break;
+        out.push(entry.value);
+      }
+      return out;
+    });
+  }
+
   /** The container's GC entry, or null when it is not in GC. */
   async getGc(id: string): Promise<GcEntry | null> {
     const entry = await this.#read("get gc entry", () => this.#kv.get<GcEntry>(gcKey(id)));

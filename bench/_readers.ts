@@ -1,0 +1,171 @@
+/**
+ * Read load on the daemon's socket, from a process of its own: `count` keep-alive connections,
+ * each sending `GET /v1/containers` (`ps`) and `GET /v1/containers/<id>` (`inspect`) in turn,
+ * one request at a time per connection, as fast as the daemon answers. Raw HTTP/1.1 over unix
+ * sockets, so that five hundred clients cost this process little.
+ *
+ * Run as a child process (`deno run -A bench/_readers.ts <socket> <count> <id>,<id>…`); it says
+ * `ready` once every connection is open, and on a line on stdin (or stdin closing) stops and
+ * says `done <requests> <errors> <bytes>`. Drive it with {@linkcode ReaderProcess}.
+ *
+ * @module
+ */
+
+import { lines } from "./_writer.ts";
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** Reads one response (headers + content-length or chunked body); false when the peer left. */
+async function readResponse(
+  conn: Deno.Conn,
+  state: { buf: Uint8Array },
+): Promise<{ status: number; bytes: number } | null> {
+  const chunk = new Uint8Array(64 * 1024);
+  const more = async () => {
+    const n = await conn.read(chunk);
+    if (n === null) return false;
+    const next = new Uint8Array(state.buf.length + n);
+    next.set(state.buf);
+    next.set(chunk.subarray(0, n), state.buf.length);
+    state.buf = next;
+    return true;
+  };
+  let end: number;
+  for (;;) {
+    end = decoder.decode(state.buf.subarray(0, Math.min(state.buf.length, 8192)))
+      .indexOf("\r\n\r\n");
+    if (end >= 0) break;
+    if (!await more()) return null;
+  }
+  const head = decoder.decode(state.buf.subarray(0, end));
+  const status = Number(head.slice(9, 12));
+  const length = /content-length: (\d+)/i.exec(head);
+  let rest = end + 4;
+  if (length !== null) {
+    const total = rest + Number(length[1]);
+    while (state.buf.length < total) if (!await more()) return null;
+    state.buf = state.buf.subarray(total);
+    return { status, bytes: Number(length[1]) };
+  }
+  // Chunked.
+  let bytes = 0;
+  for (;;) {
+    let nl: number;
+    while ((nl = decoder.decode(state.buf.subarray(rest, rest + 20)).indexOf("\r\n")) < 0) {
+      if (!await more()) return null;
+    }
+    const size = parseInt(decoder.decode(state.buf.subarray(rest, rest + nl)), 16);
+    const total = rest + nl + 2 + size + 2;
+    while (state.buf.length < total) if (!await more()) return null;
+    rest = total;
+    bytes += size;
+    if (size === 0) break;
+  }
+  state.buf = state.buf.subarray(rest);
+  return { status, bytes };
+}
+
+async function runReaders(socket: string, count: number, ids: string[]): Promise<void> {
+  const conns: Deno.Conn[] = [];
+  for (let i = 0; i < count; i++) {
+    conns.push(await Deno.connect({ transport: "unix", path: socket }));
+  }
+  let stop = false;
+  let requests = 0;
+  let errors = 0;
+  let bytes = 0;
+  const loops = conns.map(async (conn, i) => {
+    const state = { buf: new Uint8Array(0) };
+    for (let k = 0; !stop; k++) {
+      const path = (i + k) % 2 === 0
+        ? "/v1/containers"
+        : `/v1/containers/${ids[(i * 7 + k) % ids.length]}`;
+      try {
+        await conn.write(encoder.encode(`GET ${path} HTTP/1.1\r\nhost: reaperd\r\n\r\n`));
+        const res = await readResponse(conn, state);
+        if (res === null) {
+          errors++;
+          return;
+        }
+        if (res.status !== 200) errors++;
+        requests++;
+        bytes += res.bytes;
+      } catch {
+        errors++;
+        return;
+      }
+    }
+  });
+  const out = (text: string) => Deno.stdout.writeSync(encoder.encode(text + "\n"));
+  out("ready");
+  for await (const _ of lines(Deno.stdin.readable)) break;
+  stop = true;
+  await Promise.race([Promise.allSettled(loops), new Promise((r) => setTimeout(r, 5000))]);
+  for (const conn of conns) {
+    try {
+      conn.close();
+    } catch {
+      // Closed by the daemon.
+    }
+  }
+  out(`done ${requests} ${errors} ${bytes}`);
+}
+
+/** Drives a reader process from the orchestrator. */
+export class ReaderProcess {
+  readonly #child: Deno.ChildProcess;
+  readonly #replies: AsyncGenerator<string>;
+  readonly #started: number;
+
+  private constructor(child: Deno.ChildProcess) {
+    this.#child = child;
+    this.#replies = lines(child.stdout);
+    this.#started = performance.now();
+  }
+
+  /** Starts `count` readers of `ids` on `socket`; resolves once all are connected. */
+  static async start(
+    socket: string,
+    count: number,
+    ids: readonly string[],
+  ): Promise<ReaderProcess> {
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", new URL(import.meta.url).pathname, socket, String(count), ids.join(",")],
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "inherit",
+    }).spawn();
+    const readers = new ReaderProcess(child);
+    const first = await readers.#replies.next();
+    if (first.value !== "ready") throw new Error(`readers did not start: ${first.value}`);
+    return readers;
+  }
+
+  /** The reader process's pid. */
+  get pid(): number {
+    return this.#child.pid;
+  }
+
+  /** Stops the load; resolves to what it did. */
+  async stop(): Promise<{ requests: number; errors: number; bytes: number; perSecond: number }> {
+    const w = this.#child.stdin.getWriter();
+    await w.write(encoder.encode("stop\n")).catch(() => {});
+    await w.close().catch(() => {});
+    const { value } = await this.#replies.next();
+    const seconds = (performance.now() - this.#started) / 1000;
+    await this.#child.status;
+    const [, requests, errors, bytes] = String(value).split(" ").map(Number);
+    return {
+      requests: requests!,
+      errors: errors!,
+      bytes: bytes!,
+      perSecond: requests! / seconds,
+    };
+  }
+}
+
+if (import.meta.main) {
+  const [socket, count, ids] = Deno.args;
+  await runReaders(socket!, Number(count), ids!.split(","));
+}

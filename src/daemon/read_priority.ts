@@ -1,0 +1,173 @@
+/**
+ * Exits first: the socket API's reads (`ps`, `inspect`, `gc ls`, `gc status`) give way to the
+ * exit path. Hundreds of clients reading as fast as they can otherwise fill the store's queue,
+ * and an exit's commit waits behind every read queued before it (seconds, under 500 readers).
+ *
+ * - At most `maxConcurrent` reads are at the store at once; the others wait in a queue here,
+ *   where they cost nothing to the exit path.
+ * - A read (even one answered from the snapshot below) does not start while an exit is being
+ *   recorded: it waits until the exit is durable (a bounded wait, so a stream of exits cannot
+ *   starve readers for good).
+ * - `ps` is answered from one shared snapshot of every record while nothing has changed in the
+ *   store (the event log's last seq is the same, and the snapshot is younger than
+ *   `snapshotMaxAgeMs`, for deletes that write no event). Pages and `inspect` are cut from the
+ *   same snapshot when it is current. Clients reading the same thing share one store read.
+ *
+ * Event streams and long polls are not held back: they are how an exit is announced.
+ *
+ * @module
+ */
+
+import type { ContainerRecord } from "../types.ts";
+import type { ListPage, ReaperApi } from "./api.ts";
+
+/** What the exit path tells the reads. */
+export interface ExitPathState {
+  /** True while an exit is being written to the store. */
+  readonly recordingExits: boolean;
+  /** Resolves once no exit is being written (or after a bounded wait). */
+  exitsRecorded(): Promise<void>;
+}
+
+/** Options of {@linkcode prioritizeReads}. */
+export interface ReadPriorityOptions {
+  /** Store reads in flight at once at most (default 2). */
+  maxConcurrent?: number;
+  /** Changes whenever a record may have changed (the event log's last seq). */
+  version: () => number;
+  /** Oldest a snapshot may be and still be served, in ms (default 1000). */
+  snapshotMaxAgeMs?: number;
+  /** Clock for the snapshot's age (default `performance.now`). */
+  now?: () => number;
+}
+
+interface Snapshot {
+  version: number;
+  takenAt: number;
+  records: ContainerRecord[];
+  byId: Map<string, number>;
+}
+
+/** A counting semaphore that lets exits go first. */
+export class ReadGate {
+  readonly #max: number;
+  readonly #exits: ExitPathState;
+  #active = 0;
+  readonly #queue: Array<() => void> = [];
+
+  constructor(max: number, exits: ExitPathState) {
+    this.#max = max;
+    this.#exits = exits;
+  }
+
+  /** Reads in flight now. */
+  get active(): number {
+    return this.#active;
+  }
+
+  /** Reads waiting for a turn now. */
+  get waiting(): number {
+    return this.#queue.length;
+  }
+
+  /** Runs `read` once it may go: no exit being recorded, and a free slot. */
+  async run<T>(read: () => Promise<T>): Promise<T> {
+    if (this.#exits.recordingExits) await this.#exits.exitsRecorded();
+    if (this.#active < this.#max) this.#active++;
+    else await new Promise<void>((resolve) => this.#queue.push(resolve));
+    try {
+      return await read();
+    } finally {
+      const next = this.#queue.shift();
+      if (next !== undefined) next();
+      else this.#active--;
+    }
+  }
+}
+
+/**
+ * Wraps `api` so that its reads follow the rules in the module doc; every other call goes
+ * straight through.
+ */
+export function prioritizeReads(
+  api: ReaperApi,
+  exits: ExitPathState,
+  options: ReadPriorityOptions,
+): ReaperApi {
+  const gate = new ReadGate(options.maxConcurrent ?? 2, exits);
+  const maxAge = options.snapshotMaxAgeMs ?? 1000;
+  const now = options.now ?? (() => performance.now());
+  let snapshot: Snapshot | null = null;
+  let taking: Promise<Snapshot> | null = null;
+
+  const current = (): Snapshot | null =>
+    snapshot !== null && snapshot.version === options.version() &&
+      now() - snapshot.takenAt <= maxAge
+      ? snapshot
+      : null;
+
+  const take = (): Promise<Snapshot> => {
+    const fresh = current();
+    if (fresh !== null) return Promise.resolve(fresh);
+    taking ??= gate.run(async () => {
+      // The version is read before the records: a change during the read makes it stale.
+      const version = options.version();
+      const takenAt = now();
+      const records = await api.list();
+      const byId = new Map(records.map((r, i) => [r.id, i]));
+      return { version, takenAt, records, byId };
+    }).then((s) => snapshot = s).finally(() => taking = null);
+    return taking;
+  };
+
+  const page = (s: Snapshot, p: ListPage): ContainerRecord[] => {
+    let from = 0;
+    if (p.after !== undefined) {
+      const at = s.byId.get(p.after);
+      from = at !== undefined ? at + 1 : firstAfter(s.records, p.after);
+    }
+    return s.records.slice(from, p.limit === undefined ? undefined : from + p.limit);
+  };
+
+  // Even an answer from the snapshot waits for an exit being recorded: it would be stale the
+  // moment the exit is durable, and the exit path needs the thread more.
+  const exitsFirst = () => exits.recordingExits ? exits.exitsRecorded() : undefined;
+  const overrides: Partial<ReaperApi> = {
+    async list(p: ListPage = {}): Promise<ContainerRecord[]> {
+      await exitsFirst();
+      const s = await take();
+      // The whole list is the snapshot itself: the router serializes it once for everyone.
+      return p.after === undefined && p.limit === undefined ? s.records : page(s, p);
+    },
+    async inspect(id: string): Promise<ContainerRecord> {
+      await exitsFirst();
+      const s = current();
+      const at = s?.byId.get(id);
+      if (s !== null && at !== undefined) return s.records[at]!;
+      return await gate.run(() => api.inspect(id));
+    },
+    gcList: () => gate.run(() => api.gcList()),
+    gcStatus: (id: string) => gate.run(() => api.gcStatus(id)),
+  };
+  // Everything else is the API's own, called on the API itself.
+  const wrapped = new Proxy(api, {
+    get(target, prop) {
+      if (Object.hasOwn(overrides, prop)) return overrides[prop as keyof ReaperApi];
+      const value = Reflect.get(target, prop, target);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+  return wrapped;
+}
+
+/** Index of the first record whose id sorts after `id` (records are in id order). */
+function firstAfter(records: readonly ContainerRecord[], id: string): number {
+  let lo = 0;
+  let hi = records.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (records[mid]!.id <= id) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
