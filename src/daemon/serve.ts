@@ -16,6 +16,7 @@ import { takeListenFds } from "../sys/listen_fds.ts";
 import { startHttpServer } from "./http.ts";
 import { connectionBudget, currentSoftFdLimit } from "./fd_budget.ts";
 import { fifoReadEnds } from "./fd_store.ts";
+import { Liveness } from "./liveness.ts";
 import { createNotifier } from "./notify.ts";
 import { prioritizeReads } from "./read_priority.ts";
 import { applyReload } from "./reload.ts";
@@ -26,6 +27,8 @@ import { type OpenedStore, openStore, StoreOpenError } from "./store_file.ts";
 import { errorMessage } from "../error_message.ts";
 
 const log = getLogger("daemon");
+/** A key nothing writes: reading it is the watchdog's store probe. */
+const LIVENESS_KEY: Deno.KvKey = ["liveness-probe"];
 
 /** Options of {@linkcode serve}. */
 export interface ServeOptions {
@@ -163,7 +166,17 @@ export async function serve(config: Config, options: ServeOptions = {}): Promise
         (h.pendingWrites > 0 ? `, ${h.pendingWrites} exits not yet durable` : "");
     };
     await notifier.ready(status());
-    stopWatchdog = notifier.startWatchdog();
+    if (notifier.watchdogIntervalMs !== null) {
+      // Fed only while the epoll loop and the store answer, from a timer on the main thread.
+      const openKv = opened.kv;
+      const liveness = new Liveness({
+        loop: service.exitLoop,
+        probeStore: () => openKv.get(LIVENESS_KEY),
+        staleMs: Math.max(1000, notifier.watchdogIntervalMs * 1.5),
+        log: getLogger("watchdog"),
+      });
+      stopWatchdog = notifier.startWatchdog(() => liveness.check());
+    }
     stopRetention = startRetention({
       store,
       retentionMs: config.stoppedRetentionMs,

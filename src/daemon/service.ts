@@ -560,6 +560,17 @@ export class ReaperService implements ReaperApi {
     return this.#store.listPage(page.after, page.limit ?? Infinity);
   }
 
+  /** The supervisor's epoll loop, for the watchdog: poke it, then see it turned. */
+  get exitLoop(): { readonly turns: number; poke(): void } {
+    const supervisor = this.#supervisor;
+    return {
+      get turns() {
+        return supervisor.loopTurns;
+      },
+      poke: () => supervisor.pokeLoop(),
+    };
+  }
+
   /** True while an exit is being written to the store (reads give way; see read_priority.ts). */
   get recordingExits(): boolean {
     return this.#recording > 0;

@@ -169,6 +169,16 @@ export class Supervisor {
     return this.#byId.size;
   }
 
+  /** The epoll loop's turns so far; see {@linkcode Supervisor.pokeLoop}. */
+  get loopTurns(): number {
+    return this.#loop.turns;
+  }
+
+  /** Wakes the epoll loop once, so that {@linkcode Supervisor.loopTurns} shows it alive. */
+  pokeLoop(): void {
+    this.#loop.poke();
+  }
+
   /** Whether a container is monitored now. */
   has(id: string): boolean {
     return this.#byId.has(id);

@@ -28,6 +28,8 @@ export class EventLoop {
   readonly #watches = new Map<number, Watch>();
   readonly #onError: (error: unknown) => void;
   #gen = 0;
+  #turns = 0;
+  readonly #bell = new Uint8Array(8);
   #stopping = false;
   #done: Promise<void> | null = null;
 
@@ -64,6 +66,20 @@ export class EventLoop {
     }
   }
 
+  /**
+   * How many times the loop came back from a wait. With {@linkcode EventLoop.poke} this tells
+   * whether the loop still turns (a wait stuck behind a starved thread pool never returns).
+   */
+  get turns(): number {
+    return this.#turns;
+  }
+
+  /** Rings the wake-up bell once: a loop that is alive comes back from its wait and turns. */
+  poke(): void {
+    if (this.#stopping) return;
+    libc.write(this.#wakeFd, new Uint8Array(new BigUint64Array([1n]).buffer));
+  }
+
   /** Starts waiting for events. */
   start(): void {
     this.#done ??= this.#run();
@@ -83,6 +99,7 @@ export class EventLoop {
     let buf = new Uint8Array(BATCH * libc.EPOLL_EVENT_SIZE);
     while (!this.#stopping) {
       let n = await libc.epollWaitAsync(this.#epfd, buf, -1);
+      this.#turns++;
       // The buffer belonged to the pool thread until now; use a fresh one for the next wait.
       const ready = n > 0 ? libc.decodeEpollEvents(buf, n) : [];
       buf = new Uint8Array(BATCH * libc.EPOLL_EVENT_SIZE);
@@ -97,7 +114,11 @@ export class EventLoop {
 
   #dispatch(ready: libc.EpollReady[]): void {
     for (const { data, events } of ready) {
-      if (data === 0) continue; // the wake-up eventfd
+      if (data === 0) {
+        // The wake-up bell: empty it (unless stopping, when it must stay rung for good).
+        if (!this.#stopping) libc.read(this.#wakeFd, this.#bell);
+        continue;
+      }
       const fd = data % FD_SPAN;
       const watch = this.#watches.get(fd);
       if (watch === undefined || watch.gen !== Math.floor(data / FD_SPAN) - 1) continue;
