@@ -2,12 +2,13 @@
  * `deno task bench`: reaperd's benchmarks against the real daemon process. For each level N
  * (100, 1,000 and 10,000 monitored containers) a fresh daemon is started on temp paths and
  * measured for memory, descriptors, exit latency, a burst of exits and GC throughput; the
- * largest level's daemon is then restarted on its store to time the restore; last, conmon is
- * measured supervising real runc containers. Prints a table and writes it, with the machine,
+ * largest level's daemon is then restarted on its store to time the restore; then exit
+ * recording under read load (read_load.ts: 500 keep-alive `ps`/`inspect` clients in a process
+ * of their own, 200 containers); last, conmon is measured supervising real runc containers. Prints a table and writes it, with the machine,
  * to `bench/RESULTS.md` (with `bench/NOTES.md`, the hand-written analysis, appended).
  *
  * Flags: `--levels=100,1000,10000` `--rounds=200` (exit latency samples per level)
- * `--burst=1000` `--gc=1000` `--restore-gc=10000` `--conmon=20` (0 skips it)
+ * `--burst=1000` `--gc=1000` `--restore-gc=10000` `--readers=500` `--conmon=20` (0 skips it)
  * `--out=bench/RESULTS.md` (`--out=` writes nothing).
  *
  * @module
@@ -25,6 +26,7 @@ import { type Ceilings, measureCeilings } from "./ceilings.ts";
 import { type ConmonResult, measureConmon } from "./conmon.ts";
 import { type GcResult, measureGc } from "./gc.ts";
 import { type LatencyResult, measureExitLatency } from "./latency.ts";
+import { measureReadLoad, type ReadLoadResult } from "./read_load.ts";
 import { measureRestore, type RestoreResult } from "./restore.ts";
 
 /** What one level measured. */
@@ -56,6 +58,7 @@ interface Options {
   burst: number;
   gc: number;
   restoreGc: number;
+  readers: number;
   conmon: number;
   out: string;
 }
@@ -81,6 +84,7 @@ function parseOptions(args: string[]): Options {
     burst: 1_000,
     gc: 1_000,
     restoreGc: 10_000,
+    readers: 500,
     conmon: 20,
     out: new URL("./RESULTS.md", import.meta.url).pathname,
   };
@@ -100,6 +104,7 @@ function parseOptions(args: string[]): Options {
     else if (key === "burst") options.burst = int();
     else if (key === "gc") options.gc = int();
     else if (key === "restore-gc") options.restoreGc = int();
+    else if (key === "readers") options.readers = int();
     else if (key === "conmon") options.conmon = int();
     else if (key === "out") options.out = value!;
     else throw new Error(`unknown flag --${key}`);
@@ -358,6 +363,51 @@ function restoreTable(r: RestoreResult): string {
   ]);
 }
 
+async function runReadLoad(readers: number): Promise<ReadLoadResult> {
+  const dir = await Deno.makeTempDir({ prefix: "reaperd-bench-reads-" });
+  undo.push(() => Deno.remove(dir, { recursive: true }));
+  const daemon = await BenchDaemon.start({
+    dir,
+    runtimes: { fake: { path: "/bin/true" } },
+    gc: { backoffBaseMs: 3_600_000, backoffMaxMs: 3_600_000 },
+  });
+  const writer = await WriterProcess.start();
+  undo.push(async () => {
+    await daemon.stop();
+    await writer.close();
+  });
+  const feed = await EventFeed.start(daemon.socket);
+  undo.push(() => feed.close());
+  return await measureReadLoad(daemon, feed, writer, ghostIdentity(), {
+    readers,
+    containers: 200,
+    exits: 200,
+    label: "reads",
+  });
+}
+
+function readLoadTable(r: ReadLoadResult): string {
+  return markdownTable(["exit recording under read load", "value"], [
+    [
+      `${r.readers} keep-alive clients (own process) calling ps and inspect, ${r.containers} containers`,
+      `${fmt(r.readsPerSecond, 0)} reads/s answered, ${r.readErrors} failed`,
+    ],
+    [
+      `${r.exits} exits 20 ms apart: write → recorded, on the stream (ms) p50 / p99 / max`,
+      fmtSummary(r.toRecorded),
+    ],
+    ["same exits: write → decoded by the epoll loop (ms) p50 / p99 / max", fmtSummary(r.toDecoded)],
+    [
+      "same exits: decoded → committed, daemon histogram (ms) p50 ≤ / p99 ≤",
+      `${fmt(r.daemon.p50)} / ${fmt(r.daemon.p99)}`,
+    ],
+    [
+      "daemon RSS before the readers → highest under them (MiB)",
+      `${fmt(r.rssBeforeMiB)} → ${fmt(r.rssPeakMiB)}`,
+    ],
+  ]);
+}
+
 function conmonTable(c: ConmonResult, top: LevelResult | undefined): string {
   if (!c.ok) return `conmon baseline not measured: ${c.reason}`;
   const rows = [
@@ -458,6 +508,12 @@ async function main(): Promise<number> {
     if (r !== null) restore = r;
     await runUndo();
   }
+  let readLoad: ReadLoadResult | null = null;
+  if (options.readers > 0) {
+    progress(`read load: ${options.readers} keep-alive readers, 200 containers, 200 exits`);
+    readLoad = await runReadLoad(options.readers);
+    await runUndo();
+  }
   let conmon: ConmonResult = { ok: false, reason: "skipped (--conmon=0)" };
   if (options.conmon > 0) {
     progress(`conmon baseline: ${options.conmon} runc containers`);
@@ -467,6 +523,13 @@ async function main(): Promise<number> {
   load.push(loadAverage());
   const topLevel = levels.find((l) => l.n === top);
   const judged = verdicts(levels, restore, ceilings);
+  if (readLoad !== null) {
+    judged.push({
+      target: `exit recorded ≤ 100 ms p99 under ${readLoad.readers} keep-alive ps/inspect readers`,
+      measured: `${fmt(readLoad.toRecorded.p99)} ms`,
+      met: readLoad.toRecorded.p99 <= 100,
+    });
+  }
   const report = [
     markdownTable(
       ["target", "measured", "met"],
@@ -476,6 +539,8 @@ async function main(): Promise<number> {
     levelTable(levels),
     "",
     restore === null ? "restore not measured" : restoreTable(restore),
+    "",
+    readLoad === null ? "read load not measured" : readLoadTable(readLoad),
     "",
     conmonTable(conmon, topLevel),
     "",
