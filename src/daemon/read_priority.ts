@@ -9,8 +9,9 @@
  *   recorded: it waits until the exit is durable (a bounded wait, so a stream of exits cannot
  *   starve readers for good).
  * - `ps` is answered from one shared snapshot of every record while nothing has changed in the
- *   store (the event log's last seq is the same, and the snapshot is younger than
- *   `snapshotMaxAgeMs`, for deletes that write no event). Pages and `inspect` are cut from the
+ *   store: the event log's last seq is the same, no call that may change a record (`rm` writes
+ *   no event) has finished since, and the snapshot is younger than `snapshotMaxAgeMs` (for
+ *   what retention deletes on its own). Pages and `inspect` are cut from the
  *   same snapshot when it is current. Clients reading the same thing share one store read.
  *
  * Event streams and long polls are not held back: they are how an exit is announced.
@@ -41,8 +42,22 @@ export interface ReadPriorityOptions {
   now?: () => number;
 }
 
+/** API calls that change nothing in the store. */
+const READ_ONLY: ReadonlySet<string> = new Set([
+  "inspect",
+  "list",
+  "wait",
+  "gcList",
+  "gcStatus",
+  "events",
+  "waitForEvents",
+  "health",
+  "metrics",
+]);
+
 interface Snapshot {
   version: number;
+  epoch: number;
   takenAt: number;
   records: ContainerRecord[];
   byId: Map<string, number>;
@@ -99,9 +114,11 @@ export function prioritizeReads(
   const now = options.now ?? (() => performance.now());
   let snapshot: Snapshot | null = null;
   let taking: Promise<Snapshot> | null = null;
+  /** Moves on each change made through the API (some, like `rm`, write no event). */
+  let epoch = 0;
 
   const current = (): Snapshot | null =>
-    snapshot !== null && snapshot.version === options.version() &&
+    snapshot !== null && snapshot.version === options.version() && snapshot.epoch === epoch &&
       now() - snapshot.takenAt <= maxAge
       ? snapshot
       : null;
@@ -112,10 +129,11 @@ export function prioritizeReads(
     taking ??= gate.run(async () => {
       // The version is read before the records: a change during the read makes it stale.
       const version = options.version();
+      const at = epoch;
       const takenAt = now();
       const records = await api.list();
       const byId = new Map(records.map((r, i) => [r.id, i]));
-      return { version, takenAt, records, byId };
+      return { version, epoch: at, takenAt, records, byId };
     }).then((s) => snapshot = s).finally(() => taking = null);
     return taking;
   };
@@ -149,12 +167,21 @@ export function prioritizeReads(
     gcList: () => gate.run(() => api.gcList()),
     gcStatus: (id: string) => gate.run(() => api.gcStatus(id)),
   };
-  // Everything else is the API's own, called on the API itself.
+  // Everything else is the API's own, called on the API itself; a call that may change a
+  // record makes the snapshot stale when it is done, whether or not it wrote an event.
   const wrapped = new Proxy(api, {
     get(target, prop) {
       if (Object.hasOwn(overrides, prop)) return overrides[prop as keyof ReaperApi];
       const value = Reflect.get(target, prop, target);
-      return typeof value === "function" ? value.bind(target) : value;
+      if (typeof value !== "function") return value;
+      if (typeof prop === "string" && READ_ONLY.has(prop)) return value.bind(target);
+      return (...args: unknown[]) => {
+        const stale = () => epoch++;
+        const result = value.apply(target, args);
+        if (result instanceof Promise) return result.finally(stale);
+        stale();
+        return result;
+      };
     },
   });
   return wrapped;
