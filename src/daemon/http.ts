@@ -22,6 +22,11 @@ export interface HttpServerOptions extends Omit<RouterOptions, "closing"> {
   path: string;
   /** Connections open at once at most, asked at each accept (it may change). */
   maxConnections?: () => number;
+  /**
+   * Resolves when a request may be worked on; called before each one. The daemon makes
+   * requests wait here while an exit is being recorded, so that the exit path has the thread.
+   */
+  beforeRequest?: () => Promise<void> | undefined;
   /** An idle connection is closed after this (ms), asked before each request. */
   idleTimeoutMs?: () => number;
 }
@@ -164,7 +169,7 @@ export async function startHttpServer(
   api: ReaperApi,
   options: HttpServerOptions,
 ): Promise<HttpServer> {
-  const { path, maxConnections, idleTimeoutMs, ...routerOptions } = options;
+  const { path, maxConnections, idleTimeoutMs, beforeRequest, ...routerOptions } = options;
   await ensureParentDir(path);
   await claimSocketPath(path);
   const closing = new AbortController();
@@ -260,7 +265,10 @@ export async function startHttpServer(
         handler,
         limits: connLimits,
         closing: closing.signal,
-        admit: () => turns.take(),
+        admit: async () => {
+          await beforeRequest?.();
+          return await turns.take();
+        },
       }).finally(() => open.delete(served));
       open.add(served);
     }

@@ -150,6 +150,7 @@ export async function serve(config: Config, options: ServeOptions = {}): Promise
     server = await startHttpServer(api, {
       path: config.socket,
       idleTimeoutMs: () => httpLimits.idleTimeoutMs,
+      beforeRequest: () => svc.recordingExits ? svc.exitsRecorded() : undefined,
       maxConnections: () => {
         const h = svc.health();
         return connectionBudget({
