@@ -248,10 +248,10 @@ export const EXIT_BATCH = 40;
  * The durable store. Open it with {@linkcode Store.open} on a `Deno.Kv` the caller owns (and
  * closes); one process should own the KV file.
  *
- * Transitions (DESIGN.md §4): `register` (→ running), `recordExit` (running → stopping),
- * `markStopped` (stopping|gc → stopped), `enterGc` (stopping → gc), `gcAdd` (any → gc),
- * `recordGcAttempt` (gc → gc), `finishGc` (gc → stopped). Each is one atomic commit with its
- * event. Errors: {@linkcode NotFoundError}, {@linkcode ConflictError},
+ * Transitions (docs/architecture.md §4): `register` (→ running), `recordExit` (running →
+ * stopping), `markStopped` (stopping|gc → stopped), `enterGc` (stopping → gc), `gcAdd` (any →
+ * gc), `recordGcAttempt` (gc → gc), `finishGc` (gc → stopped). Each is one atomic commit with
+ * its event. Errors: {@linkcode NotFoundError}, {@linkcode ConflictError},
  * {@linkcode StoreInputError}, {@linkcode StoreUnavailableError} (retry later).
  *
  * @example Record a container's life
@@ -576,16 +576,28 @@ export class Store {
    *
    * @param id Container id.
    * @param reason Why, kept in the event.
+   * @param from The only state it may leave (any of stopping and gc when absent).
    * @returns The stopped record.
    * @throws {NotFoundError} when there is no record.
-   * @throws {ConflictError} when it is still running.
+   * @throws {ConflictError} when it is still running, or not in state `from`.
    * @throws {StoreUnavailableError} when the KV file cannot take the write now.
    */
-  async markStopped(id: string, reason = "cleaned up"): Promise<ContainerRecord> {
+  async markStopped(
+    id: string,
+    reason = "cleaned up",
+    from?: "stopping" | "gc",
+  ): Promise<ContainerRecord> {
     checkName(id, "container id");
     return await this.#transition(id, "mark stopped", (record, gc, now) => {
       if (record === null) throw new NotFoundError(id);
       if (record.state === "stopped") return { result: record };
+      if (from !== undefined && record.state !== from) {
+        throw new ConflictError(
+          id,
+          record.state,
+          `container ${id} is ${record.state}, not ${from}`,
+        );
+      }
       if (record.state === "running") {
         throw new ConflictError(
           id,
