@@ -7,7 +7,6 @@
  */
 
 import type { Config, HttpConfig } from "../config.ts";
-import { Collector } from "../gc/collector.ts";
 import { configureLogging, getLogger } from "../log.ts";
 import { RuntimeCleaner } from "../runtime/cleaner.ts";
 import { defaultCleanupSettings } from "../runtime/config.ts";
@@ -114,15 +113,6 @@ export async function serve(config: Config, options: ServeOptions = {}): Promise
         stepTimeoutMs: config.gc.stepTimeoutMs,
       },
     });
-    const gcLog = getLogger("gc");
-    const collector = new Collector({
-      store,
-      cleaner,
-      concurrency: config.gc.concurrency,
-      backoffBaseMs: config.gc.backoffBaseMs,
-      backoffMaxMs: config.gc.backoffMaxMs,
-      onEvent: (event) => gcLog.debug("{type} {id}", { ...event }),
-    });
     const readEnds = fifoReadEnds(
       config.stateRoot,
       notifier.address,
@@ -133,8 +123,8 @@ export async function serve(config: Config, options: ServeOptions = {}): Promise
       config,
       store,
       cleaner,
-      collector,
       log: getLogger("service"),
+      gcLog: getLogger("gc"),
       storeProblems: opened.problems,
       readEnds,
     });

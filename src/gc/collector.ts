@@ -1,7 +1,9 @@
 /**
  * The garbage collector (seed `new_gchandler`, `gc_restore`, `start_gchandler`,
- * `gc_add_container`, `gc_is_gc_progress`): it retries the cleanup of every container in GC
- * until it succeeds, across restarts.
+ * `gc_add_container`, `gc_is_gc_progress`): it owns every cleanup attempt, the first one right
+ * after an exit included, and retries each container's cleanup until it succeeds, across
+ * restarts. It is the one place that moves a container out of `stopping` (to `stopped`, or to
+ * `gc` when the first attempt fails) and out of `gc` (to `stopped`).
  *
  * Unlike the seed's one-entry-per-100-ms round robin, it keeps a min-heap of due times and arms
  * ONE timer for the earliest; when it fires, every due entry starts, up to `concurrency` at a
@@ -18,7 +20,7 @@
 
 import type { ContainerRecord, GcEntry } from "../types.ts";
 import { ConflictError, NotFoundError } from "../store/errors.ts";
-import type { GcAddInput, GcAddResult, GcEnterInfo, GcView, Store } from "../store/store.ts";
+import type { GcAddInput, GcAddResult, GcView, Store } from "../store/store.ts";
 import {
   assertBackoffPolicy,
   backoffDelay,
@@ -44,15 +46,22 @@ export type CollectorEvent =
     /** An attempt began. */
     type: "attempt-started";
     id: string;
+    /** The container's runtime. */
+    runtime: string;
     /** Which attempt this is, counting from 1 over the container's whole time in GC. */
     attempt: number;
     /** Wall clock (ms since the epoch). */
     at: number;
   }
   | {
-    /** An attempt ended (its outcome is recorded in the store). */
+    /**
+     * An attempt ended: emitted for every attempt whose cleaner ran. Its outcome is in the
+     * store, unless a "store-error" follows (the attempt is then made again).
+     */
     type: "attempt-finished";
     id: string;
+    /** The container's runtime. */
+    runtime: string;
     attempt: number;
     /** Whether cleanup succeeded (the container is now stopped). */
     ok: boolean;
@@ -103,14 +112,34 @@ export interface CollectorOptions {
   stopTimeoutMs?: number;
   /** Told about each attempt and each trouble; must not throw (a throw is ignored). */
   onEvent?: (event: CollectorEvent) => void;
+  /**
+   * Awaited before each attempt starts: exits are recorded before cleanups take the CPU, so
+   * the daemon passes a promise that settles once no exit is being recorded (bounded by it).
+   */
+  yieldTo?: () => Promise<void>;
+}
+
+/** What {@linkcode Collector.restore} loaded. */
+export interface CollectorRestore {
+  /** GC entries scheduled at their stored due times. */
+  gc: number;
+  /** Containers found `stopping` (their first attempt never ended), scheduled now. */
+  stopping: number;
 }
 
 /** How busy the collector is, for health and metrics. */
 export interface CollectorStats {
   /** Containers in GC that the collector knows of (waiting or being cleaned). */
   entries: number;
+  /** Containers `stopping`: their first attempt is waiting for a slot or running. */
+  stopping: number;
   /** Of those, how many had a process in D state (uninterruptible) at their last attempt. */
   dState: number;
+  /**
+   * The entries in GC by the /proc state char of a process that would not die at their last
+   * attempt ("D", "Z"…), "none" for the others; the counts add up to `entries`.
+   */
+  byProcState: Record<string, number>;
   /** Entries waiting for their due time (or for a slot). */
   queued: number;
   /** Cleanups in flight. */
@@ -126,13 +155,15 @@ const MAX_TIMER_MS = 3_600_000;
 
 /**
  * The collector. Wire it with a store and a cleaner, `restore()` the durable list, then
- * `start()`; `add()` or `enter()` hands it more containers; `stop()` before closing the store.
+ * `start()`; `takeExited()` hands it a container whose exit was just recorded, `add()` one
+ * handed to GC directly; `stop()` before closing the store.
  *
  * @example
  * ```ts ignore
  * const gc = new Collector({ store, cleaner, concurrency: 8 });
  * await gc.restore();              // seed gc_restore
  * gc.start();                      // seed start_gchandler
+ * gc.takeExited(record);           // its first attempt starts at once
  * await gc.add({ id, runtime, stateDir, pid, startTime, ppid, pStartTime }); // gc_add_container
  * gc.isInProgress(id);             // gc_is_gc_progress
  * await gc.stop();
@@ -149,6 +180,7 @@ export class Collector {
   readonly #timers: CollectorTimers;
   readonly #stopTimeoutMs: number;
   readonly #onEvent: (event: CollectorEvent) => void;
+  readonly #yieldTo: () => Promise<void>;
 
   /** Waiting entries, keyed by monotonic due time. */
   readonly #queue = new DueQueue();
@@ -158,6 +190,11 @@ export class Collector {
   readonly #deferred = new Set<string>();
   /** The /proc state char each entry's last attempt reported, for those that had one. */
   readonly #procStates = new Map<string, string>();
+  /** Containers `stopping` whose first attempt has not ended, with the record to clean. */
+  readonly #exited = new Map<string, ContainerRecord>();
+  /** The state dir of every container the collector owns (stopping or in GC), both ways. */
+  readonly #dirOf = new Map<string, string>();
+  readonly #idAt = new Map<string, string>();
   #timer: unknown = null;
   #started = false;
   /** Store failures in a row, for the backoff of store retries. */
@@ -189,20 +226,28 @@ export class Collector {
     };
     this.#stopTimeoutMs = options.stopTimeoutMs ?? 10_000;
     this.#onEvent = options.onEvent ?? (() => {});
+    this.#yieldTo = options.yieldTo ?? (() => Promise.resolve());
   }
 
   /**
-   * Loads the durable GC list into the schedule (seed `gc_restore`). Call it before
-   * `start()`; calling it again reschedules every entry at its stored due time.
+   * Loads the durable GC list into the schedule (seed `gc_restore`), and every container left
+   * `stopping` (its first attempt never ended) to be cleaned as soon as the collector starts.
+   * Call it before `start()`, and before anything can record a new exit: a container recorded
+   * `stopping` later is handed over by {@linkcode Collector.takeExited}, never found twice.
    *
-   * @returns How many entries were loaded.
+   * @returns How many containers were loaded, by kind.
    * @throws {StoreUnavailableError} when the store cannot be read.
    */
-  async restore(): Promise<number> {
-    const entries = await this.#store.listGc();
-    for (const entry of entries) this.#scheduleEntry(entry);
+  async restore(): Promise<CollectorRestore> {
+    const views = await this.#store.listGcViews();
+    const stopping = await this.#store.list("stopping");
+    for (const { record, entry } of views) {
+      this.#own(record);
+      this.#scheduleEntry(entry);
+    }
+    for (const record of stopping) this.takeExited(record);
     this.#arm();
-    return entries.length;
+    return { gc: views.length, stopping: stopping.length };
   }
 
   /** Starts taking attempts as entries come due (seed `start_gchandler`). */
@@ -246,6 +291,9 @@ export class Collector {
    */
   async add(input: GcAddInput): Promise<GcAddResult> {
     const result = await this.#store.gcAdd(input);
+    this.#own(result.record);
+    // Now in GC: a first attempt not yet run for it has nothing left to do.
+    if (result.added) this.#exited.delete(input.id);
     // An id already in GC with an attempt in flight is that attempt's business.
     if (result.added || !this.#inFlight.has(input.id)) this.#scheduleEntry(result.entry);
     this.#arm();
@@ -253,48 +301,33 @@ export class Collector {
   }
 
   /**
-   * Moves a container whose first cleanup failed from `stopping` to `gc` (store first), then
-   * schedules it. When `info.attempts` counts failures and no due time is given, the first GC
-   * attempt waits the backoff for that many failures.
+   * Takes a container whose exit was just recorded (`stopping`, the record as the store wrote
+   * it): its first attempt starts as soon as a slot is free, under the same concurrency limit
+   * and the same rules as every retry. Success moves it to `stopped`; failure (a throw
+   * included) moves it to `gc` with attempt 1 counted and the next one a backoff away.
    *
-   * @param id Container id.
-   * @param info What the failed cleanup left to know.
-   * @returns The GC entry.
-   * @throws {NotFoundError} / {@linkcode ConflictError} / {@linkcode StoreUnavailableError}
-   *   as {@linkcode Store.enterGc}.
+   * @param record The container's record, state `stopping`.
    */
-  async enter(id: string, info: GcEnterInfo = {}): Promise<GcEntry> {
-    const attempts = info.attempts ?? 0;
-    const nextAttemptAt = info.nextAttemptAt ??
-      (attempts > 0 ? this.#clock() + this.#delay(attempts) : undefined);
-    const entry = await this.#store.enterGc(
-      id,
-      nextAttemptAt === undefined ? info : { ...info, nextAttemptAt },
-    );
-    if (!this.#inFlight.has(id)) this.#scheduleEntry(entry);
+  takeExited(record: ContainerRecord): void {
+    this.#exited.set(record.id, record);
+    this.#own(record);
+    this.#queue.schedule(record.id, this.#monotonic());
     this.#arm();
-    return entry;
   }
 
   /**
-   * Hands over a container whose cleanup right after its exit failed: that cleanup counts as
-   * attempt 1, its failing step, error, stderr tail and process state are kept, and the first
-   * GC attempt waits one backoff.
-   *
-   * @param id Container id (state `stopping`).
-   * @param outcome The failed cleanup's outcome.
-   * @returns The GC entry.
-   * @throws as {@linkcode Collector.enter}.
+   * The id of the container being cleaned (stopping or in GC) whose state dir is `stateDir` or
+   * one of its parents, or null. A new run must not use such a dir: the old run's cleanup still
+   * removes it.
    */
-  async enterFromExit(id: string, outcome: CleanupOutcome): Promise<GcEntry> {
-    return await this.enter(id, {
-      attempts: 1,
-      lastStep: outcome.failedStep,
-      lastError: outcome.error,
-      stderrTail: outcome.stderrTail,
-      procState: outcome.procState,
-      steps: outcome.steps,
-    });
+  ownerOf(stateDir: string): string | null {
+    let dir = stateDir.replace(/\/+$/, "");
+    while (dir !== "") {
+      const id = this.#idAt.get(dir);
+      if (id !== undefined) return id;
+      dir = dir.slice(0, dir.lastIndexOf("/"));
+    }
+    return null;
   }
 
   /**
@@ -324,20 +357,48 @@ export class Collector {
     return await this.#store.listGcViews();
   }
 
-  /** One container's record and GC entry, from the store; null when it is not in GC. */
+  /**
+   * One container's record and GC entry, from the store (seed `gc_is_gc_progress`); null once
+   * its cleanup is over. A container still `stopping` (its first attempt not ended) is in
+   * progress too: its entry says 0 attempts, due since its exit.
+   */
   async status(id: string): Promise<GcView | null> {
-    return await this.#store.gcView(id);
+    const view = await this.#store.gcView(id);
+    if (view !== null) return view;
+    const record = await this.#store.get(id);
+    if (record === null || record.state !== "stopping") return null;
+    const since = record.exit?.at ?? record.updatedAt;
+    return {
+      record,
+      entry: {
+        id,
+        addedAt: since,
+        attempts: 0,
+        nextAttemptAt: since,
+        lastStep: null,
+        lastError: null,
+        stderrTail: "",
+        procState: null,
+      },
+    };
   }
 
   /** How busy the collector is. */
   stats(): CollectorStats {
     let entries = this.#queue.size;
     for (const id of this.#inFlight.keys()) if (!this.#queue.has(id)) entries++;
-    let dState = 0;
-    for (const state of this.#procStates.values()) if (state === "D") dState++;
+    entries = Math.max(0, entries - this.#exited.size);
+    const byProcState: Record<string, number> = { none: entries };
+    for (const state of this.#procStates.values()) {
+      byProcState[state] = (byProcState[state] ?? 0) + 1;
+      byProcState.none!--;
+    }
+    byProcState.none = Math.max(0, byProcState.none!);
     return {
       entries,
-      dState,
+      stopping: this.#exited.size,
+      dState: byProcState.D ?? 0,
+      byProcState,
       queued: this.#queue.size,
       running: this.#inFlight.size,
       concurrency: this.#concurrency,
@@ -410,6 +471,9 @@ export class Collector {
   // ---------------------------------------------------------------- one attempt
 
   async #attempt(id: string): Promise<void> {
+    await this.#yieldTo();
+    const exited = this.#exited.get(id);
+    if (exited !== undefined) return await this.#firstAttempt(exited);
     let view: GcView | null;
     try {
       view = await this.#store.gcView(id);
@@ -418,34 +482,39 @@ export class Collector {
       return;
     }
     if (view === null || view.record.state !== "gc") {
-      this.#procStates.delete(id);
+      this.#forget(id);
       this.#emit({ type: "dropped", id, reason: "no longer in garbage collection" });
       return;
     }
     const attempt = view.entry.attempts + 1;
     const startedAt = this.#monotonic();
-    this.#emit({ type: "attempt-started", id, attempt, at: this.#clock() });
+    const runtime = view.record.runtime;
+    this.#emit({ type: "attempt-started", id, runtime, attempt, at: this.#clock() });
     const outcome = await this.#clean(view.record);
     const durationMs = this.#monotonic() - startedAt;
 
     if (outcome.ok) {
+      const finished = () =>
+        this.#emit({
+          type: "attempt-finished",
+          id,
+          runtime,
+          attempt,
+          ok: true,
+          durationMs,
+          nextAttemptAt: null,
+          outcome,
+        });
       try {
         await this.#store.finishGc(id, outcome.steps);
       } catch (error) {
+        finished();
         if (!this.#isGone(id, error)) this.#retryLater(id, error);
         return;
       }
       this.#storeFailures = 0;
-      this.#procStates.delete(id);
-      this.#emit({
-        type: "attempt-finished",
-        id,
-        attempt,
-        ok: true,
-        durationMs,
-        nextAttemptAt: null,
-        outcome,
-      });
+      this.#forget(id);
+      finished();
       return;
     }
 
@@ -474,12 +543,75 @@ export class Collector {
     this.#emit({
       type: "attempt-finished",
       id,
+      runtime,
       attempt,
       ok: false,
       durationMs,
       nextAttemptAt,
       outcome,
     });
+  }
+
+  /**
+   * The first attempt for a container just recorded `stopping`: the record handed over is what
+   * is cleaned (nothing is read back). When the store cannot take the outcome, the whole
+   * attempt runs again after a backoff (cleanup is idempotent), so the container never stays
+   * `stopping` while the daemon runs.
+   */
+  async #firstAttempt(record: ContainerRecord): Promise<void> {
+    const id = record.id;
+    const startedAt = this.#monotonic();
+    const runtime = record.runtime;
+    this.#emit({ type: "attempt-started", id, runtime, attempt: 1, at: this.#clock() });
+    const outcome = await this.#clean(record);
+    const durationMs = this.#monotonic() - startedAt;
+    const finished = (nextAttemptAt: number | null) =>
+      this.#emit({
+        type: "attempt-finished",
+        id,
+        runtime,
+        attempt: 1,
+        ok: outcome.ok,
+        durationMs,
+        nextAttemptAt,
+        outcome,
+      });
+    if (outcome.ok) {
+      try {
+        // Only from `stopping`: a container handed to GC meanwhile (`gc add` with other
+        // processes) is the GC entry's business, not this attempt's.
+        await this.#store.markStopped(id, "cleaned up", "stopping");
+      } catch (error) {
+        finished(null);
+        if (!this.#isGone(id, error)) this.#retryLater(id, error);
+        return;
+      }
+      this.#storeFailures = 0;
+      this.#forget(id);
+      finished(null);
+      return;
+    }
+    const nextAttemptAt = this.#clock() + this.#delay(1);
+    let entry: GcEntry;
+    try {
+      entry = await this.#store.enterGc(id, {
+        attempts: 1,
+        nextAttemptAt,
+        lastStep: outcome.failedStep,
+        lastError: outcome.error,
+        stderrTail: outcome.stderrTail,
+        procState: outcome.procState,
+        steps: outcome.steps,
+      });
+    } catch (error) {
+      finished(nextAttemptAt);
+      if (!this.#isGone(id, error)) this.#retryLater(id, error);
+      return;
+    }
+    this.#storeFailures = 0;
+    this.#exited.delete(id);
+    this.#scheduleEntry(entry);
+    finished(entry.nextAttemptAt);
   }
 
   /** Runs the cleaner; a throw or a malformed answer counts as a failed attempt. */
@@ -495,12 +627,33 @@ export class Collector {
     }
   }
 
-  /** True (and the id forgotten) when the store says the container is no longer in GC. */
+  /** True (and the id forgotten) when the store says the container is not this one's to clean. */
   #isGone(id: string, error: unknown): boolean {
     if (!(error instanceof NotFoundError || error instanceof ConflictError)) return false;
-    this.#procStates.delete(id);
+    this.#forget(id);
     this.#emit({ type: "dropped", id, reason: error.message });
     return true;
+  }
+
+  #own(record: ContainerRecord): void {
+    const dir = record.stateDir.replace(/\/+$/, "");
+    const before = this.#dirOf.get(record.id);
+    if (before !== undefined && this.#idAt.get(before) === record.id) this.#idAt.delete(before);
+    this.#dirOf.set(record.id, dir);
+    this.#idAt.set(dir, record.id);
+  }
+
+  /**
+   * Forgets what the collector kept about `id`, once its cleanup is over or no longer its own;
+   * its state dir stays owned while it waits again (a `gc add` that came during the attempt).
+   */
+  #forget(id: string): void {
+    this.#exited.delete(id);
+    this.#procStates.delete(id);
+    if (this.#queue.has(id) || this.#deferred.has(id)) return;
+    const dir = this.#dirOf.get(id);
+    this.#dirOf.delete(id);
+    if (dir !== undefined && this.#idAt.get(dir) === id) this.#idAt.delete(dir);
   }
 
   /** Puts `id` back after a store failure, backing off on failures in a row. */

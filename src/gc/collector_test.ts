@@ -237,7 +237,7 @@ Deno.test("Collector carries on after a restart with the attempts it had counted
         backoffMaxMs: 20,
         onEvent: recorder.observe,
       });
-      assert.equal(await gc.restore(), 3);
+      assert.deepEqual(await gc.restore(), { gc: 3, stopping: 0 });
       for (const id of ids) assert.equal(gc.isInProgress(id), true);
       gc.start();
       await waitFor(() => recorder.of("attempt-finished").length === 3, "every entry finishes");
@@ -331,7 +331,7 @@ Deno.test("Collector drains 1,000 entries quickly", async () => {
           if (e.type === "attempt-finished" && e.ok) done++;
         },
       });
-      assert.equal(await gc.restore(), 1_000);
+      assert.deepEqual(await gc.restore(), { gc: 1_000, stopping: 0 });
       const t0 = performance.now();
       gc.start();
       await waitFor(() => done === 1_000, "1,000 entries", 30_000);
@@ -396,54 +396,67 @@ Deno.test("Collector waits no longer than the cap when the wall clock stepped ba
   );
 });
 
-Deno.test("Collector.enter() moves a stopping container to GC after one backoff", async () => {
+/** Registers `id` and records its exit, as the daemon does; returns the record as written. */
+async function exited(store: Store, id: string): Promise<ContainerRecord> {
+  await store.register(registration(id));
+  const [result] = await store.recordExits([
+    { id, pid: 100, startTime: 1000, exit: exitWith(137) },
+  ]);
+  assert.equal(result?.outcome, "recorded");
+  return (result as { record: ContainerRecord }).record;
+}
+
+Deno.test("Collector.takeExited() runs the first attempt at once and moves the container to stopped", async () => {
   await withKvPath((path) =>
     withKv(path, async (kv) => {
       const clock = FakeTimers.createClock(1_700_000_000_000);
       const store = await Store.open(kv, { clock: () => clock.now });
-      await store.register(registration("c1"));
-      await store.recordExit("c1", 100, 1000, exitWith(137));
-      const gc = new Collector({
-        store,
-        cleaner: new FlakyCleaner(0),
-        random: () => 0.5,
-        ...fakeTimed(clock),
-      });
+      const recorder = new Recorder();
+      const cleaner = new FlakyCleaner(0);
+      const gc = new Collector({ store, cleaner, onEvent: recorder.observe, ...fakeTimed(clock) });
       gc.start();
-      const entry = await gc.enter("c1", { attempts: 1, lastStep: "kill", lastError: "alive" });
-      assert.equal(entry.nextAttemptAt, clock.now + 375);
+      gc.takeExited(await exited(store, "c1"));
       assert.equal(gc.isInProgress("c1"), true);
-      assert.equal((await store.get("c1"))?.state, "gc");
-      tickToDue(clock, gc, 375, "the first GC attempt");
-      await waitFor(() => gc.stats().running === 0, "c1");
+      assert.deepEqual([gc.stats().stopping, gc.stats().entries], [1, 0]);
+      assert.equal((await gc.status("c1"))?.entry.attempts, 0, "in progress while stopping");
+      clock.tick(0);
+      await waitFor(() => gc.stats().running === 0, "the first attempt");
       assert.equal((await store.get("c1"))?.state, "stopped");
+      assert.equal(cleaner.calls.get("c1"), 1);
+      assert.equal(recorder.of("attempt-finished")[0]?.event.attempt, 1);
+      assert.equal(gc.isInProgress("c1"), false);
+      assert.equal(await gc.status("c1"), null);
+      assert.equal(gc.ownerOf("/run/test/runc/c1"), null);
+      const kinds = (await store.eventsSince(0)).map((e) => e.kind);
+      assert.deepEqual(kinds, ["monitor", "exit", "stopped"]);
       await gc.stop();
     })
   );
 });
 
-Deno.test("Collector.enterFromExit() counts the failed cleanup as attempt 1", async () => {
+Deno.test("Collector.takeExited(): a failed first attempt is attempt 1 in GC, retried after one backoff", async () => {
   await withKvPath((path) =>
     withKv(path, async (kv) => {
       const clock = FakeTimers.createClock(1_700_000_000_000);
       const store = await Store.open(kv, { clock: () => clock.now });
-      await store.register(registration("c1"));
-      await store.recordExit("c1", 100, 1000, exitWith(137));
       const recorder = new Recorder();
       const gc = new Collector({
         store,
-        cleaner: new FlakyCleaner(0),
+        cleaner: new FlakyCleaner(1),
         random: () => 0,
         onEvent: recorder.observe,
         ...fakeTimed(clock),
       });
       gc.start();
-      const entry = await gc.enterFromExit("c1", FAILED);
-      assert.deepEqual(entry, {
+      gc.takeExited(await exited(store, "c1"));
+      clock.tick(0);
+      await waitFor(() => gc.stats().running === 0, "the first attempt");
+      const exitedAt = clock.now;
+      assert.deepEqual(await store.getGc("c1"), {
         id: "c1",
-        addedAt: clock.now,
+        addedAt: exitedAt,
         attempts: 1,
-        nextAttemptAt: clock.now + 250,
+        nextAttemptAt: exitedAt + 250,
         lastStep: "runtime-delete",
         lastError: "runc delete exited with status 1",
         stderrTail: "device or resource busy",
@@ -454,17 +467,154 @@ Deno.test("Collector.enterFromExit() counts the failed cleanup as attempt 1", as
       assert.deepEqual(gcEvent?.detail.steps, FAILED.steps);
       assert.deepEqual(gc.stats(), {
         entries: 1,
+        stopping: 0,
         dState: 1,
+        byProcState: { none: 0, D: 1 },
         queued: 1,
         running: 0,
         concurrency: 8,
         started: true,
       });
-      clock.tick(250);
+      tickToDue(clock, gc, 250, "the second attempt");
       await waitFor(() => gc.stats().running === 0, "c1");
-      assert.equal(recorder.of("attempt-started")[0]?.event.attempt, 2);
+      assert.deepEqual(recorder.of("attempt-started").map((e) => e.event.attempt), [1, 2]);
+      assert.equal((await store.get("c1"))?.state, "stopped");
       assert.equal(gc.stats().entries, 0);
-      assert.equal(gc.stats().dState, 0);
+      await gc.stop();
+    })
+  );
+});
+
+Deno.test("Collector.takeExited(): a cleaner that throws leaves the container in GC, retried with backoff", async () => {
+  await withKvPath((path) =>
+    withKv(path, async (kv) => {
+      const clock = FakeTimers.createClock(1_700_000_000_000);
+      const store = await Store.open(kv, { clock: () => clock.now });
+      const recorder = new Recorder();
+      let calls = 0;
+      const gc = new Collector({
+        store,
+        cleaner: {
+          clean: () => {
+            calls++;
+            return Promise.reject(new Error("plan for runtime kata is missing"));
+          },
+        },
+        backoffBaseMs: 500,
+        backoffMaxMs: 4_000,
+        random: () => 0.5,
+        onEvent: recorder.observe,
+        ...fakeTimed(clock),
+      });
+      gc.start();
+      gc.takeExited(await exited(store, "c1"));
+      clock.tick(0);
+      await waitFor(() => recorder.of("attempt-finished").length === 1, "the first attempt");
+      assert.equal((await store.get("c1"))?.state, "gc");
+      // Equal jitter at 0.5 is 3/4 of the ceiling: 500 → 375, 1 000 → 750, 2 000 → 1 500.
+      for (const [i, delay] of [375, 750, 1_500].entries()) {
+        const entry = await store.getGc("c1");
+        assert.equal(entry?.attempts, i + 1);
+        assert.equal(entry?.lastError, "plan for runtime kata is missing");
+        assert.equal(entry?.nextAttemptAt, clock.now + delay);
+        tickToDue(clock, gc, delay, `attempt ${i + 2}`);
+        await waitFor(() => recorder.of("attempt-finished").length === i + 2, `attempt ${i + 2}`);
+      }
+      assert.equal(calls, 4);
+      assert.equal((await store.get("c1"))?.state, "gc");
+      assert.equal(gc.isInProgress("c1"), true);
+      await gc.stop();
+    })
+  );
+});
+
+Deno.test("Collector: first attempts and retries share one concurrency limit", async () => {
+  await withKvPath((path) =>
+    withKv(path, async (kv) => {
+      const store = await Store.open(kv);
+      let running = 0;
+      let peak = 0;
+      let release = () => {};
+      const gate = new Promise<void>((resolve) => release = resolve);
+      const cleaner: Cleaner = {
+        async clean() {
+          running++;
+          peak = Math.max(peak, running);
+          await gate;
+          running--;
+          return OK;
+        },
+      };
+      const gc = new Collector({ store, cleaner, concurrency: 3 });
+      for (let i = 0; i < 5; i++) await gc.add(gcInput(`g${i}`));
+      gc.start();
+      for (let i = 0; i < 5; i++) gc.takeExited(await exited(store, `e${i}`));
+      await waitFor(() => running === 3, "three cleanups");
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      assert.equal(gc.stats().running, 3);
+      release();
+      await waitFor(() => gc.stats().running + gc.stats().queued === 0, "the rest");
+      assert.equal(peak, 3);
+      assert.equal((await store.countByState()).stopped, 10);
+      await gc.stop();
+    })
+  );
+});
+
+Deno.test("Collector.restore() takes containers left stopping, and waits for yieldTo before each attempt", async () => {
+  await withKvPath((path) =>
+    withKv(path, async (kv) => {
+      const store = await Store.open(kv);
+      await exited(store, "s1");
+      await store.gcAdd(gcInput("g1"));
+      let open = () => {};
+      const recording = new Promise<void>((resolve) => open = resolve);
+      const cleaner = new FlakyCleaner(0);
+      const gc = new Collector({ store, cleaner, yieldTo: () => recording });
+      assert.deepEqual(await gc.restore(), { gc: 1, stopping: 1 });
+      assert.equal(gc.ownerOf("/run/test/runc/s1/"), "s1");
+      assert.equal(gc.ownerOf("/run/test/runc/g1"), "g1");
+      assert.equal(gc.ownerOf("/run/test/runc/g1/inside"), "g1", "removed with it");
+      assert.equal(gc.ownerOf("/run/test/runc"), null);
+      assert.equal(gc.ownerOf("/run/test/runc/g10"), null);
+      gc.start();
+      await new Promise((resolve) => setTimeout(resolve, 30));
+      assert.equal(cleaner.calls.size, 0, "no cleanup while exits are being recorded");
+      open();
+      await waitFor(() => gc.stats().running + gc.stats().queued === 0, "both");
+      assert.equal((await store.get("s1"))?.state, "stopped");
+      assert.equal((await store.get("g1"))?.state, "stopped");
+      assert.equal(gc.ownerOf("/run/test/runc/s1"), null);
+      await gc.stop();
+    })
+  );
+});
+
+Deno.test("Collector: a gc add during a first attempt is cleaned with its own processes", async () => {
+  await withKvPath((path) =>
+    withKv(path, async (kv) => {
+      const store = await Store.open(kv);
+      const seen: number[] = [];
+      let release = () => {};
+      const gate = new Promise<void>((resolve) => release = resolve);
+      const cleaner: Cleaner = {
+        async clean(record) {
+          seen.push(record.pid);
+          if (seen.length === 1) await gate;
+          return OK;
+        },
+      };
+      const gc = new Collector({ store, cleaner });
+      gc.start();
+      gc.takeExited(await exited(store, "c1"));
+      await waitFor(() => seen.length === 1, "the first attempt");
+      await gc.add(gcInput("c1", { pid: 4242, startTime: 77 }));
+      release();
+      await waitFor(() => seen.length === 2, "the GC attempt");
+      await waitFor(() => gc.stats().running + gc.stats().queued === 0, "c1");
+      assert.deepEqual(seen, [100, 4242]);
+      const kinds = (await store.eventsSince(0)).map((e) => e.kind);
+      assert.deepEqual(kinds, ["monitor", "exit", "gc", "gc-done"]);
       await gc.stop();
     })
   );
@@ -510,7 +660,9 @@ Deno.test("Collector retries the store write when the KV file fails, then finish
       failures = 2;
       await gc.restore();
       gc.start();
-      await waitFor(() => recorder.of("attempt-finished").length === 1, "the third try");
+      // Every run of the cleaner is an attempt reported, the two whose outcome was lost too.
+      await waitFor(() => recorder.of("attempt-finished").length === 3, "the third try");
+      assert.deepEqual(recorder.of("attempt-finished").map((e) => e.event.ok), [true, true, true]);
       assert.equal(recorder.of("store-error").length, 2);
       assert.equal(cleaner.calls.get("c1"), 3, "cleanup is rerun (it is idempotent)");
       assert.equal((await store.get("c1"))?.state, "stopped");

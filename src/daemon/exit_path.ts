@@ -1,0 +1,291 @@
+/**
+ * The exit path: each exit the supervisor decodes is recorded durably (running → stopping,
+ * bursts committed together) and the record the store wrote is handed to the collector, whose
+ * first attempt follows at once. See docs/architecture.md, "One exit, from FIFO to stopped".
+ *
+ * Exits that cannot be written because the store cannot take a write now (a full disk) are
+ * held in memory, retried every second, reported on health, and flushed with a bounded wait at
+ * shutdown; each one that could still not be written is logged with its status.
+ *
+ * @module
+ */
+
+import type { Logger } from "@logtape/logtape";
+import { StoreUnavailableError } from "../store/errors.ts";
+import { EXIT_BATCH, type ExitInput, type ExitRecordResult, type Store } from "../store/store.ts";
+import type { ExitReport } from "../supervisor/supervisor.ts";
+import type { ContainerRecord, ExitStatus } from "../types.ts";
+import { Batcher } from "./batcher.ts";
+import { errorMessage } from "../error_message.ts";
+
+/** What the exit path reports to its observer (for metrics). */
+export type ExitPathEvent =
+  | {
+    /** An exit became durable. */
+    type: "recorded";
+    id: string;
+    /** Whether the status is known (the shim wrote a whole one). */
+    known: boolean;
+    /** Whether the memory cgroup's OOM killer ended it. */
+    oomKilled: boolean;
+    /** From the exit being decoded to its record being durable (ms). */
+    latencyMs: number;
+  }
+  | {
+    /** The store refused the exit for good: it is lost. */
+    type: "refused";
+    id: string;
+    reason: string;
+  };
+
+/** How an {@linkcode ExitPath} is wired. */
+export interface ExitPathOptions {
+  /** Where exits are recorded. */
+  store: Pick<Store, "recordExits">;
+  /** Takes each container whose exit was recorded: the collector. */
+  handOver: (record: ContainerRecord) => void;
+  log: Logger;
+  /** Wall clock (ms since the epoch). */
+  now?: () => number;
+  /** How long to wait between tries while the store cannot take a write (default 1 000 ms). */
+  retryMs?: number;
+  /** Told about each exit recorded or refused; must not throw. */
+  onEvent?: (event: ExitPathEvent) => void;
+  /** The exit to record for a report (to add what is known about it); `report.exit` by default. */
+  judge?: (report: ExitReport) => ExitStatus;
+  /** Told once an exit is written, ignored or refused: nothing more will come for it. */
+  settled?: (id: string) => void;
+}
+
+/** Longest a cleanup waits for a burst of exits to be recorded. */
+const RECORDING_PRIORITY_MS = 2000;
+/** Refusals shown on health. */
+const REFUSALS_SHOWN = 10;
+
+/** Records exits, holds those the store cannot take yet, and hands each record over. */
+export class ExitPath {
+  readonly #writer: Batcher<ExitInput, ExitRecordResult>;
+  readonly #handOver: (record: ContainerRecord) => void;
+  readonly #log: Logger;
+  readonly #now: () => number;
+  readonly #retryMs: number;
+  readonly #onEvent: (event: ExitPathEvent) => void;
+  readonly #judge: (report: ExitReport) => ExitStatus;
+  readonly #settled: (id: string) => void;
+  /** Exits decoded but not written because the store could not take them, by container id. */
+  readonly #held = new Map<string, ExitReport>();
+  #heldTimer: ReturnType<typeof setTimeout> | null = null;
+  #storeProblem: string | null = null;
+  /** Exits refused by the store (lost), most recent last. */
+  readonly #refused: string[] = [];
+  /** Exits being written now; cleanups wait for them (see drained). */
+  #recording = 0;
+  readonly #recordingWaiters: Array<() => void> = [];
+  readonly #inFlight = new Set<Promise<unknown>>();
+  #closed = false;
+
+  constructor(options: ExitPathOptions) {
+    const store = options.store;
+    this.#writer = new Batcher(EXIT_BATCH, (items) => store.recordExits(items));
+    this.#handOver = options.handOver;
+    this.#log = options.log;
+    this.#now = options.now ?? Date.now;
+    this.#retryMs = options.retryMs ?? 1000;
+    this.#onEvent = options.onEvent ?? (() => {});
+    this.#judge = options.judge ?? ((report) => report.exit);
+    this.#settled = options.settled ?? (() => {});
+  }
+
+  /** Takes one exit (the supervisor's `onExit`); never throws. */
+  report(report: ExitReport): void {
+    // Judged once, when decoded: an exit held in memory keeps what was known then.
+    this.#track(this.#record({ ...report, exit: this.#judge(report) }));
+  }
+
+  /** True while an exit is being written to the store. */
+  get recording(): boolean {
+    return this.#recording > 0;
+  }
+
+  /** Exits held in memory, not durable yet. */
+  get held(): number {
+    return this.#held.size;
+  }
+
+  /** Why the exit path is degraded (exits held or lost); empty when it is not. */
+  problems(): string[] {
+    const out: string[] = [];
+    if (this.#held.size > 0) {
+      out.push(
+        `${this.#held.size} exit${this.#held.size === 1 ? "" : "s"} held in memory, not ` +
+          `recorded: store: ${this.#storeProblem ?? "cannot take the write"}`,
+      );
+    } else if (this.#storeProblem !== null) {
+      out.push(`store: ${this.#storeProblem}`);
+    }
+    return [...out, ...this.#refused];
+  }
+
+  /**
+   * Settles once no exit is being recorded, or after a bound. Recording is what an exit's
+   * latency is measured by; cleanups spawn runtimes and would take the CPU from a burst of exits
+   * still waiting for their commit, so the collector awaits this before each attempt.
+   */
+  drained(): Promise<void> {
+    if (this.#recording === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, RECORDING_PRIORITY_MS);
+      this.#recordingWaiters.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  /**
+   * Takes no more retries by timer, waits (at most `graceMs`) for exits being recorded, and
+   * keeps trying to write those held in memory until the same deadline. Each exit still not
+   * written is logged at error with its status: the next start will find it running and record
+   * it as an exit while reaperd was down.
+   *
+   * @returns How many exits could not be written.
+   */
+  async close(graceMs = 10_000): Promise<number> {
+    this.#closed = true;
+    if (this.#heldTimer !== null) clearTimeout(this.#heldTimer);
+    this.#heldTimer = null;
+    const deadline = performance.now() + graceMs;
+    const left = () => Math.max(0, deadline - performance.now());
+    await withinMs(Promise.allSettled([...this.#inFlight]), left());
+    while (this.#held.size > 0 && left() > 0) {
+      await withinMs(this.#flushHeld(), left());
+      if (this.#held.size > 0) await sleep(Math.min(200, left()));
+    }
+    for (const { id, exit } of this.#held.values()) {
+      this.#log.error("exit of {id} not recorded before shutdown: {reason}", {
+        id,
+        code: exit.code,
+        signal: exit.signal,
+        known: exit.known,
+        reason: exit.reason,
+        error: this.#storeProblem,
+      });
+    }
+    return this.#held.size;
+  }
+
+  #track(work: Promise<unknown>): void {
+    const p = work.catch((error) =>
+      this.#log.error("exit path failed: {error}", { error: errorMessage(error) })
+    );
+    this.#inFlight.add(p);
+    p.finally(() => this.#inFlight.delete(p));
+  }
+
+  async #record(report: ExitReport): Promise<void> {
+    const { id, exit } = report;
+    this.#log.info("exit of {id}: {reason}", {
+      id,
+      runtime: report.runtime,
+      code: exit.code,
+      known: exit.known,
+      reason: exit.reason,
+    });
+    let result: ExitRecordResult;
+    this.#recording++;
+    try {
+      result = await this.#writer.add({
+        id,
+        pid: report.pidInfo.pid,
+        startTime: report.pidInfo.startTime,
+        exit,
+      });
+    } catch (error) {
+      if (error instanceof StoreUnavailableError) {
+        this.#hold(report, error);
+        return;
+      }
+      throw error;
+    } finally {
+      this.#recordingDone();
+    }
+    if (this.#held.size === 0) this.#storeProblem = null;
+    this.#settled(id);
+    if (result.outcome === "refused") {
+      this.#refuse(id, result.reason);
+      return;
+    }
+    report.acknowledge?.();
+    if (result.outcome === "ignored") {
+      this.#log.debug("exit of {id} ignored: already recorded or another run", { id });
+      return;
+    }
+    this.#emit({
+      type: "recorded",
+      id,
+      known: exit.known,
+      oomKilled: exit.oomKilled === true,
+      latencyMs: Math.max(0, this.#now() - exit.at),
+    });
+    this.#handOver(result.record);
+  }
+
+  #recordingDone(): void {
+    if (--this.#recording > 0) return;
+    for (const wake of this.#recordingWaiters.splice(0)) wake();
+  }
+
+  #refuse(id: string, reason: string): void {
+    this.#log.error("exit of {id} could not be recorded, it is lost: {reason}", { id, reason });
+    this.#refused.push(`exit of ${id} refused by the store: ${reason}`);
+    if (this.#refused.length > REFUSALS_SHOWN) this.#refused.shift();
+    this.#emit({ type: "refused", id, reason });
+  }
+
+  #hold(report: ExitReport, error: Error): void {
+    this.#held.set(report.id, report);
+    if (this.#storeProblem === null) {
+      this.#log.error("store cannot record exits, holding them in memory: {error}", {
+        error: error.message,
+      });
+    }
+    this.#storeProblem = error.message;
+    if (this.#heldTimer === null && !this.#closed) {
+      this.#heldTimer = setTimeout(() => {
+        this.#heldTimer = null;
+        this.#track(this.#flushHeld());
+      }, this.#retryMs);
+    }
+  }
+
+  async #flushHeld(): Promise<void> {
+    const reports = [...this.#held.values()];
+    this.#held.clear();
+    // Together, as one burst: a batch per EXIT_BATCH rather than a commit each.
+    await Promise.all(reports.map((report) => this.#record(report)));
+    if (this.#held.size === 0 && reports.length > 0) {
+      this.#log.info("store writable again: {count} held exits recorded", {
+        count: reports.length,
+      });
+    }
+  }
+
+  #emit(event: ExitPathEvent): void {
+    try {
+      this.#onEvent(event);
+    } catch {
+      // Metrics must not stop an exit.
+    }
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Waits for `work`, or `ms`, whichever comes first. */
+async function withinMs(work: Promise<unknown>, ms: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([work, new Promise((resolve) => timer = setTimeout(resolve, ms))]);
+  clearTimeout(timer);
+}

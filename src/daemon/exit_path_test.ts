@@ -1,0 +1,168 @@
+import assert from "node:assert/strict";
+import { configureLogging, getLogger, resetLogging } from "../log.ts";
+import { StoreUnavailableError } from "../store/errors.ts";
+import type { ExitInput, ExitRecordResult, Store } from "../store/store.ts";
+import { Store as RealStore } from "../store/store.ts";
+import { exitWith, registration, withKv, withKvPath } from "../store/_test_util.ts";
+import type { ExitReport } from "../supervisor/supervisor.ts";
+import type { ContainerRecord } from "../types.ts";
+import { ExitPath, type ExitPathEvent } from "./exit_path.ts";
+
+/** A real store whose writes can be made to fail, and that refuses ids starting "big". */
+class Faulty implements Pick<Store, "recordExits"> {
+  unavailable = false;
+  constructor(readonly store: RealStore) {}
+  async recordExits(items: readonly ExitInput[]): Promise<ExitRecordResult[]> {
+    if (this.unavailable) throw new StoreUnavailableError("record exits: No space left on device");
+    const ok = items.filter((i) => !i.id.startsWith("big"));
+    const written = await this.store.recordExits(ok);
+    return items.map((i) =>
+      i.id.startsWith("big")
+        ? { outcome: "refused", reason: "the record cannot grow by its exit" }
+        : written.shift()!
+    );
+  }
+}
+
+function report(id: string, code: number, acks: string[]): ExitReport {
+  return {
+    id,
+    name: id,
+    runtime: "runc",
+    fifo: `/run/test/runc/${id}/exit_fifo`,
+    pidInfo: { pid: 100, startTime: 1000, ppid: 99, pStartTime: 990 },
+    exit: exitWith(code, Date.now()),
+    acknowledge: () => acks.push(id),
+  };
+}
+
+async function withExitPath(
+  fn: (
+    parts: {
+      store: RealStore;
+      faulty: Faulty;
+      path: ExitPath;
+      handed: ContainerRecord[];
+      events: ExitPathEvent[];
+      acks: string[];
+      lines: string[];
+    },
+  ) => Promise<void>,
+): Promise<void> {
+  const lines: string[] = [];
+  configureLogging({ level: "info", journal: true, write: (line) => lines.push(line) });
+  try {
+    await withKvPath((file) =>
+      withKv(file, async (kv) => {
+        const store = await RealStore.open(kv);
+        const faulty = new Faulty(store);
+        const handed: ContainerRecord[] = [];
+        const events: ExitPathEvent[] = [];
+        const path = new ExitPath({
+          store: faulty,
+          handOver: (record) => handed.push(record),
+          log: getLogger("exit"),
+          retryMs: 50,
+          onEvent: (e) => events.push(e),
+        });
+        await fn({ store, faulty, path, handed, events, acks: [], lines });
+      })
+    );
+  } finally {
+    resetLogging();
+  }
+}
+
+async function until(what: string, predicate: () => boolean): Promise<void> {
+  const deadline = performance.now() + 5_000;
+  while (!predicate()) {
+    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+Deno.test("ExitPath records a burst, acknowledges each, and hands over the record the store wrote", async () => {
+  await withExitPath(async ({ store, path, handed, events, acks }) => {
+    for (let i = 0; i < 50; i++) await store.register(registration(`c${i}`));
+    for (let i = 0; i < 50; i++) path.report(report(`c${i}`, i, acks));
+    await until("every exit", () => handed.length === 50);
+    assert.equal(acks.length, 50);
+    for (const record of handed) {
+      assert.equal(record.state, "stopping");
+      assert.deepEqual(record, await store.get(record.id));
+    }
+    assert.equal(events.filter((e) => e.type === "recorded").length, 50);
+    assert.deepEqual(path.problems(), []);
+    assert.equal(await path.close(100), 0);
+  });
+});
+
+Deno.test("ExitPath: a refused exit is logged as an error, shown on health, and not acknowledged", async () => {
+  await withExitPath(async ({ store, path, handed, events, acks, lines }) => {
+    await store.register(registration("big-1"));
+    await store.register(registration("ok-1"));
+    path.report(report("big-1", 3, acks));
+    path.report(report("ok-1", 4, acks));
+    await until("both answers", () => events.length === 2);
+    assert.deepEqual(acks, ["ok-1"]);
+    assert.deepEqual(handed.map((r) => r.id), ["ok-1"]);
+    assert.deepEqual(path.problems(), [
+      "exit of big-1 refused by the store: the record cannot grow by its exit",
+    ]);
+    assert.ok(lines.some((l) => l.startsWith("<3>") && l.includes("exit of big-1 could not be")));
+    await path.close(100);
+  });
+});
+
+Deno.test("ExitPath holds exits the store cannot take, says so, and records them once it can", async () => {
+  await withExitPath(async ({ store, faulty, path, handed, acks }) => {
+    await store.register(registration("c1"));
+    await store.register(registration("c2"));
+    faulty.unavailable = true;
+    path.report(report("c1", 7, acks));
+    path.report(report("c2", 8, acks));
+    await until("both held", () => path.held === 2);
+    assert.deepEqual(acks, []);
+    assert.deepEqual(path.problems(), [
+      "2 exits held in memory, not recorded: store: record exits: No space left on device",
+    ]);
+    faulty.unavailable = false;
+    await until("both recorded", () => handed.length === 2);
+    assert.deepEqual(path.problems(), []);
+    assert.deepEqual((await store.get("c1"))?.exit?.code, 7);
+    await path.close(100);
+  });
+});
+
+Deno.test("ExitPath.close() writes held exits within its grace, and logs each one it could not", async () => {
+  await withExitPath(async ({ store, faulty, path, handed, acks }) => {
+    for (const id of ["a", "b", "c"]) await store.register(registration(id));
+    faulty.unavailable = true;
+    path.report(report("a", 1, acks));
+    await until("held", () => path.held === 1);
+    setTimeout(() => faulty.unavailable = false, 150);
+    assert.equal(await path.close(2_000), 0);
+    assert.deepEqual(handed.map((r) => r.id), ["a"]);
+    assert.equal((await store.get("a"))?.exit?.code, 1);
+  });
+  await withExitPath(async ({ store, faulty, path, acks, lines }) => {
+    for (const id of ["a", "b"]) await store.register(registration(id));
+    faulty.unavailable = true;
+    path.report(report("a", 1, acks));
+    path.report(report("b", 2, acks));
+    await until("held", () => path.held === 2);
+    const t0 = performance.now();
+    assert.equal(await path.close(300), 2);
+    assert.ok(performance.now() - t0 < 1_000, "bounded");
+    for (const [id, code] of [["a", 1], ["b", 2]]) {
+      assert.ok(
+        lines.some((l) =>
+          l.startsWith("<3>") && l.includes(`exit of ${id} not recorded before shutdown`) &&
+          l.includes(`code=${code}`)
+        ),
+        lines.join(""),
+      );
+    }
+    assert.equal((await store.get("a"))?.state, "running");
+  });
+});
