@@ -22,6 +22,12 @@ async function events(d: TestDaemon, id: string): Promise<ReaperEvent[]> {
   );
 }
 
+/** One sample's value from the Prometheus text, null when absent. */
+function sample(text: string, series: string): number | null {
+  const line = text.split("\n").find((l) => l.startsWith(`${series} `));
+  return line === undefined ? null : Number(line.slice(series.length + 1));
+}
+
 async function stateOf(d: TestDaemon, id: string): Promise<string> {
   return ((await d.api("GET", `/v1/containers/${id}`)).body as { state: string }).state;
 }
@@ -63,12 +69,13 @@ withCc.test("GC: a runtime whose delete fails 3 times is retried with backoff, t
   try {
     await Deno.writeTextFile(`${fakeDir}/fail-delete`, "3");
     shim = await runContainer(d, "flaky-1");
-    // While it is in GC, `gc status` says so (exit 0) and shows the failing step.
-    const status = await until("gc status 0", async () => {
+    // While it is in GC, `gc status` says so (exit 0) and shows the failing step once the
+    // first attempt has failed.
+    const view = await until("gc status 0 after a failed attempt", async () => {
       const r = await d.cli("gc", "status", "flaky-1", "--json");
-      return r.code === 0 ? r : null;
+      const v = r.code === 0 ? JSON.parse(r.stdout) : null;
+      return v !== null && v.entry.attempts >= 1 ? v : null;
     });
-    const view = JSON.parse(status.stdout);
     assert.equal(view.entry.lastStep, "runtime-delete");
     assert.match(view.entry.stderrTail, /device or resource busy/);
 
@@ -94,6 +101,31 @@ withCc.test("GC: a runtime whose delete fails 3 times is retried with backoff, t
     assert.ok(argv.includes(`${root} kill flaky-1 9`));
     assert.equal((await d.cli("gc", "status", "flaky-1")).code, 1, "no longer in GC");
     await assert.rejects(Deno.stat(`${d.stateRoot}/flaky/flaky-1`), Deno.errors.NotFound);
+
+    // Every attempt is counted, the first one after the exit and each retry, by result and step.
+    const metrics = (await d.api("GET", "/metrics")).text;
+    assert.equal(sample(metrics, 'reaperd_cleanups_total{result="failed"}'), 3);
+    assert.equal(sample(metrics, 'reaperd_cleanups_total{result="ok"}'), 1);
+    assert.equal(sample(metrics, 'reaperd_cleanup_step_failures_total{step="runtime-delete"}'), 3);
+    assert.equal(sample(metrics, 'reaperd_gc_entries{state="none"}'), 0);
+    assert.equal(sample(metrics, "reaperd_stopping_containers"), 0);
+    assert.equal(sample(metrics, 'reaperd_exits_total{known="true"}'), 1);
+    assert.match(metrics, /^reaperd_build_info\{version="[^"]+",deno="[^"]+"\} 1$/m);
+    assert.ok(sample(metrics, "process_resident_memory_bytes")! > 1e6);
+    assert.ok(sample(metrics, "process_open_fds")! > 3);
+    const started = sample(metrics, "process_start_time_seconds")!;
+    assert.ok(Math.abs(started - Date.now() / 1000) < 120, `start time ${started}`);
+    // The log tells the story at the default level: the first failure with its step, the
+    // second (the count doubled), not the third, then the success.
+    const lines = d.logs.split("\n").filter((l) => l.includes("id=flaky-1"));
+    const failures = lines.filter((l) => /cleanup of flaky-1 (failed|still failing)/.test(l));
+    assert.equal(failures.length, 2, failures.join("\n"));
+    assert.match(failures[0]!, /failed at runtime-delete: .* step=runtime-delete/);
+    assert.match(
+      failures[1]!,
+      /still failing after 2 attempts at runtime-delete.* step=runtime-delete/,
+    );
+    assert.ok(lines.some((l) => /cleaned up flaky-1 after 4 attempts/.test(l)), lines.join("\n"));
   } finally {
     await stopShim(shim);
     await d.dispose();

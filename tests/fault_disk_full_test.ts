@@ -148,3 +148,69 @@ asRootWithCc.test("fault: the store's disk fills up: degraded but up, exits kept
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("fault: SIGTERM while exits are held in memory: written within the shutdown grace, or each one logged", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "reaperd-fault-term-" });
+  const fs = `${dir}/kvfs`;
+  const log = `${dir}/runtime.log`;
+  await Deno.mkdir(fs);
+  await run("mount", "-t", "tmpfs", "-o", "size=8m,mode=0700", "tmpfs", fs);
+  let daemon: TestDaemon | undefined;
+  const containers: TestContainer[] = [];
+  try {
+    daemon = await TestDaemon.start({
+      dir,
+      runtimes: crashRuntime(RT, log),
+      extra: { db: `${fs}/reaperd.db` },
+    });
+    const d = daemon;
+    const held = async (batch: TestContainer[], firstCode: number) => {
+      for (const [i, c] of batch.entries()) await c.exit(firstCode + i);
+      return await waitFor("the exits to be held in memory", async () => {
+        const h = await getJson<Health>(d, "/v1/health");
+        return h.pendingWrites === batch.length ? h : null;
+      });
+    };
+
+    // 1. The disk frees up while the daemon shuts down: the held exits are written.
+    const first: TestContainer[] = [];
+    for (let i = 1; i <= 3; i++) first.push(await startContainer(d, { id: `t${i}`, runtime: RT }));
+    containers.push(...first);
+    fill(`${fs}/filler`);
+    const health = await held(first, 21);
+    assert.equal(health.status, "degraded");
+    assert.match(health.reasons.join(" "), /3 exits held in memory, not recorded: store: /);
+    const stopped = d.stop("SIGTERM");
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    await Deno.remove(`${fs}/filler`);
+    assert.equal((await stopped).code, 0);
+    assert.doesNotMatch(d.logs, /not recorded before shutdown/);
+    await d.restart();
+    for (const [i, c] of first.entries()) {
+      const r = await waitStopped(d, c.id);
+      assert.deepEqual([r.exit?.code, r.exit?.known], [21 + i, true], c.id);
+    }
+
+    // 2. The disk stays full past the grace: each exit not written is logged with its code.
+    const second: TestContainer[] = [];
+    for (let i = 1; i <= 2; i++) second.push(await startContainer(d, { id: `u${i}`, runtime: RT }));
+    containers.push(...second);
+    fill(`${fs}/filler`);
+    await held(second, 31);
+    const started = performance.now();
+    assert.equal((await d.stop("SIGTERM")).code, 0);
+    const took = performance.now() - started;
+    assert.ok(took >= 9_000 && took < 30_000, `shutdown waited ${took} ms`);
+    for (const [i, c] of second.entries()) {
+      assert.match(
+        d.logs,
+        new RegExp(`exit of ${c.id} not recorded before shutdown.*code=${31 + i}`),
+      );
+    }
+  } finally {
+    for (const c of containers) await stopShim(c.shim);
+    if (daemon !== undefined) await daemon.stop("SIGKILL").catch(() => {});
+    await run("umount", fs).catch(() => run("umount", "-l", fs));
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -161,7 +161,11 @@ withCc.test("fault: a missing runtime binary leaves the container in GC with the
   try {
     c = await startContainer(daemon, { id: "norun", runtime: RT });
     await c.exit(0);
-    const entry = await waitFor("a GC entry", () => gcEntry(daemon, "norun"));
+    // In progress from the exit (0 attempts while the first one runs); in GC once it failed.
+    const entry = await waitFor("a GC entry", async () => {
+      const e = await gcEntry(daemon, "norun");
+      return e !== null && e.attempts >= 1 ? e : null;
+    });
     assert.equal(entry.lastStep, "runtime-delete");
     assert.match(entry.lastError ?? "", /runtime binary .*crt not found/);
     await waitFor("a retry", async () => ((await gcEntry(daemon, "norun"))?.attempts ?? 0) >= 3);

@@ -121,7 +121,7 @@ export async function record(daemon: TestDaemon, id: string): Promise<ContainerR
   return res.body as ContainerRecord;
 }
 
-/** A container's GC entry, or null when it is not in GC. */
+/** A container's GC entry (0 attempts while its first cleanup runs), or null once cleanup ended. */
 export async function gcEntry(daemon: TestDaemon, id: string): Promise<GcEntry | null> {
   const res = await daemon.api("GET", `/v1/gc/${id}`);
   if (res.status === 404) return null;
