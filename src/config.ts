@@ -141,7 +141,7 @@ export const DEFAULT_RUNTIME_BINARIES: Readonly<Record<string, string>> = {
   kata: "kata-runtime",
 };
 
-/** The GC defaults (DESIGN.md §5). */
+/** The GC defaults (docs/architecture.md §6). */
 export const DEFAULT_GC: Readonly<GcConfig> = {
   concurrency: 8,
   backoffBaseMs: 500,
@@ -344,7 +344,7 @@ export function defaultConfigFile(env: ConfigEnvironment = processEnvironment())
 }
 
 /**
- * The configuration used when no file says otherwise (DESIGN.md §8). Runtimes are the ones
+ * The configuration used when no file says otherwise (docs/architecture.md §8). Runtimes are the ones
  * among runc, crun and kata-runtime whose binary is found now.
  */
 export function defaultConfig(env: ConfigEnvironment = processEnvironment()): Config {

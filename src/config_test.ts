@@ -38,7 +38,7 @@ function configError(fn: () => unknown): string {
   assert.fail("expected a ConfigError");
 }
 
-Deno.test("defaultConfig() as root uses the system paths of DESIGN.md §8", () => {
+Deno.test("defaultConfig() as root uses the system paths of docs/architecture.md §8", () => {
   assert.equal(base.socket, "/run/reaperd/reaperd.sock");
   assert.equal(base.db, "/var/lib/reaperd/reaperd.db");
   assert.equal(base.stateRoot, "/var/run/isulad");

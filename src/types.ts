@@ -57,7 +57,7 @@ export interface MemoryCgroupMark {
   oomKills: number;
 }
 
-/** The lifecycle of a container as reaperd tracks it (DESIGN.md §4). */
+/** The lifecycle of a container as reaperd tracks it (docs/architecture.md §4). */
 export type ContainerState = "running" | "stopping" | "gc" | "stopped";
 
 /** The durable record of one container. */

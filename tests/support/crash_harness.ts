@@ -9,7 +9,7 @@
  * collector is retrying cleanups (a share of the containers' runtime refuses `delete` a few
  * times), sometimes lets containers exit while the daemon is down, and restarts it each time.
  * After the last restart every remaining container exits, the daemon drains, and
- * {@linkcode checkCrashRun} holds the run against what reaperd promises (DESIGN.md §4, §6).
+ * {@linkcode checkCrashRun} holds the run against what reaperd promises (docs/architecture.md §4, §7).
  *
  * What "lost" means here, precisely. A shim that writes its status while no daemon holds the
  * read end gets EPIPE: that status is gone, and the exit must be recorded unknown (a known
