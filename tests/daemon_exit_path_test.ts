@@ -48,6 +48,8 @@ Deno.test("gc status is in progress from the exit until the cleanup ends, the fi
     // What an engine runs before it reuses the id or the state dir.
     const cli = await d.cli("gc", "status", "slow-1");
     assert.equal(cli.code, 0, `gc status during the first attempt: ${cli.stdout}${cli.stderr}`);
+    const listed = (await d.api("GET", "/v1/gc")).body as Array<{ record: { id: string } }>;
+    assert.deepEqual(listed.map((v) => v.record.id), ["slow-1"], "gc ls lists it too");
     let polls = 0;
     await waitFor(
       "gc status to say it is over",

@@ -352,9 +352,18 @@ export class Collector {
     return this.#queue.has(id) || this.#inFlight.has(id);
   }
 
-  /** Every container in GC with its record and entry, from the store. */
+  /**
+   * Every container whose cleanup is in progress, with its record and entry: those in GC, from
+   * the store, and those still `stopping` (their first attempt not ended), in id order.
+   */
   async list(): Promise<GcView[]> {
-    return await this.#store.listGcViews();
+    const views = await this.#store.listGcViews();
+    if (this.#exited.size === 0) return views;
+    const inGc = new Set(views.map((view) => view.record.id));
+    for (const record of this.#exited.values()) {
+      if (!inGc.has(record.id)) views.push(stoppingView(record));
+    }
+    return views.sort((a, b) => a.record.id < b.record.id ? -1 : a.record.id > b.record.id ? 1 : 0);
   }
 
   /**
@@ -366,21 +375,7 @@ export class Collector {
     const view = await this.#store.gcView(id);
     if (view !== null) return view;
     const record = await this.#store.get(id);
-    if (record === null || record.state !== "stopping") return null;
-    const since = record.exit?.at ?? record.updatedAt;
-    return {
-      record,
-      entry: {
-        id,
-        addedAt: since,
-        attempts: 0,
-        nextAttemptAt: since,
-        lastStep: null,
-        lastError: null,
-        stderrTail: "",
-        procState: null,
-      },
-    };
+    return record === null || record.state !== "stopping" ? null : stoppingView(record);
   }
 
   /** How busy the collector is. */
@@ -675,6 +670,24 @@ export class Collector {
       // An observer is for metrics and logs; its failure must not stop a cleanup.
     }
   }
+}
+
+/** A `stopping` container as a GC view: 0 attempts, due since its exit. */
+function stoppingView(record: ContainerRecord): GcView {
+  const since = record.exit?.at ?? record.updatedAt;
+  return {
+    record,
+    entry: {
+      id: record.id,
+      addedAt: since,
+      attempts: 0,
+      nextAttemptAt: since,
+      lastStep: null,
+      lastError: null,
+      stderrTail: "",
+      procState: null,
+    },
+  };
 }
 
 function clamp(value: number, min: number, max: number): number {

@@ -419,6 +419,9 @@ Deno.test("Collector.takeExited() runs the first attempt at once and moves the c
       assert.equal(gc.isInProgress("c1"), true);
       assert.deepEqual([gc.stats().stopping, gc.stats().entries], [1, 0]);
       assert.equal((await gc.status("c1"))?.entry.attempts, 0, "in progress while stopping");
+      assert.deepEqual((await gc.list()).map((v) => [v.record.id, v.record.state]), [
+        ["c1", "stopping"],
+      ]);
       clock.tick(0);
       await waitFor(() => gc.stats().running === 0, "the first attempt");
       assert.equal((await store.get("c1"))?.state, "stopped");
@@ -426,6 +429,7 @@ Deno.test("Collector.takeExited() runs the first attempt at once and moves the c
       assert.equal(recorder.of("attempt-finished")[0]?.event.attempt, 1);
       assert.equal(gc.isInProgress("c1"), false);
       assert.equal(await gc.status("c1"), null);
+      assert.deepEqual(await gc.list(), []);
       assert.equal(gc.ownerOf("/run/test/runc/c1"), null);
       const kinds = (await store.eventsSince(0)).map((e) => e.kind);
       assert.deepEqual(kinds, ["monitor", "exit", "stopped"]);
