@@ -150,6 +150,29 @@ export interface CollectorStats {
   started: boolean;
 }
 
+/**
+ * The system's timers, except that a wait of 0 runs as a microtask: a zero timer still waits
+ * for the next turn of the event loop (a millisecond or more, 4 ms once nested), which every
+ * cleanup right after an exit would pay.
+ */
+const SYSTEM_TIMERS: CollectorTimers = {
+  setTimeout(fn, ms) {
+    if (ms > 0) return setTimeout(fn, ms);
+    const handle = { cancelled: false };
+    queueMicrotask(() => {
+      if (!handle.cancelled) fn();
+    });
+    return handle;
+  },
+  clearTimeout(handle) {
+    if (handle !== null && typeof handle === "object" && "cancelled" in handle) {
+      (handle as { cancelled: boolean }).cancelled = true;
+    } else {
+      clearTimeout(handle as ReturnType<typeof setTimeout>);
+    }
+  },
+};
+
 /** Longest single timer: far-off heads are re-checked at least this often. */
 const MAX_TIMER_MS = 3_600_000;
 
@@ -220,10 +243,7 @@ export class Collector {
     this.#random = options.random ?? Math.random;
     this.#clock = options.clock ?? Date.now;
     this.#monotonic = options.monotonic ?? (() => performance.now());
-    this.#timers = options.timers ?? {
-      setTimeout: (fn, ms) => setTimeout(fn, ms),
-      clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
-    };
+    this.#timers = options.timers ?? SYSTEM_TIMERS;
     this.#stopTimeoutMs = options.stopTimeoutMs ?? 10_000;
     this.#onEvent = options.onEvent ?? (() => {});
     this.#yieldTo = options.yieldTo ?? (() => Promise.resolve());

@@ -438,6 +438,27 @@ Deno.test("Collector.takeExited() runs the first attempt at once and moves the c
   );
 });
 
+Deno.test("Collector.takeExited(): the first attempt starts within the same turn, not after a timer", async () => {
+  await withKvPath((path) =>
+    withKv(path, async (kv) => {
+      const store = await Store.open(kv);
+      const cleaner = new FlakyCleaner(0);
+      const gc = new Collector({ store, cleaner });
+      gc.start();
+      const record = await exited(store, "c1");
+      let timerTurn = false;
+      setTimeout(() => timerTurn = true, 0);
+      gc.takeExited(record);
+      // Microtasks only: a zero timer would wait for the event loop's next turn (4 ms nested).
+      for (let i = 0; i < 10 && !cleaner.calls.has("c1"); i++) await Promise.resolve();
+      assert.equal(cleaner.calls.get("c1"), 1);
+      assert.equal(timerTurn, false);
+      await waitFor(() => gc.stats().running === 0, "c1");
+      await gc.stop();
+    })
+  );
+});
+
 Deno.test("Collector.takeExited(): a failed first attempt is attempt 1 in GC, retried after one backoff", async () => {
   await withKvPath((path) =>
     withKv(path, async (kv) => {
