@@ -339,7 +339,10 @@ async function shell(d: TestDaemon, cwd: string, line: string): Promise<CliResul
   const out = await new Deno.Command("bash", {
     args: ["-c", line],
     cwd,
+    // A user's shell: the INIT_CWD an outer `deno task test` set is not the caller's directory.
+    clearEnv: true,
     env: {
+      ...withoutInitCwd(Deno.env.toObject()),
       REAPERD_SOCKET: d.socket,
       PATH: `${Deno.execPath().replace(/\/[^/]*$/, "")}:/usr/bin:/bin`,
     },
@@ -347,6 +350,11 @@ async function shell(d: TestDaemon, cwd: string, line: string): Promise<CliResul
   }).output();
   const text = (b: Uint8Array) => new TextDecoder().decode(b);
   return { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) };
+}
+
+function withoutInitCwd(env: Record<string, string>): Record<string, string> {
+  const { INIT_CWD: _, ...rest } = env;
+  return rest;
 }
 
 Deno.test("reaperd CLI: paths on the command line are the caller's, through deno task too", async () => {
