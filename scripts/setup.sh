@@ -10,12 +10,13 @@
 #   conmon           the peer baseline of the benchmarks
 #   gcc, libc6-dev   build the test shim and the fault helpers (tests/fixtures, tests/support)
 #   systemd          systemd-analyze verifies the unit
+#   zsh              the zsh completion test runs it
 set -euo pipefail
 
 strict=0
 if [[ "${1:-}" == "--strict" ]]; then strict=1; fi
 
-packages=(runc crun busybox-static conmon gcc libc6-dev systemd)
+packages=(runc crun busybox-static conmon gcc libc6-dev systemd zsh)
 # .ci/run starts deno through npx; on a bare machine that needs Node too.
 command -v npx >/dev/null 2>&1 || packages+=(nodejs npm)
 
