@@ -1,8 +1,7 @@
 /**
  * reaperd's configuration: defaults, the JSON config file, and the command-line overrides, in
- * that order of precedence (flags win). Also the validators for container ids, runtime names
- * and absolute paths that every surface (config, socket API, CLI) shares, so that "valid" means
- * the same thing everywhere.
+ * that order of precedence (flags win). What a valid runtime name or path is comes from
+ * identity.ts, as for every other surface.
  *
  * Every error names the key or flag it is about, in one line, because an operator reading a
  * journal line must be able to fix the file without reading code.
@@ -11,25 +10,23 @@
  */
 
 import { errorMessage } from "./error_message.ts";
+import {
+  absolutePathProblem,
+  DEFAULT_STATE_DIR_PATTERN,
+  runtimeNameProblem,
+  showValue,
+  statePatternProblem,
+} from "./identity.ts";
+import { DEFAULT_STEP_TIMEOUT_MS, type RuntimeConfig } from "./runtime/config.ts";
+import { DEFAULT_KIND, kindNames } from "./runtime/kinds/mod.ts";
+
+export type { RuntimeConfig };
 
 /** Log levels, lowest first (the names @logtape/logtape uses). */
 export const LOG_LEVELS = ["trace", "debug", "info", "warning", "error", "fatal"] as const;
 
 /** One of {@linkcode LOG_LEVELS}. */
 export type LogLevel = typeof LOG_LEVELS[number];
-
-/** How to call one OCI runtime (runc, crun, kata…). */
-export interface RuntimeConfig {
-  /** Absolute path of the runtime's binary. */
-  path: string;
-  /** Arguments put before every command (before `--root`), e.g. a `--config` for kata. */
-  args: string[];
-  /**
-   * Whether cleanup passes `--root <stateDir>/<name>`; when absent, true except for runtimes
-   * whose name starts with "kata" (as in iSulad).
-   */
-  root?: boolean;
-}
 
 /** The garbage collector's knobs. */
 export interface GcConfig {
@@ -62,6 +59,11 @@ export interface Config {
   db: string;
   /** Absolute path under which container state dirs live: `<stateRoot>/<runtime>/<id>`. */
   stateRoot: string;
+  /**
+   * Where in the state root a container's state dir is, for engines with another layout than
+   * `{stateRoot}/{runtime}/{id}` (identity.ts `statePatternProblem` says what may be used).
+   */
+  stateDirPattern: string;
   /** Runtime name → how to call it. */
   runtimes: Record<string, RuntimeConfig>;
   /** Garbage collector knobs. */
@@ -116,14 +118,6 @@ export class ConfigError extends Error {
   }
 }
 
-/** Bad input: the message is one line naming what was wrong and how. */
-export class ValidationError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "ValidationError";
-  }
-}
-
 /** Where `runc` and friends are looked for, in this order. */
 export const RUNTIME_SEARCH_DIRS: readonly string[] = [
   "/usr/sbin",
@@ -146,7 +140,7 @@ export const DEFAULT_GC: Readonly<GcConfig> = {
   concurrency: 8,
   backoffBaseMs: 500,
   backoffMaxMs: 60_000,
-  stepTimeoutMs: 30_000,
+  stepTimeoutMs: DEFAULT_STEP_TIMEOUT_MS,
 };
 
 /** The socket API's defaults. */
@@ -157,114 +151,16 @@ export const DEFAULT_HTTP: Readonly<HttpConfig> = {
 
 /** Longest path a unix socket can bind: sun_path is 108 bytes with the final NUL. */
 export const MAX_SOCKET_PATH_BYTES = 107;
-/** Longest path accepted anywhere (PATH_MAX is 4096 with the final NUL). */
-export const MAX_PATH_BYTES = 4095;
-/** Longest container id. */
-export const MAX_ID_LENGTH = 256;
-/** Longest runtime name. */
-export const MAX_RUNTIME_NAME_LENGTH = 64;
-
-const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
-const encoder = new TextEncoder();
-
-/** Shows an offending value in an error without letting a 10,000-char value flood the line. */
-export function showValue(value: unknown): string {
-  let text: string;
-  if (value === undefined) return "nothing";
-  try {
-    text = JSON.stringify(value) ?? String(value);
-  } catch {
-    text = String(value);
-  }
-  return text.length > 80 ? `${text.slice(0, 60)}…(${text.length} chars)` : text;
-}
-
-/**
- * Why `value` is not a valid container id, or null when it is. Valid: 1–256 characters of
- * `[A-Za-z0-9_.-]`, starting with a letter or digit, never containing `..`. Ids become path
- * components (`<stateRoot>/<runtime>/<id>`) and runtime arguments, so nothing that could
- * climb a directory or smuggle a flag gets in.
- */
-export function idProblem(value: unknown): string | null {
-  if (typeof value !== "string") return `must be a string, got ${showValue(value)}`;
-  if (value.length === 0) return "must not be empty";
-  if (value.length > MAX_ID_LENGTH) {
-    return `must be at most ${MAX_ID_LENGTH} characters, got ${value.length}`;
-  }
-  if (!ID_RE.test(value)) {
-    return `must be letters, digits, '_', '.' or '-', starting with a letter or digit, got ${
-      showValue(value)
-    }`;
-  }
-  if (value.includes("..")) return `must not contain "..", got ${showValue(value)}`;
-  return null;
-}
-
-/**
- * Returns `value` as a container id, or throws a {@linkcode ValidationError} naming `what`.
- *
- * @example
- * ```ts
- * import { validateId } from "./config.ts";
- * validateId("web-1"); // "web-1"
- * try { validateId("../etc"); } catch (e) { console.assert(e instanceof Error); }
- * ```
- */
-export function validateId(value: unknown, what = "id"): string {
-  const problem = idProblem(value);
-  if (problem !== null) throw new ValidationError(`${what} ${problem}`);
-  return value as string;
-}
-
-/** Why `value` is not a valid runtime name (same alphabet as ids, at most 64), or null. */
-export function runtimeNameProblem(value: unknown): string | null {
-  if (typeof value === "string" && value.length > MAX_RUNTIME_NAME_LENGTH) {
-    return `must be at most ${MAX_RUNTIME_NAME_LENGTH} characters, got ${value.length}`;
-  }
-  return idProblem(value);
-}
-
-/** Returns `value` as a runtime name, or throws a {@linkcode ValidationError} naming `what`. */
-export function validateRuntimeName(value: unknown, what = "runtime"): string {
-  const problem = runtimeNameProblem(value);
-  if (problem !== null) throw new ValidationError(`${what} ${problem}`);
-  return value as string;
-}
-
-/**
- * Why `value` is not an acceptable absolute path, or null. Accepted: a string starting with
- * `/`, without NUL or control characters, without `.` or `..` components (a path the daemon
- * may remove must mean what it says), at most 4095 bytes.
- */
-export function absolutePathProblem(value: unknown, maxBytes = MAX_PATH_BYTES): string | null {
-  if (typeof value !== "string") return `must be a string, got ${showValue(value)}`;
-  if (!value.startsWith("/")) return `must be an absolute path, got ${showValue(value)}`;
-  // deno-lint-ignore no-control-regex
-  if (/[\u0000-\u001f\u007f]/.test(value)) {
-    return `must not contain NUL or control characters, got ${showValue(value)}`;
-  }
-  if (value.split("/").some((part) => part === "." || part === "..")) {
-    return `must not contain "." or ".." components, got ${showValue(value)}`;
-  }
-  const bytes = encoder.encode(value).length;
-  if (bytes > maxBytes) return `must be at most ${maxBytes} bytes, got ${bytes}`;
-  return null;
-}
-
-/**
- * Returns `value` as an absolute path, or throws a {@linkcode ValidationError} naming `what`.
- *
- * @example
- * ```ts
- * import { validateAbsolutePath } from "./config.ts";
- * validateAbsolutePath("/var/run/isulad", "stateRoot"); // "/var/run/isulad"
- * ```
- */
-export function validateAbsolutePath(value: unknown, what = "path", maxBytes?: number): string {
-  const problem = absolutePathProblem(value, maxBytes);
-  if (problem !== null) throw new ValidationError(`${what} ${problem}`);
-  return value as string;
-}
+/** Longest delay a JS timer can hold (2^31 - 1 ms): every timeout and interval fits it. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+/** Longest retention: a hundred years, past which a number is a mistake, not a wish. */
+export const MAX_RETENTION_MS = 100 * 365 * 86_400_000;
+/** Largest event log, which must fit the store. */
+export const MAX_EVENT_LOG = 100_000_000;
+/** Most cleanups at once. */
+export const MAX_GC_CONCURRENCY = 10_000;
+/** Most client connections at once (each is a descriptor). */
+export const MAX_HTTP_CONNECTIONS = 1_000_000;
 
 /** True when `path` names an executable regular file. */
 function isExecutable(path: string): boolean {
@@ -352,12 +248,13 @@ export function defaultConfig(env: ConfigEnvironment = processEnvironment()): Co
   const runtimes: Record<string, RuntimeConfig> = {};
   for (const [name, binary] of Object.entries(DEFAULT_RUNTIME_BINARIES)) {
     const path = env.lookPath(binary);
-    if (path !== null) runtimes[name] = { path, args: [] };
+    if (path !== null) runtimes[name] = { path, args: [], kind: name === "kata" ? "kata" : "oci" };
   }
   return {
     socket: root ? "/run/reaperd/reaperd.sock" : `${runtimeDir(env)}/reaperd/reaperd.sock`,
     db: root ? "/var/lib/reaperd/reaperd.db" : `${stateHome(env)}/reaperd/reaperd.db`,
     stateRoot: root ? "/var/run/isulad" : `${runtimeDir(env)}/isulad`,
+    stateDirPattern: DEFAULT_STATE_DIR_PATTERN,
     runtimes,
     gc: { ...DEFAULT_GC },
     http: { ...DEFAULT_HTTP },
@@ -396,16 +293,15 @@ class FileChecker {
     return value as string;
   }
 
-  positiveInt(value: unknown, key: string): number {
-    if (typeof value !== "number" || !Number.isSafeInteger(value) || value <= 0) {
-      throw this.fail(key, `must be a positive integer, got ${showValue(value)}`);
-    }
-    return value;
-  }
-
-  nonNegativeInt(value: unknown, key: string): number {
-    if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 0) {
-      throw this.fail(key, `must be an integer ≥ 0, got ${showValue(value)}`);
+  /** An integer from `min` to `max`; `unit` names what it counts, for the message. */
+  int(value: unknown, key: string, min: number, max: number, unit = ""): number {
+    if (
+      typeof value !== "number" || !Number.isSafeInteger(value) || value < min || value > max
+    ) {
+      throw this.fail(
+        key,
+        `must be an integer from ${min} to ${max}${unit}, got ${showValue(value)}`,
+      );
     }
     return value;
   }
@@ -424,7 +320,7 @@ class FileChecker {
         `must be an object like {"path": "/usr/sbin/runc"}, got ${showValue(value)}`,
       );
     }
-    this.noUnknownKeys(value, ["path", "args", "root"], `${key}.`);
+    this.noUnknownKeys(value, ["path", "args", "kind", "root"], `${key}.`);
     if (value.path === undefined) throw this.fail(`${key}.path`, "is required");
     const path = this.path(value.path, `${key}.path`);
     const args = value.args ?? [];
@@ -434,7 +330,14 @@ class FileChecker {
     if (args.some((a) => a.includes("\0"))) {
       throw this.fail(`${key}.args`, "must not contain NUL characters");
     }
-    const out: RuntimeConfig = { path, args: [...args] };
+    const kind = value.kind ?? DEFAULT_KIND;
+    if (typeof kind !== "string" || !kindNames().includes(kind)) {
+      throw this.fail(
+        `${key}.kind`,
+        `must be one of ${kindNames().join(", ")}, got ${showValue(value.kind)}`,
+      );
+    }
+    const out: RuntimeConfig = { path, args: [...args], kind };
     if (value.root !== undefined) {
       if (typeof value.root !== "boolean") {
         throw this.fail(`${key}.root`, `must be true or false, got ${showValue(value.root)}`);
@@ -449,6 +352,7 @@ const TOP_KEYS = [
   "socket",
   "db",
   "stateRoot",
+  "stateDirPattern",
   "runtimes",
   "gc",
   "http",
@@ -499,6 +403,11 @@ export function parseConfig(text: string, source: string, base: Config): Config 
   }
   if (data.db !== undefined) out.db = check.path(data.db, "db");
   if (data.stateRoot !== undefined) out.stateRoot = check.path(data.stateRoot, "stateRoot");
+  if (data.stateDirPattern !== undefined) {
+    const problem = statePatternProblem(data.stateDirPattern);
+    if (problem !== null) throw fail("stateDirPattern", problem);
+    out.stateDirPattern = data.stateDirPattern as string;
+  }
   if (data.runtimes !== undefined) {
     if (!isObject(data.runtimes)) {
       throw fail(
@@ -520,7 +429,10 @@ export function parseConfig(text: string, source: string, base: Config): Config 
     if (!isObject(data.gc)) throw fail("gc", `must be an object, got ${showValue(data.gc)}`);
     check.noUnknownKeys(data.gc, GC_KEYS, "gc.");
     for (const key of GC_KEYS) {
-      if (data.gc[key] !== undefined) out.gc[key] = check.positiveInt(data.gc[key], `gc.${key}`);
+      if (data.gc[key] === undefined) continue;
+      out.gc[key] = key === "concurrency"
+        ? check.int(data.gc[key], `gc.${key}`, 1, MAX_GC_CONCURRENCY)
+        : check.int(data.gc[key], `gc.${key}`, 1, MAX_TIMER_MS, " ms");
     }
   }
   if (data.http !== undefined) {
@@ -528,18 +440,32 @@ export function parseConfig(text: string, source: string, base: Config): Config 
     check.noUnknownKeys(data.http, HTTP_KEYS, "http.");
     for (const key of HTTP_KEYS) {
       if (data.http[key] !== undefined) {
-        out.http[key] = check.positiveInt(data.http[key], `http.${key}`);
+        out.http[key] = key === "maxConnections"
+          ? check.int(data.http[key], `http.${key}`, 1, MAX_HTTP_CONNECTIONS)
+          : check.int(data.http[key], `http.${key}`, 1, MAX_TIMER_MS, " ms");
       }
     }
   }
   if (data.heldFifoTimeoutMs !== undefined) {
-    out.heldFifoTimeoutMs = check.positiveInt(data.heldFifoTimeoutMs, "heldFifoTimeoutMs");
+    out.heldFifoTimeoutMs = check.int(
+      data.heldFifoTimeoutMs,
+      "heldFifoTimeoutMs",
+      1,
+      MAX_TIMER_MS,
+      " ms",
+    );
   }
   if (data.eventLogMax !== undefined) {
-    out.eventLogMax = check.positiveInt(data.eventLogMax, "eventLogMax");
+    out.eventLogMax = check.int(data.eventLogMax, "eventLogMax", 1, MAX_EVENT_LOG);
   }
   if (data.stoppedRetentionMs !== undefined) {
-    out.stoppedRetentionMs = check.nonNegativeInt(data.stoppedRetentionMs, "stoppedRetentionMs");
+    out.stoppedRetentionMs = check.int(
+      data.stoppedRetentionMs,
+      "stoppedRetentionMs",
+      0,
+      MAX_RETENTION_MS,
+      " ms",
+    );
   }
   if (data.logLevel !== undefined) out.logLevel = check.logLevel(data.logLevel, "logLevel");
   if (out.gc.backoffMaxMs < out.gc.backoffBaseMs) {

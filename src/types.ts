@@ -98,6 +98,8 @@ export interface StepResult {
   stderrTail: string;
   /** How long the step took (ms). */
   durationMs: number;
+  /** True when the step did not run because it had no reason to; `stderrTail` says why. */
+  skipped?: boolean;
 }
 
 /** A container that still has leftovers to clean, kept until cleanup succeeds. */

@@ -59,6 +59,15 @@ function corpus(dir: string): BadConfig[] {
     bad({ eventLogMax: 0 }, "eventLogMax"),
     bad({ stoppedRetentionMs: "1d" }, "stoppedRetentionMs"),
     bad({ stoppedRetentionMs: 1.5 }, "stoppedRetentionMs"),
+    // Past the longest delay a timer can hold, a timeout would fire at once.
+    bad({ gc: { stepTimeoutMs: 3e9 } }, "gc.stepTimeoutMs"),
+    bad({ gc: { backoffBaseMs: 2 ** 31, backoffMaxMs: 2 ** 31 } }, "gc.backoffBaseMs"),
+    bad({ heldFifoTimeoutMs: 3e9 }, "heldFifoTimeoutMs"),
+    bad({ heldFifoTimeoutMs: Number.MAX_SAFE_INTEGER }, "heldFifoTimeoutMs"),
+    bad({ stoppedRetentionMs: 1e300 }, "stoppedRetentionMs"),
+    bad({ gc: { concurrency: 1e12 } }, "gc.concurrency"),
+    bad(rt({ path: "/usr/sbin/runc", kind: "gvisor" }), "runtimes.runc.kind"),
+    bad({ stateDirPattern: "{stateRoot}/{runtime}" }, "stateDirPattern"),
     bad({ logLevel: "loud" }, "logLevel"),
     bad({ logLevel: 3 }, "logLevel"),
     bad({ sockett: "/run/x.sock" }, "sockett"),
@@ -114,7 +123,7 @@ Deno.test("security: config files with wrong types: serve exits with one line na
           const stderr = decoder.decode(out.stderr).trim();
           const lines = stderr.split("\n").filter((l) => l.trim() !== "");
           const problems = [];
-          if (out.success) problems.push("exited 0");
+          if (out.code !== 78) problems.push(`exited ${out.code}, not 78`);
           if (lines.length !== 1) problems.push(`${lines.length} lines on stderr`);
           if (!stderr.includes(c.key)) problems.push(`does not name ${c.key}`);
           const left = [...Deno.readDirSync(sub)].map((e) => e.name).filter((f) =>

@@ -227,34 +227,42 @@ function bait(dir: string): { path: string; fd: number; stillThere(): boolean; c
 }
 
 const SWAPPER = `
-const [dir, seconds] = Deno.args;
+const [seconds, ...dirs] = Deno.args;
 const until = Date.now() + Number(seconds) * 1000;
 let swaps = 0;
 while (Date.now() < until) {
-  // The real FIFO and a symlink to the bait take turns at exit_fifo, atomically (rename).
-  Deno.linkSync(dir + "/real", dir + "/real.next");
-  Deno.renameSync(dir + "/real.next", dir + "/exit_fifo");
-  Deno.symlinkSync(dir + "/../bait", dir + "/evil.next");
-  Deno.renameSync(dir + "/evil.next", dir + "/exit_fifo");
-  swaps += 2;
+  for (const dir of dirs) {
+    // The real FIFO and a symlink to the bait take turns at exit_fifo, atomically (rename).
+    Deno.linkSync(dir + "/real", dir + "/real.next");
+    Deno.renameSync(dir + "/real.next", dir + "/exit_fifo");
+    Deno.symlinkSync(dir + "/../bait", dir + "/evil.next");
+    Deno.renameSync(dir + "/evil.next", dir + "/exit_fifo");
+    swaps += 2;
+  }
 }
 console.log(swaps);
 `;
+
+// Each container has a state dir of its own; the swapper works on all of them in turn.
+const RACERS = 64;
 
 Deno.test("security: exit_fifo swapped for a symlink while the daemon opens it is never followed", async () => {
   const log = await Deno.makeTempFile({ prefix: "reaperd-sec-fifo-", suffix: ".log" });
   const daemon = await TestDaemon.start({ runtimes: crashRuntime(RT, log) });
   const sleepers = new Sleepers();
-  const dir = `${daemon.stateRoot}/${RT}/race`;
-  await Deno.mkdir(dir, { recursive: true });
+  const dirs = Array.from({ length: RACERS }, (_, i) => `${daemon.stateRoot}/${RT}/race${i}`);
+  const realInos = new Set<number | null>();
+  for (const dir of dirs) {
+    await Deno.mkdir(dir, { recursive: true });
+    libc.mkfifo(`${dir}/real`, 0o600);
+    realInos.add(Deno.statSync(`${dir}/real`).ino);
+  }
   const decoy = bait(`${daemon.stateRoot}/${RT}`);
   let swapper: Deno.ChildProcess | undefined;
   try {
-    libc.mkfifo(`${dir}/real`, 0o600);
-    const realIno = Deno.statSync(`${dir}/real`).ino;
     const baitIno = Deno.statSync(decoy.path).ino;
     swapper = new Deno.Command(Deno.execPath(), {
-      args: ["eval", SWAPPER, dir, "4"],
+      args: ["eval", SWAPPER, "4", ...dirs],
       stdin: "null",
       stdout: "piped",
       stderr: "inherit",
@@ -264,11 +272,11 @@ Deno.test("security: exit_fifo swapped for a symlink while the daemon opens it i
     let refused = 0;
     const reasons = new Set<string>();
     const deadline = Date.now() + 3_000;
-    for (let i = 0; Date.now() < deadline; i++) {
+    for (let i = 0; Date.now() < deadline && i < RACERS; i++) {
       const res = await daemon.api("POST", "/v1/containers", {
         id: `race${i}`,
         runtime: RT,
-        stateDir: dir,
+        stateDir: dirs[i],
         pid: proc.pid,
         ppid: 0,
         startTime: proc.startTime,
@@ -297,7 +305,7 @@ Deno.test("security: exit_fifo swapped for a symlink while the daemon opens it i
         continue; // Closed meanwhile.
       }
       assert.notEqual(ino, baitIno, "the daemon holds the bait FIFO");
-      if (ino === realIno) holdingReal++;
+      if (realInos.has(ino)) holdingReal++;
     }
     assert.equal(holdingReal, accepted, "every accepted monitor opened the real FIFO");
     assert.ok(refused > 0 && accepted > 0, `accepted ${accepted}, refused ${refused}: no race`);

@@ -434,7 +434,8 @@ Examples:
       "after",
       `
 Examples:
-  reaperd gc add web-1 --runtime runc --pid 4242 --ppid 4241
+  reaperd gc add web-1 --runtime runc --pid 4242 --start-time 98072004 \\
+    --ppid 4241 --pstart-time 98072001
   reaperd gc ls
   reaperd gc status web-1 && echo "still cleaning"
   reaperd gc retry web-1`,
@@ -446,8 +447,12 @@ Examples:
     .requiredOption("--runtime <name>", "runtime name from the config")
     .requiredOption("--pid <pid>", "the container's init process", pidArg)
     .requiredOption("--ppid <pid>", "the shim's pid (0 for none)", ppidArg)
-    .option("--start-time <ticks>", "the init process's start time", ticksArg)
-    .option("--pstart-time <ticks>", "the shim's start time", ticksArg)
+    .option(
+      "--start-time <ticks>",
+      "the init process's start time (required while its pid is alive)",
+      ticksArg,
+    )
+    .option("--pstart-time <ticks>", "the shim's start time (required while it is alive)", ticksArg)
     .option("--state-dir <dir>", "state dir (default: <stateRoot>/<runtime>/<id>)")
     .option("--mount <path>", "a mount point to unmount (repeatable)", collect, [] as string[])
     .option("--path <path>", "a path to remove (repeatable)", collect, [] as string[])

@@ -147,7 +147,7 @@ Deno.test("serve loads the config (flags over file) and returns serve()'s exit c
     assert.equal(bad.code, Exit.CONFIG);
     assert.equal(
       bad.stderr,
-      `reaperd: config ${file}: gc.concurrency must be a positive integer, got "8"\n`,
+      `reaperd: config ${file}: gc.concurrency must be an integer from 1 to 10000, got "8"\n`,
     );
     const shown = await cli(["config", "--config", file.replace("reaperd.json", "none.json")]);
     assert.equal(shown.code, Exit.CONFIG);

@@ -1,22 +1,181 @@
 /**
- * What the service checks at the door before a request touches anything: ids, runtimes, state
- * dirs, and the pids a request names.
+ * What the daemon lets in, beyond the shape of a request (validate.ts): the container's
+ * identity as identity.ts defines it, checked against this daemon's config and the live
+ * system. A state dir must be exactly the container's own; a runtime must be configured; a
+ * process is named by (pid, start time), and a start time is taken from /proc only where that
+ * cannot adopt somebody else's process. Each refusal is an {@linkcode ApiError} 400 that says
+ * what to send instead.
  *
  * @module
  */
 
 import type { Config } from "../config.ts";
-import { idProblem } from "../config.ts";
-import { stateDirPathProblem } from "../runtime/state_dir.ts";
 import type { Collector } from "../gc/collector.ts";
-import { readProcStat } from "../sys/proc.ts";
-import { ApiError } from "./api.ts";
+import { idProblem, StateLayout } from "../identity.ts";
+import { type ProcStat, readProcStat } from "../sys/proc.ts";
+import { ApiError, type GcAddRequest, type MonitorRequest } from "./api.ts";
 
-/** A state dir outside the state root could never be cleaned up: refuse it at the door. */
-export function checkStateDir(config: Config, stateDir: string): void {
-  const problem = stateDirPathProblem(stateDir, config.stateRoot) ??
-    symlinkBelowRoot(stateDir, config.stateRoot);
-  if (problem !== null) throw new ApiError(400, problem);
+/** The start times a request's processes are recorded with; 0 = identity unknown. */
+export interface AdmittedIdentity {
+  startTime: number;
+  pStartTime: number;
+}
+
+/** One process of a request: which field, its pid, the start time given, and the flag for it. */
+interface Named {
+  field: "pid" | "ppid";
+  pid: number;
+  given: number | undefined;
+  flag: "--start-time" | "--pstart-time";
+}
+
+/** The daemon's admission rules, for one config. */
+export class Admission {
+  /** Where state dirs are. */
+  readonly layout: StateLayout;
+  readonly #runtimes: Config["runtimes"];
+  readonly #readStat: (pid: number) => ProcStat | null;
+
+  /** `readStat` reads a process's /proc stat (a test may swap it). */
+  constructor(
+    config: Pick<Config, "stateRoot" | "stateDirPattern" | "runtimes">,
+    readStat: (pid: number) => ProcStat | null = readProcStat,
+  ) {
+    this.layout = new StateLayout(config.stateRoot, config.stateDirPattern);
+    this.#runtimes = config.runtimes;
+    this.#readStat = readStat;
+  }
+
+  /** Refuses an id that is not one (ids in a URL path are checked by validate.ts as well). */
+  id(id: string): void {
+    const problem = idProblem(id);
+    if (problem !== null) throw new ApiError(400, `id ${problem}`);
+  }
+
+  /** create-fifo: the dir must be some container's state dir, with no symlink on the way. */
+  fifoDir(stateDir: string): void {
+    const parts = this.layout.parse(stateDir);
+    if (typeof parts === "string") throw new ApiError(400, parts);
+    this.#noSymlink(stateDir);
+  }
+
+  /**
+   * monitor: the container's id, runtime and state dir, and the start times to record. A
+   * process that is gone without a start time given is accepted with its identity unknown
+   * only when `fifoHeld` (create-fifo holds the read end, so the exit is in the FIFO);
+   * otherwise there would be nothing to wait for, and the request is refused.
+   */
+  monitor(req: MonitorRequest, fifoHeld: boolean): AdmittedIdentity {
+    this.#container(req.id, req.runtime, req.stateDir);
+    const pid = { field: "pid", pid: req.pid, given: req.startTime, flag: "--start-time" } as const;
+    const startTime = this.#monitored(pid, fifoHeld);
+    const pStartTime = req.ppid === 0 ? 0 : this.#monitored(
+      { field: "ppid", pid: req.ppid, given: req.pStartTime, flag: "--pstart-time" },
+      fifoHeld,
+    );
+    return { startTime, pStartTime };
+  }
+
+  /**
+   * gc add: the container's identity and its state dir (the layout's when none is given). A
+   * live pid is never adopted by whatever holds it now: without its start time it is refused.
+   */
+  gcAdd(req: GcAddRequest): AdmittedIdentity & { stateDir: string } {
+    const stateDir = req.stateDir ?? this.layout.dirOf(req.runtime, req.id);
+    this.#container(req.id, req.runtime, stateDir);
+    const startTime = this.#handedOver({
+      field: "pid",
+      pid: req.pid,
+      given: req.startTime,
+      flag: "--start-time",
+    });
+    const pStartTime = req.ppid === 0 ? 0 : this.#handedOver({
+      field: "ppid",
+      pid: req.ppid,
+      given: req.pStartTime,
+      flag: "--pstart-time",
+    });
+    return { stateDir: stateDir.replace(/\/+$/, ""), startTime, pStartTime };
+  }
+
+  #container(id: string, runtime: string, stateDir: string): void {
+    this.id(id);
+    if (!Object.hasOwn(this.#runtimes, runtime)) {
+      const known = Object.keys(this.#runtimes).sort().join(", ") || "none";
+      throw new ApiError(400, `unknown runtime ${JSON.stringify(runtime)} (configured: ${known})`);
+    }
+    const problem = this.layout.problem(stateDir, runtime, id);
+    if (problem !== null) throw new ApiError(400, problem);
+    this.#noSymlink(stateDir);
+  }
+
+  /** The start time to watch a process by. */
+  #monitored(p: Named, fifoHeld: boolean): number {
+    refuseInit(p);
+    const now = this.#readStat(p.pid);
+    if (p.given !== undefined) {
+      if (now !== null && now.startTime !== p.given) {
+        throw new ApiError(
+          400,
+          `${p.field} ${p.pid} is alive with start time ${now.startTime}, not ${p.given}: ` +
+            "that is another process (a reused pid)",
+        );
+      }
+      return p.given;
+    }
+    if (now !== null) return now.startTime;
+    if (fifoHeld) return 0;
+    throw new ApiError(
+      400,
+      `${p.field} ${p.pid} does not exist; give ${p.flag} to monitor it anyway`,
+    );
+  }
+
+  /** The start time a container handed to GC is cleaned by. */
+  #handedOver(p: Named): number {
+    refuseInit(p);
+    if (p.given !== undefined) return p.given;
+    const now = this.#readStat(p.pid);
+    if (now === null) return 0;
+    throw new ApiError(
+      400,
+      `${p.field} ${p.pid} is alive: pass ${p.flag} (the container's process's start time, ` +
+        "field 22 of /proc/<pid>/stat) so that reaperd never kills whoever holds the pid now",
+    );
+  }
+
+  /**
+   * Refuses a state dir with a symlink or non-directory between the root and it: creating the
+   * dir, its FIFO, or opening the FIFO would otherwise go through the link to wherever it
+   * points, and cleanup would then refuse to remove it forever.
+   */
+  #noSymlink(stateDir: string): void {
+    let path = this.layout.root;
+    for (const part of stateDir.slice(path.length).split("/")) {
+      if (part === "") continue;
+      path = `${path}/${part}`;
+      let info: Deno.FileInfo;
+      try {
+        info = Deno.lstatSync(path);
+      } catch (e) {
+        if (e instanceof Deno.errors.NotFound) return;
+        throw new ApiError(400, `state dir ${stateDir}: cannot inspect ${path}: ${e}`);
+      }
+      if (info.isSymlink) {
+        throw new ApiError(400, `state dir ${stateDir}: ${path} is a symlink; refusing`);
+      }
+      if (!info.isDirectory) {
+        throw new ApiError(400, `state dir ${stateDir}: ${path} is not a directory`);
+      }
+    }
+  }
+}
+
+/** Init is never a container's process or shim, and cleanup signals both. */
+function refuseInit(p: Named): void {
+  if (p.pid === 1) {
+    throw new ApiError(400, `${p.field} 1 is init: never a container's process or shim`);
+  }
 }
 
 /**
@@ -34,68 +193,4 @@ export function checkNotBeingCleaned(
     `state dir ${stateDir} is still being cleaned up after container ${owner} ` +
       `(see reaperd gc status ${owner}); try again once its cleanup has finished`,
   );
-}
-
-/** Refuses a runtime the config does not name. */
-export function checkRuntime(config: Config, runtime: string): void {
-  if (!Object.hasOwn(config.runtimes, runtime)) {
-    const known = Object.keys(config.runtimes).sort().join(", ") || "none";
-    throw new ApiError(400, `unknown runtime ${JSON.stringify(runtime)} (configured: ${known})`);
-  }
-}
-
-/**
- * Why `stateDir` (already known to lie lexically inside `stateRoot`) cannot be used: a part of
- * it below the root that exists but is a symlink or not a directory. Creating the dir, its
- * FIFO, or opening the FIFO would otherwise go through the link to wherever it points, and
- * cleanup would then refuse to remove it forever. Null when every existing part is a real dir.
- */
-export function symlinkBelowRoot(stateDir: string, stateRoot: string): string | null {
-  const root = stateRoot.replace(/\/+$/, "");
-  let path = root;
-  for (const part of stateDir.replace(/\/+$/, "").slice(root.length).split("/")) {
-    if (part === "") continue;
-    path = `${path}/${part}`;
-    let info: Deno.FileInfo;
-    try {
-      info = Deno.lstatSync(path);
-    } catch (e) {
-      if (e instanceof Deno.errors.NotFound) return null;
-      return `state dir ${stateDir}: cannot inspect ${path}: ${(e as Error).message}`;
-    }
-    if (info.isSymlink) return `state dir ${stateDir}: ${path} is a symlink; refusing`;
-    if (!info.isDirectory) return `state dir ${stateDir}: ${path} is not a directory`;
-  }
-  return null;
-}
-
-/**
- * Refuses pid 1 (init is never a container's process or shim, and cleanup signals both) and,
- * with `live`, a pid that is alive now under another start time than `startTime`: the request
- * names a process that is gone, whose pid now belongs to someone else.
- */
-export function checkIdentity(
-  field: string,
-  pid: number,
-  startTime: number | undefined,
-  live: boolean,
-) {
-  if (pid === 1) {
-    throw new ApiError(400, `${field} 1 is init: never a container's process or shim`);
-  }
-  if (!live || startTime === undefined) return;
-  const now = readProcStat(pid);
-  if (now !== null && now.startTime !== startTime) {
-    throw new ApiError(
-      400,
-      `${field} ${pid} is alive with start time ${now.startTime}, not ${startTime}: ` +
-        "that is another process (a reused pid)",
-    );
-  }
-}
-
-/** Refuses an id that is not a valid container id. */
-export function checkId(id: string): void {
-  const problem = idProblem(id);
-  if (problem !== null) throw new ApiError(400, `id ${problem}`);
 }

@@ -8,7 +8,7 @@
  * @module
  */
 
-import { idProblem } from "../config.ts";
+import { idProblem } from "../identity.ts";
 import type { ListPage } from "./api.ts";
 import { badRequest, checkQuery } from "./validate.ts";
 

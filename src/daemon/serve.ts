@@ -10,6 +10,7 @@ import type { Config, HttpConfig } from "../config.ts";
 import { configureLogging, getLogger } from "../log.ts";
 import { RuntimeCleaner } from "../runtime/cleaner.ts";
 import { defaultCleanupSettings } from "../runtime/config.ts";
+import { StateLayout } from "../identity.ts";
 import { raiseFdLimit } from "../sys/fd_limit.ts";
 import { takeListenFds } from "../sys/listen_fds.ts";
 import { startHttpServer } from "./http.ts";
@@ -112,6 +113,7 @@ export async function serve(config: Config, options: ServeOptions = {}): Promise
         ...defaultCleanupSettings(config.stateRoot),
         stepTimeoutMs: config.gc.stepTimeoutMs,
       },
+      layout: new StateLayout(config.stateRoot, config.stateDirPattern),
     });
     const readEnds = fifoReadEnds(
       config.stateRoot,

@@ -12,16 +12,10 @@ import type { Config } from "../config.ts";
 import type { Store } from "../store/store.ts";
 import { exitFifoName } from "../supervisor/exit_fifo.ts";
 import * as libc from "../sys/libc.ts";
-import { isValidPid, readProcStat } from "../sys/proc.ts";
+import { readProcStat } from "../sys/proc.ts";
 import type { ReaperEvent, RestoreCounts } from "../store/events.ts";
 import type { ContainerRecord } from "../types.ts";
-import {
-  checkId,
-  checkIdentity,
-  checkNotBeingCleaned,
-  checkRuntime,
-  checkStateDir,
-} from "./admission.ts";
+import { Admission, checkNotBeingCleaned } from "./admission.ts";
 import {
   ApiError,
   type CreateFifoRequest,
@@ -52,6 +46,7 @@ export class ReaperService implements ReaperApi {
   readonly #now: () => number;
   readonly #startedAt: number;
   readonly #parts: Parts & PartsInput;
+  readonly #admission: Admission;
   #closed = false;
 
   constructor(parts: ServiceParts) {
@@ -59,6 +54,7 @@ export class ReaperService implements ReaperApi {
     ({ config: this.#config, store: this.#store, log: this.#log, now: this.#now } = input);
     this.#startedAt = this.#now();
     this.#parts = { ...input, ...wireParts(input, VERSION) };
+    this.#admission = new Admission(this.#config);
   }
 
   /** Start-up in the seed's order (see {@linkcode restoreAll}); resolves to what it took up. */
@@ -81,7 +77,7 @@ export class ReaperService implements ReaperApi {
 
   createFifo(req: CreateFifoRequest): Promise<CreateFifoResponse> {
     this.#open();
-    checkStateDir(this.#config, req.stateDir);
+    this.#admission.fifoDir(req.stateDir);
     checkNotBeingCleaned(this.#parts.collector, req.stateDir);
     try {
       return Promise.resolve({ fifo: this.#parts.held.hold(req.stateDir) });
@@ -92,33 +88,15 @@ export class ReaperService implements ReaperApi {
 
   async monitor(req: MonitorRequest): Promise<ContainerRecord> {
     this.#open();
-    checkId(req.id);
-    checkRuntime(this.#config, req.runtime);
-    checkStateDir(this.#config, req.stateDir);
-    checkNotBeingCleaned(this.#parts.collector, req.stateDir);
-    if (!isValidPid(req.pid)) {
-      throw new ApiError(400, `pid must be a positive integer, got ${req.pid}`);
-    }
-    if (req.ppid !== 0 && !isValidPid(req.ppid)) {
-      throw new ApiError(400, `ppid must be 0 or a positive integer, got ${req.ppid}`);
-    }
-    const startTime = req.startTime ?? readProcStat(req.pid)?.startTime;
-    if (startTime === undefined) {
-      throw new ApiError(
-        400,
-        `pid ${req.pid} does not exist; give --start-time to monitor it anyway`,
-      );
-    }
-    const pStartTime = req.ppid === 0 ? 0 : req.pStartTime ?? readProcStat(req.ppid)?.startTime;
-    if (pStartTime === undefined) {
-      throw new ApiError(
-        400,
-        `ppid ${req.ppid} does not exist; give --pstart-time to monitor it anyway`,
-      );
-    }
-    checkIdentity("pid", req.pid, startTime, true);
-    if (req.ppid !== 0) checkIdentity("ppid", req.ppid, pStartTime, true);
     const { held, oom, readEnds, supervisor } = this.#parts;
+    let fifo: string;
+    try {
+      fifo = exitFifoName(req.stateDir);
+    } catch (error) {
+      throw toApiError(error);
+    }
+    const { startTime, pStartTime } = this.#admission.monitor(req, held.has(fifo));
+    checkNotBeingCleaned(this.#parts.collector, req.stateDir);
     const now = readProcStat(req.pid);
     const exited = now === null || now.startTime !== startTime || now.state === "Z";
     const memoryCgroup = oom.markFor(req.pid, req.memoryCgroup, exited);
@@ -128,10 +106,8 @@ export class ReaperService implements ReaperApi {
         `memoryCgroup ${req.memoryCgroup} is no memory cgroup with an oom_kill count`,
       );
     }
-    let fifo: string;
     let fd: number;
     try {
-      fifo = exitFifoName(req.stateDir);
       fd = held.take(fifo) ?? readEnds.open(fifo);
     } catch (error) {
       throw toApiError(error);
@@ -171,7 +147,7 @@ export class ReaperService implements ReaperApi {
   }
 
   async inspect(id: string): Promise<ContainerRecord> {
-    checkId(id);
+    this.#admission.id(id);
     const record = await this.#store.get(id);
     if (record === null) throw new ApiError(404, `no such container: ${id}`);
     return record;
@@ -206,23 +182,12 @@ export class ReaperService implements ReaperApi {
 
   async gcAdd(req: GcAddRequest): Promise<GcStatus> {
     this.#open();
-    checkId(req.id);
-    checkRuntime(this.#config, req.runtime);
-    if (req.stateDir !== undefined) checkStateDir(this.#config, req.stateDir);
-    // A container handed to GC may name a pid reused since (cleanup then signals nothing), so
-    // only init is refused here.
-    checkIdentity("pid", req.pid, undefined, false);
-    checkIdentity("ppid", req.ppid, undefined, false);
-    const startTime = req.startTime ??
-      (isValidPid(req.pid) ? readProcStat(req.pid)?.startTime : undefined) ?? 0;
-    const pStartTime = req.pStartTime ??
-      (isValidPid(req.ppid) ? readProcStat(req.ppid)?.startTime : undefined) ?? 0;
+    const { stateDir, startTime, pStartTime } = this.#admission.gcAdd(req);
     try {
       const { record, entry } = await this.#parts.collector.add({
         id: req.id,
         runtime: req.runtime,
-        stateDir: (req.stateDir ?? `${this.#config.stateRoot}/${req.runtime}/${req.id}`)
-          .replace(/\/+$/, ""),
+        stateDir,
         pid: req.pid,
         startTime,
         ppid: req.ppid,
@@ -246,7 +211,7 @@ export class ReaperService implements ReaperApi {
 
   async remove(id: string): Promise<ContainerRecord> {
     this.#open();
-    checkId(id);
+    this.#admission.id(id);
     return await this.#store.forget(id).catch((error) => Promise.reject(toApiError(error)));
   }
 
@@ -257,7 +222,7 @@ export class ReaperService implements ReaperApi {
   }
 
   async gcStatus(id: string): Promise<GcStatus> {
-    checkId(id);
+    this.#admission.id(id);
     const view = await this.#parts.collector.status(id);
     if (view === null) throw new ApiError(404, `container ${id} is not in GC`);
     return view;

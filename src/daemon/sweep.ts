@@ -11,7 +11,7 @@
 
 import type { Logger } from "../log.ts";
 import type { Store } from "../store/store.ts";
-import { idProblem } from "../config.ts";
+import { idProblem } from "../identity.ts";
 import { decodeExitStatus, describeBytes, unknownExit } from "../supervisor/exit_status.ts";
 import { EXIT_FIFO, openExitFifo } from "../supervisor/exit_fifo.ts";
 import type { ExitReport } from "../supervisor/supervisor.ts";

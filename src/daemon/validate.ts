@@ -12,10 +12,12 @@ import {
   absolutePathProblem,
   idProblem,
   MAX_ID_LENGTH,
+  pidProblem,
+  ppidProblem,
   runtimeNameProblem,
   showValue,
-} from "../config.ts";
-import { isValidPid } from "../sys/proc.ts";
+  startTimeProblem,
+} from "../identity.ts";
 import { ApiError, type CreateFifoRequest, type GcAddRequest, type MonitorRequest } from "./api.ts";
 
 /** Longest wait a client may ask for: the longest delay a JS timer can hold (2^31 - 1 ms). */
@@ -69,29 +71,17 @@ function path(value: unknown, name: string): string {
 
 function pid(value: unknown, name: string): number {
   if (value === undefined) throw badRequest(`${name} is required`);
-  if (!isValidPid(value)) {
-    throw badRequest(`${name} must be a positive integer, got ${showValue(value)}`);
-  }
-  return value;
+  return field<number>(pidProblem(value), name, value);
 }
 
 /** The shim's pid may be 0 ("no shim", types.ts PidInfo), never negative. */
 function ppid(value: unknown): number {
   if (value === undefined) throw badRequest("ppid is required");
-  if (value === 0) return 0;
-  if (!isValidPid(value)) {
-    throw badRequest(`ppid must be a positive integer (or 0 for no shim), got ${showValue(value)}`);
-  }
-  return value;
+  return field<number>(ppidProblem(value), "ppid", value);
 }
 
 function startTime(value: unknown, name: string): number {
-  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 0) {
-    throw badRequest(
-      `${name} must be a non-negative integer (clock ticks), got ${showValue(value)}`,
-    );
-  }
-  return value;
+  return field<number>(startTimeProblem(value), name, value);
 }
 
 function name(value: unknown): string {

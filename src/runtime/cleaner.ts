@@ -11,22 +11,22 @@ import { type CommandRunner, runCommand } from "../sys/command.ts";
 import type { ContainerRecord } from "../types.ts";
 import type { CleanupSettings, RuntimeTable } from "./config.ts";
 import { thawProcess, type ThawReport } from "./freezer.ts";
-import { ociPlan } from "./oci_steps.ts";
-import { type CleanupStep, refusedOutcome, runPlan } from "./plan.ts";
-import { stateDirPathProblem } from "./state_dir.ts";
+import { DEFAULT_KIND, kindNamed, kindNames } from "./kinds/mod.ts";
+import { refusedOutcome, runPlan } from "./plan.ts";
+import { idProblem, StateLayout } from "../identity.ts";
 
 /** What a {@linkcode RuntimeCleaner} is built from. */
 export interface RuntimeCleanerOptions {
-  /** The configured runtimes (name → binary and leading args). */
+  /** The configured runtimes (name → binary, leading args, kind). */
   runtimes: RuntimeTable;
   /** State root, timeouts, kill checks. */
   settings: CleanupSettings;
+  /** Where state dirs are; `<stateRoot>/<runtime>/<id>` unless given. */
+  layout?: StateLayout;
   /** How helpers are run; {@linkcode runCommand} unless a test swaps it. */
   run?: CommandRunner;
   /** How steps wait between checks; a real timer unless a test swaps it. */
   sleep?: (ms: number) => Promise<void>;
-  /** The plan for a runtime; the default OCI plan for every runtime unless given. */
-  plan?: (runtime: string) => CleanupStep[];
   /** How a freezer is thawed; {@linkcode thawProcess} unless a test swaps it. */
   thaw?: (pid: number) => ThawReport;
 }
@@ -40,7 +40,7 @@ export interface RuntimeCleanerOptions {
  * import { RuntimeCleaner } from "./cleaner.ts";
  * import { defaultCleanupSettings } from "./config.ts";
  * const cleaner = new RuntimeCleaner({
- *   runtimes: { runc: { path: "/usr/sbin/runc", args: [] } },
+ *   runtimes: { runc: { path: "/usr/sbin/runc", args: [], kind: "oci" } },
  *   settings: defaultCleanupSettings("/var/run/isulad"),
  * });
  * const outcome = await cleaner.clean(record);
@@ -52,7 +52,7 @@ export class RuntimeCleaner implements Cleaner {
   readonly #settings: CleanupSettings;
   readonly #run: CommandRunner;
   readonly #sleep: (ms: number) => Promise<void>;
-  readonly #plan: (runtime: string) => CleanupStep[];
+  readonly #layout: StateLayout;
   readonly #thaw: (pid: number) => ThawReport;
 
   /** Builds a cleaner; nothing runs until {@linkcode RuntimeCleaner.clean}. */
@@ -61,16 +61,12 @@ export class RuntimeCleaner implements Cleaner {
     this.#settings = options.settings;
     this.#run = options.run ?? runCommand;
     this.#sleep = options.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
-    this.#plan = options.plan ?? (() => ociPlan());
+    this.#layout = options.layout ?? new StateLayout(options.settings.stateRoot);
     this.#thaw = options.thaw ?? thawProcess;
   }
 
   /** Runs one cleanup pass for `record`. Never throws; a failure is in the outcome. */
   async clean(record: ContainerRecord): Promise<CleanupOutcome> {
-    const bad = recordProblem(record, this.#settings.stateRoot);
-    if (bad !== null) {
-      return refusedOutcome(`cannot clean container ${JSON.stringify(record.id)}: ${bad}`);
-    }
     const spec = Object.hasOwn(this.#runtimes, record.runtime)
       ? this.#runtimes[record.runtime]
       : undefined;
@@ -81,9 +77,25 @@ export class RuntimeCleaner implements Cleaner {
           `config (configured: ${known})`,
       );
     }
-    return await runPlan(this.#plan(record.runtime), {
+    const bad = recordProblem(record, this.#layout);
+    if (bad !== null) {
+      return refusedOutcome(`cannot clean container ${JSON.stringify(record.id)}: ${bad}`);
+    }
+    const kind = kindNamed(spec.kind ?? DEFAULT_KIND);
+    if (kind === undefined) {
+      return refusedOutcome(
+        `runtime "${record.runtime}" has kind "${spec.kind}", which reaperd does not know ` +
+          `(known: ${kindNames().join(", ")})`,
+      );
+    }
+    return await runPlan(kind.plan(), {
       record,
-      runtime: { name: record.runtime, spec, stateDir: record.stateDir.replace(/\/+$/, "") },
+      runtime: {
+        name: record.runtime,
+        spec,
+        kind,
+        stateDir: record.stateDir.replace(/\/+$/, ""),
+      },
       settings: this.#settings,
       run: this.#run,
       sleep: this.#sleep,
@@ -92,15 +104,12 @@ export class RuntimeCleaner implements Cleaner {
   }
 }
 
-/** Why a record cannot be cleaned as it is, or null. Its id and dir reach runtime argv. */
-function recordProblem(record: ContainerRecord, stateRoot: string): string | null {
-  const { id } = record;
-  if (typeof id !== "string" || id === "" || id.length > 256) {
-    return `container id ${JSON.stringify(id)} is empty or too long`;
-  }
-  // An id starting with "-" would be read by the runtime as an option.
-  if (id.startsWith("-") || /[/\0]/.test(id) || id === "." || id === "..") {
-    return `container id ${JSON.stringify(id)} is not a valid id`;
-  }
-  return stateDirPathProblem(record.stateDir, stateRoot);
+/**
+ * Why a record cannot be cleaned as it is, or null. Its id reaches runtime argv, and its state
+ * dir is removed: it must be exactly the container's own, never a parent of another's.
+ */
+function recordProblem(record: ContainerRecord, layout: StateLayout): string | null {
+  const bad = idProblem(record.id);
+  if (bad !== null) return `container id ${bad}`;
+  return layout.problem(record.stateDir, record.runtime, record.id);
 }

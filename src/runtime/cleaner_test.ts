@@ -2,7 +2,11 @@ import assert from "node:assert/strict";
 import { FAKE_RUNTIME, fakeRuntime } from "../../tests/fixtures/shim.ts";
 import { identify, isAlive, readProcStat } from "../sys/proc.ts";
 import type { ContainerRecord } from "../types.ts";
+import { runCommand } from "../sys/command.ts";
 import { RuntimeCleaner } from "./cleaner.ts";
+import { oci } from "./kinds/mod.ts";
+import { testKind } from "./kinds/_test_kind.ts";
+import { runtimeKill } from "./oci_steps.ts";
 import { type CleanupSettings, defaultCleanupSettings, type RuntimeTable } from "./config.ts";
 import { needs } from "../../tests/support/needs.ts";
 
@@ -255,10 +259,11 @@ Deno.test("records with an unsafe id or state dir are refused", async () => {
   }
 });
 
-Deno.test("kata gets no --root", async () => {
-  const f = await fixture("kata");
+Deno.test("a runtime of the kata kind gets no --root, whatever its name", async () => {
+  const f = await fixture("vm");
   try {
-    const out = await f.cleaner().clean(f.record());
+    const spec = { path: FAKE_RUNTIME, args: ["--fake-dir", f.fakeDir], kind: "kata" };
+    const out = await f.cleaner({ vm: spec }).clean(f.record());
     assert.equal(out.ok, true, out.error ?? "");
     assert.deepEqual(await f.argvLog(), ["kill c1 9", "delete --force c1"]);
   } finally {
@@ -499,6 +504,90 @@ withFreezerV1.test("a container process that stays in D after SIGKILL fails the 
     assert.ok(await exists(f.stateDir));
   } finally {
     await frozen.release();
+    await Deno.remove(f.tmp, { recursive: true });
+  }
+});
+
+Deno.test("runtime kill runs only while the init may run; delete --force always runs", async (t) => {
+  const f = await fixture();
+  const sleeper = new Deno.Command("sleep", { args: ["30"], stdin: "null" }).spawn();
+  try {
+    const root = `${f.stateDir}/fakert`;
+    const cleaner = f.cleaner();
+    const skip = (out: Awaited<ReturnType<RuntimeCleaner["clean"]>>) =>
+      out.steps.find((s) => s.step === "runtime-kill");
+
+    await t.step("init known and dead: kill skipped, with why", async () => {
+      const dead = new Deno.Command("/bin/true", { stdin: "null" }).spawn();
+      await dead.status;
+      const out = await cleaner.clean(f.record({ pid: dead.pid, startTime: 12345 }));
+      assert.equal(out.ok, true, out.error ?? "");
+      assert.equal(skip(out)?.skipped, true);
+      assert.equal(skip(out)?.ok, true);
+      assert.match(skip(out)?.stderrTail ?? "", /skipped: container process \d+ is not running/);
+      assert.deepEqual(await f.argvLog(), [`--root ${root} delete --force c1`]);
+    });
+
+    await t.step("identity unknown: kill runs, by container id", async () => {
+      await Deno.mkdir(`${root}/c1`, { recursive: true });
+      await Deno.remove(`${f.fakeDir}/argv.log`);
+      const out = await cleaner.clean(f.record({ pid: 4242, startTime: 0 }));
+      assert.equal(out.ok, true, out.error ?? "");
+      assert.equal(skip(out)?.skipped, undefined);
+      assert.deepEqual(await f.argvLog(), [
+        `--root ${root} kill c1 9`,
+        `--root ${root} delete --force c1`,
+      ]);
+      const killContainer = out.steps.find((s) => s.step === "kill-container");
+      assert.equal(killContainer?.skipped, true);
+      assert.match(killContainer?.stderrTail ?? "", /identity is unknown: never signalled/);
+    });
+
+    await t.step("init alive when the step comes: kill runs", async () => {
+      await Deno.mkdir(`${root}/c1`, { recursive: true });
+      await Deno.remove(`${f.fakeDir}/argv.log`);
+      const id = identify(sleeper.pid)!;
+      const out = await runtimeKill.run({
+        record: f.record({ pid: id.pid, startTime: id.startTime }),
+        runtime: {
+          name: "fakert",
+          spec: { path: FAKE_RUNTIME, args: ["--fake-dir", f.fakeDir] },
+          kind: oci,
+          stateDir: f.stateDir,
+        },
+        settings: defaultCleanupSettings(f.stateRoot),
+        run: runCommand,
+        sleep: () => Promise.resolve(),
+        thaw: () => ({ thawed: [], errors: [] }),
+      });
+      assert.equal(out.ok, true, out.detail);
+      assert.equal(out.skipped, undefined);
+      assert.deepEqual(await f.argvLog(), [`--root ${root} kill c1 9`]);
+      assert.ok(isAlive(id), "runtime kill is by container id: the sleep is not its container");
+    });
+  } finally {
+    try {
+      sleeper.kill("SIGKILL");
+    } catch {
+      // Killed by the cleaner.
+    }
+    await sleeper.status;
+    await Deno.remove(f.tmp, { recursive: true });
+  }
+});
+
+Deno.test("a kind defined in a file of its own plans, roots and reads answers its own way", async () => {
+  const f = await fixture("odd");
+  try {
+    const spec = { path: FAKE_RUNTIME, args: ["--fake-dir", f.fakeDir], kind: testKind.name };
+    await Deno.writeTextFile(`${f.fakeDir}/missing`, "");
+    await Deno.mkdir(`${f.stateDir}/odd.d`);
+    const out = await f.cleaner({ odd: spec }).clean(f.record());
+    // fake_runtime.sh says "does not exist", which this kind does not take for "not there".
+    assert.equal(out.ok, false);
+    assert.deepEqual(out.steps.map((s) => s.step), ["runtime-delete"]);
+    assert.deepEqual(await f.argvLog(), [`--root ${f.stateDir}/odd.d delete --force c1`]);
+  } finally {
     await Deno.remove(f.tmp, { recursive: true });
   }
 });

@@ -1,29 +1,26 @@
 /**
  * The runtimes cleanup may call and the knobs of a cleanup pass. A runtime is a name mapped to
- * a binary and its leading arguments; nothing else in reaperd knows runc from crun. Reading
- * and validating the config file is src/config.ts's job.
+ * a binary, its leading arguments and its kind (kinds/); nothing else in reaperd knows runc
+ * from kata. Reading and validating the config file is src/config.ts's job; this is the one
+ * shape of a runtime entry, which the config file fills in.
  *
  * @module
  */
 
-/**
- * How to call one OCI runtime: one entry of the config's `runtimes` map, keyed by the runtime's
- * name. The config loader's `RuntimeConfig` (src/config.ts) fits it as is.
- */
-export interface RuntimeSpec {
+/** How to call one runtime: one entry of the config's `runtimes` map, keyed by its name. */
+export interface RuntimeConfig {
   /** Absolute path of the runtime binary ("/usr/sbin/runc"). */
   path: string;
-  /** Arguments placed before everything else, `--root` and the subcommand included. */
+  /** Arguments placed before everything else (before `--root`), e.g. a `--config` for kata. */
   args: string[];
-  /**
-   * Whether to pass `--root <stateDir>/<name>`. When absent: true, except for runtimes whose
-   * name starts with "kata", which take no `--root` (as in iSulad).
-   */
+  /** Its kind (kinds/): "oci" (runc, crun…) when absent, or "kata". */
+  kind?: string;
+  /** Whether to pass `--root`: when absent, as its kind says (oci: yes, kata: no). */
   root?: boolean;
 }
 
 /** The `runtimes` map of the config: runtime name → how to call it. */
-export type RuntimeTable = Record<string, RuntimeSpec>;
+export type RuntimeTable = Record<string, RuntimeConfig>;
 
 /** How one cleanup pass behaves. */
 export interface CleanupSettings {
@@ -39,10 +36,10 @@ export interface CleanupSettings {
   stderrTailChars: number;
 }
 
-/** Default timeout of one runtime call (ms). */
-export const DEFAULT_STEP_TIMEOUT_MS = 10_000;
+/** Default timeout of one cleanup step (ms), the config's `gc.stepTimeoutMs` too. */
+export const DEFAULT_STEP_TIMEOUT_MS = 30_000;
 
-/** Settings with the defaults (10 s per runtime call, 10 × 100 ms kill checks). */
+/** Settings with the defaults (30 s per step, 10 × 100 ms kill checks). */
 export function defaultCleanupSettings(stateRoot: string): CleanupSettings {
   return {
     stateRoot,
@@ -51,9 +48,4 @@ export function defaultCleanupSettings(stateRoot: string): CleanupSettings {
     killCheckIntervalMs: 100,
     stderrTailChars: 2048,
   };
-}
-
-/** Whether calls to this runtime get `--root <stateDir>/<name>` (see {@linkcode RuntimeSpec}). */
-export function usesRootFlag(name: string, spec: RuntimeSpec): boolean {
-  return spec.root ?? !name.startsWith("kata");
 }

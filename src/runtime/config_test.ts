@@ -1,14 +1,6 @@
 import assert from "node:assert/strict";
-import { defaultCleanupSettings, usesRootFlag } from "./config.ts";
-
-Deno.test("only kata skips --root by default, and a spec can say otherwise", () => {
-  assert.ok(usesRootFlag("runc", { path: "/x", args: [] }));
-  assert.ok(usesRootFlag("crun", { path: "/x", args: [] }));
-  assert.ok(!usesRootFlag("kata", { path: "/x", args: [] }));
-  assert.ok(!usesRootFlag("kata-qemu", { path: "/x", args: [] }));
-  assert.ok(usesRootFlag("kata", { path: "/x", args: [], root: true }));
-  assert.ok(!usesRootFlag("runc", { path: "/x", args: [], root: false }));
-});
+import { DEFAULT_GC } from "../config.ts";
+import { DEFAULT_STEP_TIMEOUT_MS, defaultCleanupSettings } from "./config.ts";
 
 Deno.test("default settings match iSulad's 10 x 100 ms kill checks", () => {
   const s = defaultCleanupSettings("/var/run/isulad");
@@ -16,4 +8,9 @@ Deno.test("default settings match iSulad's 10 x 100 ms kill checks", () => {
   assert.equal(s.killChecks, 10);
   assert.equal(s.killCheckIntervalMs, 100);
   assert.ok(s.stepTimeoutMs > 0);
+});
+
+Deno.test("one step timeout default, the config's and the cleaner's", () => {
+  assert.equal(defaultCleanupSettings("/s").stepTimeoutMs, DEFAULT_STEP_TIMEOUT_MS);
+  assert.equal(DEFAULT_GC.stepTimeoutMs, DEFAULT_STEP_TIMEOUT_MS);
 });

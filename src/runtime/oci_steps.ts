@@ -13,11 +13,19 @@ import { Signal, signalProcess } from "../sys/signal.ts";
 import type { CleanupStep, StepContext, StepOutcome } from "./plan.ts";
 import { runtimeArgv, runtimeRoot, saysNotRunning, saysNotThere } from "./runtime_cli.ts";
 import { pathSteps } from "./path_steps.ts";
+import { isKnownProcess } from "../identity.ts";
 
 const done = (detail: string, exitCode: number | null = null): StepOutcome => ({
   ok: true,
   exitCode,
   detail,
+});
+
+const skipped = (why: string): StepOutcome => ({
+  ok: true,
+  exitCode: null,
+  detail: `skipped: ${why}`,
+  skipped: true,
 });
 
 const failed = (detail: string, exitCode: number | null = null): StepOutcome => ({
@@ -32,10 +40,13 @@ export const killShim: CleanupStep = {
   fatal: true,
   run({ record }) {
     if (record.ppid === 0) return Promise.resolve(done("no shim recorded"));
-    const outcome = signalProcess(
-      { pid: record.ppid, startTime: record.pStartTime },
-      Signal.SIGKILL,
-    );
+    const shim = { pid: record.ppid, startTime: record.pStartTime };
+    if (!isKnownProcess(shim)) {
+      return Promise.resolve(
+        skipped(`shim ${record.ppid}'s identity is unknown: never signalled by pid`),
+      );
+    }
+    const outcome = signalProcess(shim, Signal.SIGKILL);
     return Promise.resolve(
       outcome === "signalled"
         ? done(`shim ${record.ppid} sent SIGKILL`)
@@ -56,6 +67,11 @@ export const killContainer: CleanupStep = {
   async run(ctx) {
     const { record, settings } = ctx;
     const id = { pid: record.pid, startTime: record.startTime };
+    if (!isKnownProcess(id)) {
+      return skipped(
+        `container process ${record.pid}'s identity is unknown: never signalled by pid`,
+      );
+    }
     const before = livingState(id);
     if (before === null) return done(`container process ${record.pid} not running`);
 
@@ -106,17 +122,27 @@ function livingState(id: { pid: number; startTime: number }): string | null {
   return stat.state;
 }
 
-/** 3. `<rt> [args] --root <stateDir>/<rt> kill <id> 9`; failing here is only a warning. */
+/**
+ * 3. `<rt> [args] --root <stateDir>/<rt> kill <id> 9`, only while something of the container
+ * may still run: its init (pid, start time) is alive, or its identity is unknown. Once the init
+ * is known dead, the delete that follows kills whatever is left; failing here is only a warning.
+ */
 export const runtimeKill: CleanupStep = {
   name: "runtime-kill",
   fatal: false,
   async run(ctx) {
+    const init = { pid: ctx.record.pid, startTime: ctx.record.startTime };
+    if (isKnownProcess(init) && livingState(init) === null) {
+      return skipped(`container process ${init.pid} is not running; delete --force follows`);
+    }
     if (!runtimeRootExists(ctx)) return done(`runtime root ${runtimeRoot(ctx.runtime)} is gone`);
     const r = await ctx.run(runtimeArgv(ctx.runtime, ["kill", ctx.record.id, "9"]), {
       timeoutMs: ctx.settings.stepTimeoutMs,
     });
+    const kind = ctx.runtime.kind;
+    const said = r.stderr + r.stdout;
     if (isSuccess(r)) return done(r.stderr, r.code);
-    if (answered(r) && (saysNotThere(r.stderr + r.stdout) || saysNotRunning(r.stderr + r.stdout))) {
+    if (answered(r) && (saysNotThere(kind, said) || saysNotRunning(kind, said))) {
       return done(r.stderr + r.stdout, r.code);
     }
     return failed(describe(r, ctx.settings.stepTimeoutMs), r.code);
@@ -133,7 +159,8 @@ export const runtimeDelete: CleanupStep = {
       timeoutMs: ctx.settings.stepTimeoutMs,
     });
     if (isSuccess(r)) return done(r.stderr, r.code);
-    if (answered(r) && saysNotThere(r.stderr + r.stdout)) return done(r.stderr + r.stdout, r.code);
+    const said = r.stderr + r.stdout;
+    if (answered(r) && saysNotThere(ctx.runtime.kind, said)) return done(said, r.code);
     return failed(describe(r, ctx.settings.stepTimeoutMs), r.code);
   },
 };

@@ -41,6 +41,8 @@ export interface StepOutcome {
   detail: string;
   /** The container process's /proc state char when it would not die, else absent. */
   procState?: string;
+  /** True when the step had no reason to run; `detail` says why. */
+  skipped?: boolean;
 }
 
 /** One step of a plan. */
@@ -79,6 +81,7 @@ export async function runPlan(steps: CleanupStep[], ctx: StepContext): Promise<C
       exitCode: outcome.exitCode,
       stderrTail,
       durationMs: Math.round(performance.now() - started),
+      ...(outcome.skipped ? { skipped: true } : {}),
     });
     if (!outcome.ok && step.fatal) {
       return {

@@ -2,11 +2,17 @@ import assert from "node:assert/strict";
 import { runCommand } from "../sys/command.ts";
 import type { ContainerRecord } from "../types.ts";
 import { defaultCleanupSettings } from "./config.ts";
+import { oci } from "./kinds/mod.ts";
 import { type CleanupStep, refusedOutcome, runPlan, type StepContext } from "./plan.ts";
 
 const ctx: StepContext = {
   record: {} as ContainerRecord,
-  runtime: { name: "runc", spec: { path: "/bin/false", args: [] }, stateDir: "/s/runc/c1" },
+  runtime: {
+    name: "runc",
+    spec: { path: "/bin/false", args: [] },
+    kind: oci,
+    stateDir: "/s/runc/c1",
+  },
   settings: { ...defaultCleanupSettings("/s"), stderrTailChars: 20 },
   run: runCommand,
   sleep: () => Promise.resolve(),

@@ -1,38 +1,46 @@
 /**
- * How to spell a call to an OCI runtime's command line, and how to read its answer. runc,
- * crun and kata share the verbs (`kill`, `delete`, `resume`); they differ only in where they
- * keep state (`--root`) and in how they say that a container is not there.
+ * How to spell a call to a runtime's command line, and how to read its answer. runc, crun and
+ * kata share the verbs (`kill`, `delete`, `resume`); where they keep state (`--root`) and how
+ * they say that a container is not there is their kind's business (kinds/).
  *
  * @module
  */
 
-import { type RuntimeSpec, usesRootFlag } from "./config.ts";
+import type { RuntimeConfig } from "./config.ts";
+import type { RuntimeKind } from "./kinds/kind.ts";
 
 /** One runtime as a container's cleanup calls it. */
 export interface RuntimeCall {
   /** The runtime's name (the config key): also the `--root` dir's last component. */
   name: string;
   /** Its binary and leading arguments. */
-  spec: RuntimeSpec;
+  spec: RuntimeConfig;
+  /** Its kind, from `spec.kind`. */
+  kind: RuntimeKind;
   /** The container's state dir, `<stateRoot>/<runtime>/<id>`. */
   stateDir: string;
 }
 
-/** `<stateDir>/<name>`, the runtime's `--root`, or null for runtimes that take none (kata). */
+/** The runtime's `--root`, or null for runtimes that take none (as their kind or spec says). */
 export function runtimeRoot(call: RuntimeCall): string | null {
-  return usesRootFlag(call.name, call.spec) ? `${call.stateDir}/${call.name}` : null;
+  const root = call.kind.root(call.name, call.stateDir);
+  if (call.spec.root === false) return null;
+  return root ?? (call.spec.root === true ? `${call.stateDir}/${call.name}` : null);
 }
 
 /**
- * The argv of `<path> [args] [--root <stateDir>/<name>] <subcommand...>`.
+ * The argv of `<path> [args] [--root <root>] <subcommand...>`.
  *
  * @example
  * ```ts
  * import { runtimeArgv } from "./runtime_cli.ts";
- * const argv = runtimeArgv(
- *   { name: "runc", spec: { path: "/usr/sbin/runc", args: [] }, stateDir: "/run/s/runc/c1" },
- *   ["kill", "c1", "9"],
- * );
+ * import { oci } from "./kinds/mod.ts";
+ * const argv = runtimeArgv({
+ *   name: "runc",
+ *   spec: { path: "/usr/sbin/runc", args: [], kind: "oci" },
+ *   kind: oci,
+ *   stateDir: "/run/s/runc/c1",
+ * }, ["kill", "c1", "9"]);
  * console.assert(argv.join(" ") === "/usr/sbin/runc --root /run/s/runc/c1/runc kill c1 9");
  * ```
  */
@@ -46,30 +54,14 @@ export function runtimeArgv(call: RuntimeCall, subcommand: string[]): string[] {
   ];
 }
 
-// runc/kata: "container does not exist"; crun: "error opening file `<root>/<id>/status`: No
-// such file or directory"; iSulad also shields "chdir <workdir> failed" (the state dir is gone).
-const NOT_THERE = [
-  /does not exist/i,
-  /no such container/i,
-  /error opening file `[^`]*\/status`: No such file or directory/,
-  /chdir .* failed/,
-];
-
-// runc: "container not running"; crun and others report the process being gone.
-const NOT_RUNNING = [
-  /not running/i,
-  /process already finished/i,
-  /no such process/i,
-];
-
 /** True when a runtime's output says the container does not exist (so there is nothing to do). */
-export function saysNotThere(output: string): boolean {
-  return NOT_THERE.some((re) => re.test(output));
+export function saysNotThere(kind: RuntimeKind, output: string): boolean {
+  return kind.notThere.some((re) => re.test(output));
 }
 
 /** True when a runtime's output says the container exists but has no running process. */
-export function saysNotRunning(output: string): boolean {
-  return NOT_RUNNING.some((re) => re.test(output));
+export function saysNotRunning(kind: RuntimeKind, output: string): boolean {
+  return kind.notRunning.some((re) => re.test(output));
 }
 
 /** The last `max` characters of `text`, trimmed, for step records. */

@@ -1,10 +1,16 @@
 import assert from "node:assert/strict";
+import { kata, oci } from "./kinds/mod.ts";
 import { runtimeArgv, runtimeRoot, saysNotRunning, saysNotThere, tail } from "./runtime_cli.ts";
 
 const dir = "/var/run/isulad/runc/c1";
 
 Deno.test("runtimeArgv puts config args first, then --root, then the subcommand", () => {
-  const call = { name: "runc", spec: { path: "/usr/sbin/runc", args: ["--debug"] }, stateDir: dir };
+  const call = {
+    name: "runc",
+    spec: { path: "/usr/sbin/runc", args: ["--debug"] },
+    kind: oci,
+    stateDir: dir,
+  };
   assert.deepEqual(runtimeArgv(call, ["delete", "--force", "c1"]), [
     "/usr/sbin/runc",
     "--debug",
@@ -17,8 +23,13 @@ Deno.test("runtimeArgv puts config args first, then --root, then the subcommand"
   assert.equal(runtimeRoot(call), `${dir}/runc`);
 });
 
-Deno.test("kata is called without --root", () => {
-  const call = { name: "kata", spec: { path: "/usr/bin/kata-runtime", args: [] }, stateDir: dir };
+Deno.test("the kata kind is called without --root, whatever the runtime's name", () => {
+  const call = {
+    name: "vm",
+    spec: { path: "/usr/bin/kata-runtime", args: [], kind: "kata" },
+    kind: kata,
+    stateDir: dir,
+  };
   assert.deepEqual(runtimeArgv(call, ["kill", "c1", "9"]), [
     "/usr/bin/kata-runtime",
     "kill",
@@ -26,20 +37,37 @@ Deno.test("kata is called without --root", () => {
     "9",
   ]);
   assert.equal(runtimeRoot(call), null);
+  // A name is only a name: an oci runtime called "kata-qemu" gets its --root.
+  assert.equal(runtimeRoot({ ...call, name: "kata-qemu", kind: oci }), `${dir}/kata-qemu`);
+});
+
+Deno.test("a runtime entry's root flag wins over its kind's rule", () => {
+  const base = { name: "rt", stateDir: dir };
+  assert.equal(
+    runtimeRoot({ ...base, spec: { path: "/x", args: [], root: true }, kind: kata }),
+    `${dir}/rt`,
+  );
+  assert.equal(
+    runtimeRoot({ ...base, spec: { path: "/x", args: [], root: false }, kind: oci }),
+    null,
+  );
 });
 
 Deno.test("the runtimes' ways of saying 'no such container' are recognised", () => {
-  assert.ok(saysNotThere('time="x" level=error msg="container does not exist"'));
-  assert.ok(saysNotThere("error opening file `/run/crun/c1/status`: No such file or directory"));
-  assert.ok(saysNotThere("chdir /var/run/isulad/runc/c1 failed"));
-  assert.ok(!saysNotThere("device or resource busy"));
-  assert.ok(!saysNotThere("error opening file `/run/crun/c1/config.json`: Permission denied"));
+  assert.ok(saysNotThere(oci, 'time="x" level=error msg="container does not exist"'));
+  assert.ok(
+    saysNotThere(oci, "error opening file `/run/crun/c1/status`: No such file or directory"),
+  );
+  assert.ok(saysNotThere(oci, "chdir /var/run/isulad/runc/c1 failed"));
+  assert.ok(saysNotThere(kata, "container does not exist"));
+  assert.ok(!saysNotThere(oci, "device or resource busy"));
+  assert.ok(!saysNotThere(oci, "error opening file `/run/crun/c1/config.json`: Permission denied"));
 });
 
 Deno.test("the runtimes' ways of saying 'not running' are recognised", () => {
-  assert.ok(saysNotRunning('level=error msg="container not running"'));
-  assert.ok(saysNotRunning("kill container: No such process"));
-  assert.ok(!saysNotRunning("permission denied"));
+  assert.ok(saysNotRunning(oci, 'level=error msg="container not running"'));
+  assert.ok(saysNotRunning(oci, "kill container: No such process"));
+  assert.ok(!saysNotRunning(oci, "permission denied"));
 });
 
 Deno.test("tail keeps the end of long text", () => {

@@ -1,47 +1,39 @@
 /**
- * What the store accepts before it writes anything: ids and runtime names that are safe as one
- * path component and as a KV key part, absolute paths, and process numbers that are integers.
+ * What the store accepts before it writes anything: ids, runtime names and paths as identity.ts
+ * defines them (safe as one path component and as a KV key part), and process numbers that are
+ * integers.
  *
  * @module
  */
 
+import { absolutePathProblem, idProblem, runtimeNameProblem } from "../identity.ts";
 import { StoreInputError } from "./errors.ts";
 
-const MAX_NAME = 256;
-const MAX_PATH = 4096;
+const MAX_TEXT = 256;
 
-/**
- * Throws StoreInputError unless `value` can name a container or a runtime: 1–256 characters,
- * no `/`, no `..`, no NUL, not `.` (it becomes a directory name under the state root).
- */
-export function checkName(value: unknown, what: string): asserts value is string {
-  if (
-    typeof value !== "string" || value.length === 0 || value.length > MAX_NAME ||
-    value.includes("/") || value.includes("..") || value.includes("\0") || value === "."
-  ) {
-    throw new StoreInputError(
-      `${what} must be 1-${MAX_NAME} characters without "/", ".." or NUL, got ${
-        JSON.stringify(value)
-      }`,
-    );
-  }
+/** Throws StoreInputError unless `value` is a container id (identity.ts `idProblem`). */
+export function checkId(value: unknown, what = "container id"): asserts value is string {
+  const problem = idProblem(value);
+  if (problem !== null) throw new StoreInputError(`${what} ${problem}`);
+}
+
+/** Throws StoreInputError unless `value` is a runtime name (identity.ts). */
+export function checkRuntime(value: unknown, what = "runtime"): asserts value is string {
+  const problem = runtimeNameProblem(value);
+  if (problem !== null) throw new StoreInputError(`${what} ${problem}`);
 }
 
 /** Throws StoreInputError unless `value` is free text of at most `max` characters, no NUL. */
-export function checkText(value: unknown, what: string, max = MAX_NAME): asserts value is string {
+export function checkText(value: unknown, what: string, max = MAX_TEXT): asserts value is string {
   if (typeof value !== "string" || value.length > max || value.includes("\0")) {
     throw new StoreInputError(`${what} must be text of at most ${max} characters`);
   }
 }
 
-/** Throws StoreInputError unless `value` is an absolute path without NUL, at most 4096 long. */
+/** Throws StoreInputError unless `value` is an absolute path (identity.ts `absolutePathProblem`). */
 export function checkPath(value: unknown, what: string): asserts value is string {
-  if (
-    typeof value !== "string" || !value.startsWith("/") || value.length > MAX_PATH ||
-    value.includes("\0")
-  ) {
-    throw new StoreInputError(`${what} must be an absolute path, got ${JSON.stringify(value)}`);
-  }
+  const problem = absolutePathProblem(value);
+  if (problem !== null) throw new StoreInputError(`${what} ${problem}`);
 }
 
 /** Throws StoreInputError unless `value` is a list of absolute paths. */

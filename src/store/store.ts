@@ -41,10 +41,11 @@ import {
 import { CONTAINER, containerKey, EVENT, eventKey, GC, gcKey, STORE_ID_KEY } from "./keys.ts";
 import { clampExit, clampSteps, head, MAX_MESSAGE, MAX_TAIL, tail } from "./_clamp.ts";
 import {
+  checkId,
   checkInteger,
-  checkName,
   checkPath,
   checkPaths,
+  checkRuntime,
   checkText,
   checkTime,
 } from "./_validate.ts";
@@ -419,7 +420,7 @@ export class Store {
    *   failing batch was written; earlier batches were).
    */
   async recordExits(items: readonly ExitInput[]): Promise<ExitRecordResult[]> {
-    for (const item of items) checkName(item.id, "container id");
+    for (const item of items) checkId(item.id);
     const results: ExitRecordResult[] = [];
     for (let start = 0; start < items.length; start += EXIT_BATCH) {
       results.push(...await this.#recordExitBatch(items.slice(start, start + EXIT_BATCH)));
@@ -547,7 +548,7 @@ export class Store {
    * @throws {StoreUnavailableError} when the KV file cannot take the write now.
    */
   async recordExit(id: string, pid: number, startTime: number, exit: ExitStatus): Promise<boolean> {
-    checkName(id, "container id");
+    checkId(id);
     return await this.#transition(id, "record exit", (record, _gc, now) => {
       if (
         record === null || record.state !== "running" || record.pid !== pid ||
@@ -587,7 +588,7 @@ export class Store {
     reason = "cleaned up",
     from?: "stopping" | "gc",
   ): Promise<ContainerRecord> {
-    checkName(id, "container id");
+    checkId(id);
     return await this.#transition(id, "mark stopped", (record, gc, now) => {
       if (record === null) throw new NotFoundError(id);
       if (record.state === "stopped") return { result: record };
@@ -629,7 +630,7 @@ export class Store {
    * @throws {StoreUnavailableError} when the KV file cannot take the write now.
    */
   async enterGc(id: string, info: GcEnterInfo = {}): Promise<GcEntry> {
-    checkName(id, "container id");
+    checkId(id);
     if (info.attempts !== undefined) checkInteger(info.attempts, "attempts", 0);
     if (info.nextAttemptAt !== undefined) checkTime(info.nextAttemptAt, "nextAttemptAt");
     return await this.#transition(id, "enter gc", (record, gc, now) => {
@@ -738,7 +739,7 @@ export class Store {
    * @throws {StoreUnavailableError} when the KV file cannot take the write now.
    */
   async recordGcAttempt(id: string, attempt: GcAttempt): Promise<GcEntry> {
-    checkName(id, "container id");
+    checkId(id);
     checkInteger(attempt.attempts, "attempts", 0);
     checkTime(attempt.nextAttemptAt, "nextAttemptAt");
     return await this.#transition(id, "record gc attempt", (record, gc, now) => {
@@ -777,7 +778,7 @@ export class Store {
    * @throws {StoreUnavailableError} when the KV file cannot take the write now.
    */
   async finishGc(id: string, steps: readonly StepResult[] = []): Promise<ContainerRecord> {
-    checkName(id, "container id");
+    checkId(id);
     return await this.#transition(id, "finish gc", (record, gc, now) => {
       if (record === null) throw new NotFoundError(id);
       if (record.state === "stopped" && gc === null) return { result: record };
@@ -807,7 +808,7 @@ export class Store {
    * @throws {StoreUnavailableError} when the KV file cannot take the write now.
    */
   async recordAdoption(id: string, reason: string): Promise<ReaperEvent> {
-    checkName(id, "container id");
+    checkId(id);
     const { event } = await this.#apply(id, "record adoption", (record, _gc, now) => {
       if (record === null) throw new NotFoundError(id);
       const why = head(reason, MAX_MESSAGE) ?? "";
@@ -1051,7 +1052,7 @@ export class Store {
    * @throws {StoreUnavailableError} when the KV file cannot take the delete now.
    */
   async forget(id: string): Promise<ContainerRecord> {
-    checkName(id, "container id");
+    checkId(id);
     for (let attempt = 0; attempt <= this.#maxRetries; attempt++) {
       const [record, gc] = await this.#read(
         "forget a container",
@@ -1251,8 +1252,8 @@ export class Store {
 
 /** Checks the fields of a registration; `minPid` is 0 where a gone init may be named. */
 function checkRegistration(input: RegisterInput, minPid: number): void {
-  checkName(input.id, "container id");
-  checkName(input.runtime, "runtime");
+  checkId(input.id);
+  checkRuntime(input.runtime);
   checkPath(input.stateDir, "stateDir");
   checkInteger(input.pid, "pid", minPid);
   checkInteger(input.startTime, "startTime", 0);

@@ -20,7 +20,7 @@ import { errorMessage } from "../error_message.ts";
 export interface CommandOptions {
   /** SIGKILL the command after this many milliseconds. */
   timeoutMs: number;
-  /** Extra environment variables, added to the daemon's own. */
+  /** Extra environment variables, added to {@linkcode HELPER_ENV} (not the daemon's own). */
   env?: Record<string, string>;
   /** Working directory; the daemon's own when absent. */
   cwd?: string;
@@ -52,6 +52,16 @@ export interface CommandResult {
 
 /** The shape of {@linkcode runCommand}, so that tests can run plans against a fake. */
 export type CommandRunner = (argv: string[], opts: CommandOptions) => Promise<CommandResult>;
+
+/**
+ * The whole environment a helper starts with: a fixed `PATH` and nothing of the daemon's own
+ * (no secrets, no `LD_PRELOAD`, nothing an operator's shell left behind), the same for every
+ * call, and nothing to copy per call.
+ */
+export const HELPER_ENV: Readonly<Record<string, string>> = Object.freeze({
+  PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+});
+const HELPER_ENVP = Object.entries(HELPER_ENV).map(([name, value]) => `${name}=${value}`);
 
 /** Default cap on captured output per stream. */
 export const DEFAULT_MAX_OUTPUT_BYTES = 64 * 1024;
@@ -145,7 +155,8 @@ function cwdOf(opts: CommandOptions): { cwd?: string } {
 
 /** The daemon's environment with `extra` laid over it, as `NAME=value` entries. */
 function environment(extra: Record<string, string> | undefined): string[] {
-  const env = { ...Deno.env.toObject(), ...extra };
+  if (extra === undefined) return HELPER_ENVP;
+  const env = { ...HELPER_ENV, ...extra };
   return Object.entries(env).map(([name, value]) => `${name}=${value}`);
 }
 

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { isSuccess, runCommand } from "./command.ts";
+import { HELPER_ENV, isSuccess, runCommand } from "./command.ts";
 import * as libc from "./libc.ts";
 
 Deno.test("runCommand captures stdout, stderr and the exit code", async () => {
@@ -28,6 +28,22 @@ Deno.test("runCommand passes env and cwd", async () => {
     assert.equal(r.stdout, `hello ${await Deno.realPath(dir)}\n`);
   } finally {
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("runCommand gives a helper PATH and nothing else of the daemon's environment", async () => {
+  Deno.env.set("REAPERD_SECRET_TEST", "leak");
+  try {
+    const r = await runCommand(["/usr/bin/env"], { timeoutMs: 5000 });
+    assert.ok(isSuccess(r), r.stderr);
+    assert.deepEqual(r.stdout.trim().split("\n"), [`PATH=${HELPER_ENV.PATH}`]);
+    const withExtra = await runCommand(["/usr/bin/env"], { timeoutMs: 5000, env: { A: "1" } });
+    assert.deepEqual(withExtra.stdout.trim().split("\n").sort(), [
+      "A=1",
+      `PATH=${HELPER_ENV.PATH}`,
+    ]);
+  } finally {
+    Deno.env.delete("REAPERD_SECRET_TEST");
   }
 });
 
