@@ -9,7 +9,9 @@
  * @module
  */
 
+import * as v from "valibot";
 import { errorMessage } from "./error_message.ts";
+import { intProblem, parseShape, rule, strict } from "./schema.ts";
 import {
   absolutePathProblem,
   DEFAULT_STATE_DIR_PATTERN,
@@ -266,103 +268,79 @@ export function defaultConfig(env: ConfigEnvironment = processEnvironment()): Co
   };
 }
 
-type Obj = Record<string, unknown>;
+const path = rule<string>((value) => absolutePathProblem(value));
+const ms = (min: number) => v.exactOptional(rule<number>(intProblem(min, MAX_TIMER_MS, " ms")));
+const file = { noun: "key" };
 
-function isObject(value: unknown): value is Obj {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
+function argsProblem(value: unknown): string | null {
+  if (!Array.isArray(value) || !value.every((a) => typeof a === "string")) {
+    return `must be an array of strings, got ${showValue(value)}`;
+  }
+  return value.some((a) => a.includes("\0")) ? "must not contain NUL characters" : null;
 }
 
-/** Checks one file's worth of keys; `fail` builds the error with the file name in front. */
-class FileChecker {
-  constructor(readonly fail: (key: string, problem: string) => ConfigError) {}
-
-  noUnknownKeys(obj: Obj, known: readonly string[], prefix: string): void {
-    for (const key of Object.keys(obj)) {
-      if (!known.includes(key)) {
-        throw this.fail(
-          `${prefix}${key}`,
-          `is not a known key (known: ${known.join(", ")})`,
-        );
-      }
-    }
-  }
-
-  path(value: unknown, key: string, maxBytes?: number): string {
-    const problem = absolutePathProblem(value, maxBytes);
-    if (problem !== null) throw this.fail(key, problem);
-    return value as string;
-  }
-
-  /** An integer from `min` to `max`; `unit` names what it counts, for the message. */
-  int(value: unknown, key: string, min: number, max: number, unit = ""): number {
-    if (
-      typeof value !== "number" || !Number.isSafeInteger(value) || value < min || value > max
-    ) {
-      throw this.fail(
-        key,
-        `must be an integer from ${min} to ${max}${unit}, got ${showValue(value)}`,
-      );
-    }
-    return value;
-  }
-
-  logLevel(value: unknown, key: string): LogLevel {
-    if (typeof value !== "string" || !(LOG_LEVELS as readonly string[]).includes(value)) {
-      throw this.fail(key, `must be one of ${LOG_LEVELS.join(", ")}, got ${showValue(value)}`);
-    }
-    return value as LogLevel;
-  }
-
-  runtime(value: unknown, key: string): RuntimeConfig {
-    if (!isObject(value)) {
-      throw this.fail(
-        key,
-        `must be an object like {"path": "/usr/sbin/runc"}, got ${showValue(value)}`,
-      );
-    }
-    this.noUnknownKeys(value, ["path", "args", "kind", "root"], `${key}.`);
-    if (value.path === undefined) throw this.fail(`${key}.path`, "is required");
-    const path = this.path(value.path, `${key}.path`);
-    const args = value.args ?? [];
-    if (!Array.isArray(args) || !args.every((a) => typeof a === "string")) {
-      throw this.fail(`${key}.args`, `must be an array of strings, got ${showValue(args)}`);
-    }
-    if (args.some((a) => a.includes("\0"))) {
-      throw this.fail(`${key}.args`, "must not contain NUL characters");
-    }
-    const kind = value.kind ?? DEFAULT_KIND;
-    if (typeof kind !== "string" || !kindNames().includes(kind)) {
-      throw this.fail(
-        `${key}.kind`,
-        `must be one of ${kindNames().join(", ")}, got ${showValue(value.kind)}`,
-      );
-    }
-    const out: RuntimeConfig = { path, args: [...args], kind };
-    if (value.root !== undefined) {
-      if (typeof value.root !== "boolean") {
-        throw this.fail(`${key}.root`, `must be true or false, got ${showValue(value.root)}`);
-      }
-      out.root = value.root;
-    }
-    return out;
-  }
+function kindProblem(value: unknown): string | null {
+  return typeof value === "string" && kindNames().includes(value)
+    ? null
+    : `must be one of ${kindNames().join(", ")}, got ${showValue(value)}`;
 }
 
-const TOP_KEYS = [
-  "socket",
-  "db",
-  "stateRoot",
-  "stateDirPattern",
-  "runtimes",
-  "gc",
-  "http",
-  "heldFifoTimeoutMs",
-  "eventLogMax",
-  "stoppedRetentionMs",
-  "logLevel",
-] as const;
-const GC_KEYS = ["concurrency", "backoffBaseMs", "backoffMaxMs", "stepTimeoutMs"] as const;
-const HTTP_KEYS = ["maxConnections", "idleTimeoutMs"] as const;
+const runtimeEntry = strict({
+  path,
+  args: v.exactOptional(rule<string[]>(argsProblem)),
+  kind: v.exactOptional(rule<string>(kindProblem)),
+  root: v.exactOptional(
+    rule<boolean>((x) =>
+      typeof x === "boolean" ? null : `must be true or false, got ${showValue(x)}`
+    ),
+  ),
+}, {
+  ...file,
+  notObject: (x) => `must be an object like {"path": "/usr/sbin/runc"}, got ${showValue(x)}`,
+});
+
+const runtimes = v.pipe(
+  rule<Record<string, unknown>>((x) =>
+    typeof x === "object" && x !== null && !Array.isArray(x)
+      ? null
+      : `must be an object mapping names to {"path": …}, got ${showValue(x)}`
+  ),
+  v.record(rule<string>(runtimeNameProblem), v.nullable(runtimeEntry)),
+);
+
+/** The config file's shape: every key optional, each with its bounds. */
+const configFile = strict({
+  socket: v.exactOptional(rule<string>((x) => absolutePathProblem(x, MAX_SOCKET_PATH_BYTES))),
+  db: v.exactOptional(path),
+  stateRoot: v.exactOptional(path),
+  stateDirPattern: v.exactOptional(rule<string>(statePatternProblem)),
+  runtimes: v.exactOptional(runtimes),
+  gc: v.exactOptional(strict({
+    concurrency: v.exactOptional(rule<number>(intProblem(1, MAX_GC_CONCURRENCY))),
+    backoffBaseMs: ms(1),
+    backoffMaxMs: ms(1),
+    stepTimeoutMs: ms(1),
+  }, file)),
+  http: v.exactOptional(strict({
+    maxConnections: v.exactOptional(rule<number>(intProblem(1, MAX_HTTP_CONNECTIONS))),
+    idleTimeoutMs: ms(1),
+  }, file)),
+  heldFifoTimeoutMs: ms(1),
+  eventLogMax: v.exactOptional(rule<number>(intProblem(1, MAX_EVENT_LOG))),
+  stoppedRetentionMs: v.exactOptional(
+    rule<number>(intProblem(0, MAX_RETENTION_MS, " ms")),
+  ),
+  logLevel: v.exactOptional(
+    rule<LogLevel>((x) =>
+      (LOG_LEVELS as readonly unknown[]).includes(x)
+        ? null
+        : `must be one of ${LOG_LEVELS.join(", ")}, got ${showValue(x)}`
+    ),
+  ),
+}, { ...file, notObject: (x) => `must be a JSON object, got ${showValue(x)}` });
+
+/** What a config file holds. */
+export type ConfigFile = v.InferOutput<typeof configFile>;
 
 /**
  * Applies the JSON text of a config file on top of `base` and returns the result. `source`
@@ -378,100 +356,35 @@ const HTTP_KEYS = ["maxConnections", "idleTimeoutMs"] as const;
  * ```
  */
 export function parseConfig(text: string, source: string, base: Config): Config {
-  const fail = (key: string, problem: string) =>
-    new ConfigError(`config ${source}: ${key} ${problem}`);
   let data: unknown;
   try {
     data = JSON.parse(text);
   } catch (e) {
     throw new ConfigError(`config ${source}: not valid JSON: ${oneLine(errorMessage(e))}`);
   }
-  if (!isObject(data)) {
-    throw new ConfigError(`config ${source}: must be a JSON object, got ${showValue(data)}`);
-  }
-  const check = new FileChecker(fail);
-  check.noUnknownKeys(data, TOP_KEYS, "");
+  const parsed = parseShape(configFile, data, "");
+  if (!parsed.ok) throw new ConfigError(`config ${source}: ${oneLine(parsed.problem)}`);
+  const { runtimes: entries, gc, http, ...plain } = parsed.value;
   const out: Config = {
     ...base,
+    ...plain,
     runtimes: { ...base.runtimes },
-    gc: { ...base.gc },
-    http: { ...base.http },
+    gc: { ...base.gc, ...gc },
+    http: { ...base.http, ...http },
     source,
   };
-  if (data.socket !== undefined) {
-    out.socket = check.path(data.socket, "socket", MAX_SOCKET_PATH_BYTES);
-  }
-  if (data.db !== undefined) out.db = check.path(data.db, "db");
-  if (data.stateRoot !== undefined) out.stateRoot = check.path(data.stateRoot, "stateRoot");
-  if (data.stateDirPattern !== undefined) {
-    const problem = statePatternProblem(data.stateDirPattern);
-    if (problem !== null) throw fail("stateDirPattern", problem);
-    out.stateDirPattern = data.stateDirPattern as string;
-  }
-  if (data.runtimes !== undefined) {
-    if (!isObject(data.runtimes)) {
-      throw fail(
-        "runtimes",
-        `must be an object mapping names to {"path": …}, got ${showValue(data.runtimes)}`,
-      );
+  for (const [name, entry] of Object.entries(entries ?? {})) {
+    if (entry === null) {
+      delete out.runtimes[name];
+      continue;
     }
-    for (const [name, value] of Object.entries(data.runtimes)) {
-      const problem = runtimeNameProblem(name);
-      if (problem !== null) throw fail(`runtimes[${showValue(name)}]`, `name ${problem}`);
-      if (value === null) {
-        delete out.runtimes[name];
-      } else {
-        out.runtimes[name] = check.runtime(value, `runtimes.${name}`);
-      }
-    }
+    const { path, args = [], kind = DEFAULT_KIND, root } = entry;
+    out.runtimes[name] = { path, args: [...args], kind, ...(root === undefined ? {} : { root }) };
   }
-  if (data.gc !== undefined) {
-    if (!isObject(data.gc)) throw fail("gc", `must be an object, got ${showValue(data.gc)}`);
-    check.noUnknownKeys(data.gc, GC_KEYS, "gc.");
-    for (const key of GC_KEYS) {
-      if (data.gc[key] === undefined) continue;
-      out.gc[key] = key === "concurrency"
-        ? check.int(data.gc[key], `gc.${key}`, 1, MAX_GC_CONCURRENCY)
-        : check.int(data.gc[key], `gc.${key}`, 1, MAX_TIMER_MS, " ms");
-    }
-  }
-  if (data.http !== undefined) {
-    if (!isObject(data.http)) throw fail("http", `must be an object, got ${showValue(data.http)}`);
-    check.noUnknownKeys(data.http, HTTP_KEYS, "http.");
-    for (const key of HTTP_KEYS) {
-      if (data.http[key] !== undefined) {
-        out.http[key] = key === "maxConnections"
-          ? check.int(data.http[key], `http.${key}`, 1, MAX_HTTP_CONNECTIONS)
-          : check.int(data.http[key], `http.${key}`, 1, MAX_TIMER_MS, " ms");
-      }
-    }
-  }
-  if (data.heldFifoTimeoutMs !== undefined) {
-    out.heldFifoTimeoutMs = check.int(
-      data.heldFifoTimeoutMs,
-      "heldFifoTimeoutMs",
-      1,
-      MAX_TIMER_MS,
-      " ms",
-    );
-  }
-  if (data.eventLogMax !== undefined) {
-    out.eventLogMax = check.int(data.eventLogMax, "eventLogMax", 1, MAX_EVENT_LOG);
-  }
-  if (data.stoppedRetentionMs !== undefined) {
-    out.stoppedRetentionMs = check.int(
-      data.stoppedRetentionMs,
-      "stoppedRetentionMs",
-      0,
-      MAX_RETENTION_MS,
-      " ms",
-    );
-  }
-  if (data.logLevel !== undefined) out.logLevel = check.logLevel(data.logLevel, "logLevel");
   if (out.gc.backoffMaxMs < out.gc.backoffBaseMs) {
-    throw fail(
-      "gc.backoffMaxMs",
-      `must be at least gc.backoffBaseMs (${out.gc.backoffBaseMs}), got ${out.gc.backoffMaxMs}`,
+    throw new ConfigError(
+      `config ${source}: gc.backoffMaxMs must be at least gc.backoffBaseMs ` +
+        `(${out.gc.backoffBaseMs}), got ${out.gc.backoffMaxMs}`,
     );
   }
   return out;

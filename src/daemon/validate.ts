@@ -1,13 +1,15 @@
 /**
  * Validation of everything that arrives on the socket API: JSON bodies, ids in the path and
- * query parameters. Pure functions: each returns a well-typed value or throws an
- * {@linkcode ApiError} 400 with a one-line reason that names the field. Unknown fields are
+ * query parameters. Each body has one schema (valibot), its leaves identity.ts's rules, its
+ * type checked against the API's request type; a parse returns a well-typed value or throws
+ * an {@linkcode ApiError} 400 with a one-line reason that names the field. Unknown fields are
  * errors, not ignored, so a typo in a client (`"mount"` for `"mounts"`) is caught at once
  * instead of silently leaving a mount behind.
  *
  * @module
  */
 
+import * as v from "valibot";
 import {
   absolutePathProblem,
   idProblem,
@@ -18,6 +20,7 @@ import {
   showValue,
   startTimeProblem,
 } from "../identity.ts";
+import { parseShape, rule, strict } from "../schema.ts";
 import { ApiError, type CreateFifoRequest, type GcAddRequest, type MonitorRequest } from "./api.ts";
 
 /** Longest wait a client may ask for: the longest delay a JS timer can hold (2^31 - 1 ms). */
@@ -32,88 +35,90 @@ export function badRequest(message: string): ApiError {
   return new ApiError(400, message);
 }
 
-type Obj = Record<string, unknown>;
-
-function asObject(body: unknown, what: string): Obj {
-  if (typeof body !== "object" || body === null || Array.isArray(body)) {
-    throw badRequest(`${what} must be a JSON object, got ${showValue(body)}`);
-  }
-  return body as Obj;
-}
-
-function noUnknownFields(obj: Obj, known: readonly string[]): void {
-  for (const key of Object.keys(obj)) {
-    if (!known.includes(key)) {
-      throw badRequest(`unknown field ${showValue(key)} (known: ${known.join(", ")})`);
-    }
-  }
-}
-
-function field<T>(problem: string | null, name: string, value: unknown): T {
-  if (problem !== null) throw badRequest(`${name} ${problem}`);
-  return value as T;
-}
-
-function id(value: unknown, name = "id"): string {
-  if (value === undefined) throw badRequest(`${name} is required`);
-  return field<string>(idProblem(value), name, value);
-}
-
-function runtime(value: unknown): string {
-  if (value === undefined) throw badRequest("runtime is required");
-  return field<string>(runtimeNameProblem(value), "runtime", value);
-}
-
-function path(value: unknown, name: string): string {
-  if (value === undefined) throw badRequest(`${name} is required`);
-  return field<string>(absolutePathProblem(value), name, value);
-}
-
-function pid(value: unknown, name: string): number {
-  if (value === undefined) throw badRequest(`${name} is required`);
-  return field<number>(pidProblem(value), name, value);
-}
-
-/** The shim's pid may be 0 ("no shim", types.ts PidInfo), never negative. */
-function ppid(value: unknown): number {
-  if (value === undefined) throw badRequest("ppid is required");
-  return field<number>(ppidProblem(value), "ppid", value);
-}
-
-function startTime(value: unknown, name: string): number {
-  return field<number>(startTimeProblem(value), name, value);
-}
-
-function name(value: unknown): string {
-  if (typeof value !== "string") throw badRequest(`name must be a string, got ${showValue(value)}`);
+function nameProblem(value: unknown): string | null {
+  if (typeof value !== "string") return `must be a string, got ${showValue(value)}`;
   if (value.length === 0 || value.length > MAX_ID_LENGTH) {
-    throw badRequest(`name must be 1-${MAX_ID_LENGTH} characters, got ${value.length}`);
+    return `must be 1-${MAX_ID_LENGTH} characters, got ${value.length}`;
   }
   // deno-lint-ignore no-control-regex
   if (/[\u0000-\u001f\u007f]/.test(value)) {
-    throw badRequest(`name must not contain control characters, got ${showValue(value)}`);
+    return `must not contain control characters, got ${showValue(value)}`;
   }
-  return value;
+  return null;
 }
 
 /**
  * A list of absolute paths cleanup will unmount or remove. "/" is refused: no registration
  * may ever make the collector remove the root.
  */
-function pathList(value: unknown, fieldName: string): string[] {
-  if (!Array.isArray(value)) {
-    throw badRequest(`${fieldName} must be an array of absolute paths, got ${showValue(value)}`);
-  }
+function pathListProblem(value: unknown): string | null {
+  if (!Array.isArray(value)) return `must be an array of absolute paths, got ${showValue(value)}`;
   if (value.length > MAX_PATH_LIST) {
-    throw badRequest(
-      `${fieldName} must have at most ${MAX_PATH_LIST} entries, got ${value.length}`,
-    );
+    return `must have at most ${MAX_PATH_LIST} entries, got ${value.length}`;
   }
-  return value.map((p, i) => {
-    const item = path(p, `${fieldName}[${i}]`);
-    if (/^\/+$/.test(item)) throw badRequest(`${fieldName}[${i}] must not be the root directory`);
-    return item;
-  });
+  return null;
+}
+
+function pathItemProblem(value: unknown): string | null {
+  const problem = absolutePathProblem(value);
+  if (problem !== null) return problem;
+  return /^\/+$/.test(value as string) ? "must not be the root directory" : null;
+}
+
+const id = rule<string>(idProblem);
+const runtime = rule<string>(runtimeNameProblem);
+const path = rule<string>(absolutePathProblem);
+const startTime = v.exactOptional(rule<number>(startTimeProblem));
+const pathList = v.exactOptional(
+  v.pipe(rule<unknown[]>(pathListProblem), v.array(rule<string>(pathItemProblem))),
+);
+const body = {
+  noun: "field",
+  notObject: (x: unknown) => `must be a JSON object, got ${showValue(x)}`,
+};
+
+const createFifoRequest = strict({ stateDir: path }, body);
+
+const monitorRequest = strict({
+  id,
+  runtime,
+  stateDir: path,
+  pid: rule<number>(pidProblem),
+  ppid: rule<number>(ppidProblem),
+  name: v.exactOptional(rule<string>(nameProblem)),
+  startTime,
+  pStartTime: startTime,
+  mounts: pathList,
+  paths: pathList,
+  memoryCgroup: v.exactOptional(path),
+}, body);
+
+const gcAddRequest = strict({
+  id,
+  runtime,
+  pid: rule<number>(pidProblem),
+  ppid: rule<number>(ppidProblem),
+  startTime,
+  pStartTime: startTime,
+  stateDir: v.exactOptional(path),
+  mounts: pathList,
+  paths: pathList,
+}, body);
+
+// The schemas' types are the API's request types: a field added to one and not the other does
+// not compile.
+type Same<A, B> = [A] extends [B] ? [B] extends [A] ? true : false : false;
+const sameTypes: [
+  Same<v.InferOutput<typeof createFifoRequest>, CreateFifoRequest>,
+  Same<v.InferOutput<typeof monitorRequest>, MonitorRequest>,
+  Same<v.InferOutput<typeof gcAddRequest>, GcAddRequest>,
+] = [true, true, true];
+void sameTypes;
+
+function parseBody<S extends v.GenericSchema>(schema: S, input: unknown): v.InferOutput<S> {
+  const result = parseShape(schema, input, "request body");
+  if (!result.ok) throw badRequest(result.problem);
+  return result.value;
 }
 
 /**
@@ -135,78 +140,19 @@ export function parseJson(text: string): unknown {
   }
 }
 
-const CREATE_FIFO_FIELDS = ["stateDir"] as const;
-
 /** Validates the body of `POST /v1/fifos`. */
-export function parseCreateFifoRequest(body: unknown): CreateFifoRequest {
-  const obj = asObject(body, "request body");
-  noUnknownFields(obj, CREATE_FIFO_FIELDS);
-  return { stateDir: path(obj.stateDir, "stateDir") };
+export function parseCreateFifoRequest(input: unknown): CreateFifoRequest {
+  return parseBody(createFifoRequest, input);
 }
-
-const MONITOR_FIELDS = [
-  "id",
-  "runtime",
-  "stateDir",
-  "pid",
-  "ppid",
-  "name",
-  "startTime",
-  "pStartTime",
-  "mounts",
-  "paths",
-  "memoryCgroup",
-] as const;
 
 /** Validates the body of `POST /v1/containers`. */
-export function parseMonitorRequest(body: unknown): MonitorRequest {
-  const obj = asObject(body, "request body");
-  noUnknownFields(obj, MONITOR_FIELDS);
-  const req: MonitorRequest = {
-    id: id(obj.id),
-    runtime: runtime(obj.runtime),
-    stateDir: path(obj.stateDir, "stateDir"),
-    pid: pid(obj.pid, "pid"),
-    ppid: ppid(obj.ppid),
-  };
-  if (obj.name !== undefined) req.name = name(obj.name);
-  if (obj.memoryCgroup !== undefined) req.memoryCgroup = path(obj.memoryCgroup, "memoryCgroup");
-  return withOptionalFields(obj, req);
+export function parseMonitorRequest(input: unknown): MonitorRequest {
+  return parseBody(monitorRequest, input);
 }
-
-const GC_ADD_FIELDS = [
-  "id",
-  "runtime",
-  "pid",
-  "ppid",
-  "startTime",
-  "pStartTime",
-  "stateDir",
-  "mounts",
-  "paths",
-] as const;
 
 /** Validates the body of `POST /v1/gc`. */
-export function parseGcAddRequest(body: unknown): GcAddRequest {
-  const obj = asObject(body, "request body");
-  noUnknownFields(obj, GC_ADD_FIELDS);
-  const req: GcAddRequest = {
-    id: id(obj.id),
-    runtime: runtime(obj.runtime),
-    pid: pid(obj.pid, "pid"),
-    ppid: ppid(obj.ppid),
-  };
-  if (obj.stateDir !== undefined) req.stateDir = path(obj.stateDir, "stateDir");
-  return withOptionalFields(obj, req);
-}
-
-/** The optional fields monitor and gc add share: start times, mounts and paths. */
-function withOptionalFields<R extends MonitorRequest | GcAddRequest>(obj: Obj, req: R): R {
-  if (obj.startTime !== undefined) req.startTime = startTime(obj.startTime, "startTime");
-  if (obj.pStartTime !== undefined) req.pStartTime = startTime(obj.pStartTime, "pStartTime");
-  if (obj.mounts !== undefined) req.mounts = pathList(obj.mounts, "mounts");
-  if (obj.paths !== undefined) req.paths = pathList(obj.paths, "paths");
-  return req;
+export function parseGcAddRequest(input: unknown): GcAddRequest {
+  return parseBody(gcAddRequest, input);
 }
 
 /**
@@ -220,7 +166,9 @@ export function parseIdSegment(raw: string): string {
   } catch {
     throw badRequest(`container id in the path is not valid percent-encoding: ${showValue(raw)}`);
   }
-  return id(decoded, "container id");
+  const problem = idProblem(decoded);
+  if (problem !== null) throw badRequest(`container id ${problem}`);
+  return decoded;
 }
 
 /** Refuses query parameters a route does not know, and repeated ones. */
