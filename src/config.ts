@@ -130,11 +130,11 @@ export const RUNTIME_SEARCH_DIRS: readonly string[] = [
   "/bin",
 ];
 
-/** Runtimes configured by default (name → binary name), kept only when the binary is found. */
-export const DEFAULT_RUNTIME_BINARIES: Readonly<Record<string, string>> = {
-  runc: "runc",
-  crun: "crun",
-  kata: "kata-runtime",
+/** Runtimes configured by default (name → binary and kind), kept only when the binary is found. */
+export const DEFAULT_RUNTIMES: Readonly<Record<string, { binary: string; kind: string }>> = {
+  runc: { binary: "runc", kind: "oci" },
+  crun: { binary: "crun", kind: "oci" },
+  kata: { binary: "kata-runtime", kind: "kata" },
 };
 
 /** The GC defaults (docs/architecture.md §6). */
@@ -248,9 +248,9 @@ export function defaultConfigFile(env: ConfigEnvironment = processEnvironment())
 export function defaultConfig(env: ConfigEnvironment = processEnvironment()): Config {
   const root = env.uid === 0;
   const runtimes: Record<string, RuntimeConfig> = {};
-  for (const [name, binary] of Object.entries(DEFAULT_RUNTIME_BINARIES)) {
+  for (const [name, { binary, kind }] of Object.entries(DEFAULT_RUNTIMES)) {
     const path = env.lookPath(binary);
-    if (path !== null) runtimes[name] = { path, args: [], kind: name === "kata" ? "kata" : "oci" };
+    if (path !== null) runtimes[name] = { path, args: [], kind };
   }
   return {
     socket: root ? "/run/reaperd/reaperd.sock" : `${runtimeDir(env)}/reaperd/reaperd.sock`,

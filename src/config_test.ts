@@ -57,6 +57,7 @@ Deno.test("defaultConfig() keeps only the runtimes whose binary is found", () =>
   );
   assert.deepEqual(Object.keys(all.runtimes).sort(), ["crun", "kata", "runc"]);
   assert.equal(all.runtimes.kata?.path, "/c/kata-runtime");
+  assert.equal(all.runtimes.kata?.kind, "kata");
 });
 
 Deno.test("defaultConfig() as a user puts everything under XDG dirs", () => {
