@@ -10,6 +10,7 @@
  */
 
 import type { Config } from "../config.ts";
+import { errorMessage } from "../error_message.ts";
 import type { Collector } from "../gc/collector.ts";
 import { idProblem, StateLayout } from "../identity.ts";
 import { type ProcStat, readProcStat } from "../sys/proc.ts";
@@ -159,7 +160,10 @@ export class Admission {
         info = Deno.lstatSync(path);
       } catch (e) {
         if (e instanceof Deno.errors.NotFound) return;
-        throw new ApiError(400, `state dir ${stateDir}: cannot inspect ${path}: ${e}`);
+        throw new ApiError(
+          400,
+          `state dir ${stateDir}: cannot inspect ${path}: ${errorMessage(e)}`,
+        );
       }
       if (info.isSymlink) {
         throw new ApiError(400, `state dir ${stateDir}: ${path} is a symlink; refusing`);
