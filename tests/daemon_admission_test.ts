@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { encodeExitStatus } from "../src/supervisor/exit_status.ts";
 import { readProcStat } from "../src/sys/proc.ts";
 import type { ContainerRecord } from "../src/types.ts";
+import { fakeRuntime } from "./fixtures/shim.ts";
 import { TestDaemon } from "./support/daemon.ts";
 import { sleep, waitFor } from "./support/fault_util.ts";
 
@@ -118,11 +119,16 @@ Deno.test("admission: gc add of a live pid without a start time is refused and t
 });
 
 Deno.test("admission: monitor of an init that already exited, FIFO read end held, records the exit in the FIFO", async () => {
-  const d = await TestDaemon.start();
+  const fakeDir = await Deno.makeTempDir({ prefix: "reaperd-fake-" });
+  const d = await TestDaemon.start({
+    runtimes: { fake: { path: await fakeRuntime(), args: ["--fake-dir", fakeDir] } },
+  });
   try {
     const stateDir = `${d.stateRoot}/fake/quick-1`;
     const created = await d.api("POST", "/v1/fifos", { stateDir });
     assert.equal(created.status, 200, created.text);
+    // The runtime's own root, as runc makes it: cleanup calls the runtime only when it exists.
+    await Deno.mkdir(`${stateDir}/fake`);
     // The shim wrote the status and exited before the engine got to call monitor.
     const writer = await Deno.open(`${stateDir}/exit_fifo`, { write: true });
     await writer.write(encodeExitStatus(7));
@@ -146,6 +152,11 @@ Deno.test("admission: monitor of an init that already exited, FIFO read end held
     });
     assert.equal(stopped.exit?.code, 7);
     assert.equal(stopped.exit?.known, true);
+    // Its identity unknown, whatever holds its pid now is not signalled; the runtime is asked
+    // by container id to kill what may be left, then to delete it.
+    const argv = (await Deno.readTextFile(`${fakeDir}/argv.log`)).trim().split("\n");
+    const root = `--root ${stateDir}/fake`;
+    assert.deepEqual(argv, [`${root} kill quick-1 9`, `${root} delete --force quick-1`]);
 
     // Without a held read end there is no exit to wait for: still refused.
     const other = `${d.stateRoot}/fake/quick-2`;
@@ -161,6 +172,7 @@ Deno.test("admission: monitor of an init that already exited, FIFO read end held
     assert.match(refused.text, /--start-time/);
   } finally {
     await d.dispose();
+    await Deno.remove(fakeDir, { recursive: true });
   }
 });
 
