@@ -271,8 +271,18 @@ Deno.test("security: exit_fifo swapped for a symlink while the daemon opens it i
     let accepted = 0;
     let refused = 0;
     const reasons = new Set<string>();
+    // The swapper is a process of its own: the race starts once it has been round every dir.
+    await waitFor("the swapper to start", () => {
+      try {
+        return Deno.lstatSync(`${dirs[RACERS - 1]}/exit_fifo`) !== null;
+      } catch {
+        return false;
+      }
+    });
     const deadline = Date.now() + 3_000;
     for (let i = 0; Date.now() < deadline && i < RACERS; i++) {
+      // Spread over the swapper's run, so that opens meet every phase of its swaps.
+      if (i > 0) await sleep(20);
       const res = await daemon.api("POST", "/v1/containers", {
         id: `race${i}`,
         runtime: RT,
