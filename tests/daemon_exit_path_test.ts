@@ -106,7 +106,9 @@ Deno.test("an engine restarting a container in its state dir is held off until t
       pid: Deno.pid,
       ppid: 0,
     });
-    assert.equal(otherId.status, 409, otherId.text);
+    // Another id's run in this dir is never let in: a state dir is its own container's only.
+    assert.equal(otherId.status, 400, otherId.text);
+    assert.match(otherId.text, /stateDir must be .*\/web-2/);
     assert.equal((await d.cli("gc", "status", "web")).code, 0);
 
     // The engine waits for `gc status` to say it is over, then starts the new run.
