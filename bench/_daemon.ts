@@ -21,6 +21,8 @@ export interface BenchDaemonOptions {
   dir: string;
   /** Runtime name → binary. */
   runtimes: Record<string, { path: string; args?: string[] }>;
+  /** The state root (`<dir>/state` by default). */
+  stateRoot?: string;
   /** GC knobs. */
   gc?: Record<string, number>;
   /** Other config keys. */
@@ -74,17 +76,17 @@ export class BenchDaemon {
   /** When /v1/health first answered 200. */
   healthyAt = NaN;
 
-  private constructor(dir: string) {
+  private constructor(dir: string, stateRoot = `${dir}/state`) {
     this.dir = dir;
     this.socket = `${dir}/reaperd.sock`;
-    this.stateRoot = `${dir}/state`;
+    this.stateRoot = stateRoot;
     this.configPath = `${dir}/config.json`;
     this.logPath = `${dir}/daemon.log`;
   }
 
   /** Writes the config (unless it exists and `reuse`), starts the daemon, waits for READY=1. */
   static async start(options: BenchDaemonOptions): Promise<BenchDaemon> {
-    const d = new BenchDaemon(options.dir);
+    const d = new BenchDaemon(options.dir, options.stateRoot);
     await Deno.mkdir(d.stateRoot, { recursive: true });
     await Deno.writeTextFile(
       d.configPath,
@@ -107,7 +109,8 @@ export class BenchDaemon {
 
   /** Starts the daemon again on the same dir (store, socket, state root). */
   static async restart(dir: string): Promise<BenchDaemon> {
-    const d = new BenchDaemon(dir);
+    const config = JSON.parse(await Deno.readTextFile(`${dir}/config.json`));
+    const d = new BenchDaemon(dir, config.stateRoot);
     await d.#spawn();
     return d;
   }
@@ -294,6 +297,12 @@ export class BenchDaemon {
     const status = await p.status;
     clearTimeout(timer);
     this.#process = null;
+    // REAPERD_BENCH_KEEP_LOGS=<dir> keeps each daemon's log (with what the flags above traced).
+    const keep = Deno.env.get("REAPERD_BENCH_KEEP_LOGS");
+    if (keep !== undefined && keep !== "") {
+      await Deno.mkdir(keep, { recursive: true });
+      await Deno.copyFile(this.logPath, `${keep}/daemon-${p.pid}.log`).catch(() => {});
+    }
     try {
       this.#notify?.close();
     } catch {

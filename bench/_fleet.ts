@@ -13,12 +13,14 @@
  */
 
 import type { BenchDaemon } from "./_daemon.ts";
+import { nowMs } from "./_clock.ts";
 import { mapLimit } from "./_stats.ts";
 import type { WriterProcess } from "./_writer.ts";
 
 /** Requests in flight while registering. */
 export const IN_FLIGHT = 8;
-const BATCH = 500;
+/** Containers whose FIFOs the writer opens with one command. */
+const BATCH = 100;
 
 /** The runtime every benchmark container uses (an instant one: /bin/true). */
 export const RUNTIME = "fake";
@@ -65,6 +67,33 @@ export function stateDirOf(daemon: BenchDaemon, id: string, runtime = RUNTIME): 
   return `${daemon.stateRoot}/${runtime}/${id}`;
 }
 
+/** Per-request times of a registration (ms), filled in when asked for. */
+export interface RegisterTimings {
+  createFifoMs: number[];
+  monitorMs: number[];
+}
+
+/** How {@linkcode registerContainers} goes about it. */
+export interface RegisterOptions {
+  /** Requests in flight ({@linkcode IN_FLIGHT} by default; 1 is one keep-alive client). */
+  inFlight?: number;
+  /** Where to note each request's time. */
+  timings?: RegisterTimings;
+  /**
+   * Whether to make each runtime root during the registration (true by default); false when
+   * {@linkcode makeRuntimeRoots} made them before, so that only the daemon's work is timed.
+   */
+  makeRoots?: boolean;
+}
+
+/**
+ * Makes `<stateDir>/<runtime>` of each container ahead of its registration, as an engine has
+ * the state dir before it asks for the FIFO.
+ */
+export function makeRuntimeRoots(daemon: BenchDaemon, ids: readonly string[]): void {
+  for (const id of ids) Deno.mkdirSync(`${stateDirOf(daemon, id)}/${RUNTIME}`, { recursive: true });
+}
+
 /**
  * Registers `ids` as running containers whose exit FIFO's write end `writer` holds. Also makes
  * `<stateDir>/<runtime>`, the runtime's `--root`, as runc would, so that cleanup really calls
@@ -75,23 +104,29 @@ export async function registerContainers(
   writer: WriterProcess,
   ids: readonly string[],
   ghost: GhostIdentity,
+  options: RegisterOptions = {},
 ): Promise<Map<string, number>> {
+  const inFlight = options.inFlight ?? IN_FLIGHT;
+  const timings = options.timings;
+  const makeRoots = options.makeRoots ?? true;
   const index = new Map<string, number>();
   for (let i = 0; i < ids.length; i += BATCH) {
     const batch = ids.slice(i, i + BATCH);
-    const fifos = await mapLimit(batch, IN_FLIGHT, async (id) => {
+    const fifos = await mapLimit(batch, inFlight, async (id) => {
       const stateDir = stateDirOf(daemon, id);
+      const t = nowMs();
       const { fifo } = await daemon.call("POST", "/v1/fifos", { stateDir }) as { fifo: string };
-      await Deno.mkdir(`${stateDir}/${RUNTIME}`);
+      timings?.createFifoMs.push(nowMs() - t);
+      if (makeRoots) await Deno.mkdir(`${stateDir}/${RUNTIME}`);
       return fifo;
     });
     const indexes = await writer.open(fifos);
     batch.forEach((id, j) => index.set(id, indexes[j]!));
-    await mapLimit(
-      batch,
-      IN_FLIGHT,
-      (id) => daemon.call("POST", "/v1/containers", ghostBody(daemon, id, ghost), 201),
-    );
+    await mapLimit(batch, inFlight, async (id) => {
+      const t = nowMs();
+      await daemon.call("POST", "/v1/containers", ghostBody(daemon, id, ghost), 201);
+      timings?.monitorMs.push(nowMs() - t);
+    });
   }
   return index;
 }

@@ -11,6 +11,8 @@
  *   daemon must already hold the read end, as after `create-fifo`)
  * - `exit <index> <code>` → `wrote <index> <ms>`
  * - `burst <code> <index> <index>…` → `burst <ms> <ms>…`, one time per index, written back to back
+ * - `paced <gap ms> <code> <index> <index>…` → `paced <ms> <ms>…`, one write every `gap` ms (each
+ *   on its own slot of a fixed schedule, so that a late write does not delay the next ones)
  * - any failure → `error <message>`
  *
  * @module
@@ -65,6 +67,17 @@ async function serveCommands(): Promise<void> {
       } else if (verb === "exit") {
         const at = writeExit(Number(args[0]), encodeExitStatus(Number(args[1])));
         reply(`wrote ${args[0]} ${at}`);
+      } else if (verb === "paced") {
+        const gap = Number(args[0]);
+        const status = encodeExitStatus(Number(args[1]));
+        const times: number[] = [];
+        const start = nowMs();
+        for (const [k, i] of args.slice(2).entries()) {
+          const wait = start + k * gap - nowMs();
+          if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+          times.push(writeExit(Number(i), status));
+        }
+        reply(`paced ${times.join(" ")}`);
       } else if (verb === "burst") {
         const status = encodeExitStatus(Number(args[0]));
         const times = args.slice(1).map((i) => writeExit(Number(i), status));
@@ -139,6 +152,15 @@ export class WriterProcess {
   /** Writes `code` into every FIFO of `indexes` back to back; resolves to each write's instant. */
   async burst(indexes: readonly number[], code: number): Promise<number[]> {
     const reply = await this.#ask(`burst ${code} ${indexes.join(" ")}`);
+    return reply.split(" ").slice(1).map(Number);
+  }
+
+  /**
+   * Writes `code` into the FIFOs of `indexes`, one every `gapMs`; resolves to each write's
+   * instant.
+   */
+  async paced(indexes: readonly number[], gapMs: number, code: number): Promise<number[]> {
+    const reply = await this.#ask(`paced ${gapMs} ${code} ${indexes.join(" ")}`);
     return reply.split(" ").slice(1).map(Number);
   }
 

@@ -1,6 +1,7 @@
 /**
- * Exit latency: one container exits at a time, with N others monitored, and each exit is timed
- * from the instant the writer (the shim) wrote its status into the FIFO to
+ * Exit latency: monitored containers exit one every few milliseconds (the writer, standing in
+ * for their shims, writes their statuses on a fixed schedule), and each exit is timed from the
+ * instant its status was written into the FIFO to
  *
  * - **decoded**: the daemon's `exit.at`, stamped when the epoll loop decoded the 4 bytes
  *   (its `Date.now()`, so ±1 ms);
@@ -18,9 +19,8 @@
 
 import type { BenchDaemon } from "./_daemon.ts";
 import type { EventFeed } from "./_events.ts";
-import { type GhostIdentity, registerContainers } from "./_fleet.ts";
 import { bucketPercentileMs, histogramDelta, meanMs, parseHistogram } from "./_histogram.ts";
-import { sleep, summarize, type Summary } from "./_stats.ts";
+import { summarize, type Summary } from "./_stats.ts";
 import type { WriterProcess } from "./_writer.ts";
 
 const HISTOGRAM = "reaperd_exit_record_latency_seconds";
@@ -38,36 +38,35 @@ export interface LatencyResult {
 }
 
 /**
- * Registers `rounds` containers one at a time on top of those already monitored, lets each
- * exit right after its registration and waits until it is cleaned before the next.
+ * `indexes` (containers already monitored, by id) exit one every `gapMs` — the writer keeps
+ * the pace on its own clock, so a slow daemon does not slow the writes down — and the result
+ * says how long each took to be decoded, to be on the stream, and to be cleaned up.
  */
 export async function measureExitLatency(
   daemon: BenchDaemon,
   feed: EventFeed,
   writer: WriterProcess,
-  ghost: GhostIdentity,
-  label: string,
-  rounds: number,
+  indexes: ReadonlyMap<string, number>,
+  gapMs: number,
 ): Promise<LatencyResult> {
   const before = parseHistogram(await daemon.metrics(), HISTOGRAM);
+  const ids = [...indexes.keys()];
+  const code = 3;
+  const written = await writer.paced(ids.map((id) => indexes.get(id)!), gapMs, code);
+  const recorded = await Promise.all(ids.map((id) => feed.waitFor("exit", id)));
+  const cleaned = await Promise.all(ids.map((id) => feed.waitFor("stopped", id, 300_000)));
   const toDecoded: number[] = [];
   const toRecorded: number[] = [];
   const toCleaned: number[] = [];
-  for (let i = 0; i < rounds; i++) {
-    const id = `lat-${label}-${i}`;
-    const index = (await registerContainers(daemon, writer, [id], ghost)).get(id)!;
-    // Let the registration's own work (its commit, its log line) finish first.
-    await sleep(3 + (i % 5));
-    const writtenAt = await writer.exit(index, i % 256);
-    const recorded = await feed.waitFor("exit", id);
-    const cleaned = await feed.waitFor("stopped", id);
-    if (recorded.event.kind !== "exit") throw new Error(`${id}: not an exit event`);
-    const exit = recorded.event.detail.exit;
-    if (exit.code !== i % 256) throw new Error(`${id}: exit code ${exit.code}, wrote ${i % 256}`);
-    toDecoded.push(exit.at - writtenAt);
-    toRecorded.push(recorded.arrivedAt - writtenAt);
-    toCleaned.push(cleaned.arrivedAt - writtenAt);
-  }
+  ids.forEach((id, i) => {
+    const event = recorded[i]!.event;
+    if (event.kind !== "exit") throw new Error(`${id}: not an exit event`);
+    const exit = event.detail.exit;
+    if (exit.code !== code) throw new Error(`${id}: exit code ${exit.code}, wrote ${code}`);
+    toDecoded.push(exit.at - written[i]!);
+    toRecorded.push(recorded[i]!.arrivedAt - written[i]!);
+    toCleaned.push(cleaned[i]!.arrivedAt - written[i]!);
+  });
   const delta = histogramDelta(before, parseHistogram(await daemon.metrics(), HISTOGRAM));
   return {
     toDecoded: summarize(toDecoded),

@@ -1,15 +1,24 @@
 /**
- * `deno task bench`: reaperd's benchmarks against the real daemon process. For each level N
- * (100, 1,000 and 10,000 monitored containers) a fresh daemon is started on temp paths and
- * measured for memory, descriptors, exit latency, a burst of exits and GC throughput; the
- * largest level's daemon is then restarted on its store to time the restore; then exit
- * recording under read load (read_load.ts: 500 keep-alive `ps`/`inspect` clients in a process
- * of their own, 200 containers); last, conmon is measured supervising real runc containers. Prints a table and writes it, with the machine,
- * to `bench/RESULTS.md` (with `bench/NOTES.md`, the hand-written analysis, appended).
+ * `deno task bench`: reaperd's benchmarks against the real daemon process, driven from this
+ * separate process through the socket API, with the floors of the machine measured in the same
+ * run. Prints the report and writes it, with the machine, to `bench/RESULTS.md` (with
+ * `bench/NOTES.md`, the hand-written analysis, appended).
  *
- * Flags: `--levels=100,1000,10000` `--rounds=200` (exit latency samples per level)
- * `--burst=1000` `--gc=1000` `--restore-gc=10000` `--readers=500` `--conmon=20` (0 skips it)
- * `--out=bench/RESULTS.md` (`--out=` writes nothing).
+ * 1. Floors: a C program (built with gcc now) doing an exit's bare work (epoll, read, an
+ *    fsync'd record, a line to a reader) at the same pace as the daemon's exits; the process
+ *    spawn ceiling in C and through reaperd's runner; one Deno KV transition.
+ * 2. At N = `--containers` (5,000): a fresh daemon; containers registered by one keep-alive
+ *    client (create-fifo → the writer opens the write end → monitor); RSS settled at
+ *    `--step` (500) and at N, for the slope; `--exits` exits one every `--gap` ms; all N
+ *    exiting at once and their cleanups; `--gc` entries through GC.
+ * 3. At N = `--top` (10,000): a fresh daemon; the same paced exits; the restore with
+ *    `--restore-gc` stuck GC entries.
+ * 4. Exit recording while `--readers` (500) keep-alive clients call `ps` and `inspect`
+ *    (read_load.ts).
+ * 5. conmon supervising `--conmon` runc containers, the peer baseline.
+ *
+ * `--quick` runs a small version of all this in about two minutes and writes nothing; flags
+ * after it override it. `--out=` writes nothing.
  *
  * @module
  */
@@ -17,55 +26,114 @@
 import { nowMs } from "./_clock.ts";
 import { BenchDaemon, cpuMs, type Memory } from "./_daemon.ts";
 import { EventFeed } from "./_events.ts";
-import { ghostIdentity, registerContainers } from "./_fleet.ts";
+import {
+  type GhostIdentity,
+  ghostIdentity,
+  IN_FLIGHT,
+  makeRuntimeRoots,
+  registerContainers,
+  type RegisterTimings,
+} from "./_fleet.ts";
 import { describeMachine, loadAverage, type Machine } from "./_machine.ts";
-import { fmt, fmtSummary, markdownTable, sleep } from "./_stats.ts";
+import { fmt, fmtSummary, markdownTable, sleep, summarize, type Summary } from "./_stats.ts";
 import { WriterProcess } from "./_writer.ts";
 import { type BurstResult, measureBurst } from "./burst.ts";
 import { type Ceilings, measureCeilings } from "./ceilings.ts";
 import { type ConmonResult, measureConmon } from "./conmon.ts";
+import { buildFloor, type CFloors, measureExitFloor, measureSpawnFloor } from "./floor.ts";
 import { type GcResult, measureGc } from "./gc.ts";
 import { type LatencyResult, measureExitLatency } from "./latency.ts";
 import { measureReadLoad, type ReadLoadResult } from "./read_load.ts";
 import { measureRestore, type RestoreResult } from "./restore.ts";
 
-/** What one level measured. */
-interface LevelResult {
-  n: number;
-  /** Fresh daemon, empty store: spawn → READY=1 (ms). */
-  readyEmptyMs: number;
-  /** 2 s after start, nothing done yet. */
-  cold: Memory;
-  /** After the warm-up, settled, 0 monitored. */
-  idle: Memory;
-  idleFds: number;
-  atN: Memory;
-  fdsAtN: number;
-  /** Containers registered per second (create-fifo + open + monitor). */
-  registerPerSecond: number;
-  latency: LatencyResult;
-  burst: BurstResult;
-  /** Daemon CPU per exit during the burst, cleanup included (ms). */
-  burstCpuPerExitMs: number;
-  gc: GcResult;
-  /** Daemon CPU per GC entry (ms). */
-  gcCpuPerEntryMs: number;
-}
-
 interface Options {
-  levels: number[];
-  rounds: number;
-  burst: number;
+  containers: number;
+  step: number;
+  top: number;
+  exits: number;
+  gap: number;
   gc: number;
   restoreGc: number;
   readers: number;
   conmon: number;
+  settleMs: number;
   out: string;
 }
 
+/** Registration by one keep-alive client, one request at a time. */
+interface Registration {
+  perSecond: number;
+  createFifo: Summary;
+  monitor: Summary;
+}
+
+/** What the main level (N = `--containers`) measured. */
+interface MainResult {
+  n: number;
+  step: number;
+  readyEmptyMs: number;
+  cold: Memory;
+  idle: Memory;
+  atStep: Memory;
+  atN: Memory;
+  idleFds: number;
+  fdsAtN: number;
+  registration: Registration;
+  /** GET /v1/health by one keep-alive client, one at a time, per second. */
+  healthPerSecond: number;
+  latency: LatencyResult;
+  burst: BurstResult;
+  burstCpuPerExitMs: number;
+  gc: GcResult;
+  gcCpuPerEntryMs: number;
+}
+
+/** What the top level (N = `--top`) measured. */
+interface TopResult {
+  n: number;
+  idle: Memory;
+  atN: Memory;
+  /** Registrations per second with IN_FLIGHT requests in flight. */
+  registerPerSecond: number;
+  latency: LatencyResult;
+  restore: RestoreResult | null;
+}
+
+/**
+ * A row measured by a benchmark of its own (read load: exits recorded while hundreds of
+ * keep-alive clients read): it adds its result here.
+ */
+interface ExtraRow {
+  measure: string;
+  measured: string;
+  goal: string;
+  met: boolean | null;
+}
+
 const encoder = new TextEncoder();
-/** Containers run one by one through the whole exit path before the idle RSS is read. */
+/** Containers run through the whole exit path before the idle RSS is read. */
 const WARM_UP = 20;
+/**
+ * Where state roots go: a tmpfs, as `/var/run/isulad` is on a host (under `/run`); the store
+ * stays in the temp dir, on disk, as `/var/lib/reaperd` does.
+ */
+const STATE_FS = tmpfsDir();
+
+function tmpfsDir(): string | undefined {
+  for (const dir of ["/run", "/dev/shm"]) {
+    try {
+      const mounts = Deno.readTextFileSync("/proc/self/mounts").split("\n");
+      if (mounts.some((l) => l.split(" ")[1] === dir && l.split(" ")[2] === "tmpfs")) return dir;
+    } catch {
+      // No /proc: the temp dir then.
+    }
+  }
+  return undefined;
+}
+
+/** Requests of the socket API's round trip floor. */
+const HEALTH_ROUNDS = 500;
+const MiB = 1024;
 
 function print(text = ""): void {
   Deno.stdout.writeSync(encoder.encode(text + "\n"));
@@ -77,40 +145,67 @@ function progress(text: string): void {
   );
 }
 
+const FULL: Options = {
+  containers: 5_000,
+  step: 500,
+  top: 10_000,
+  exits: 200,
+  gap: 20,
+  gc: 1_000,
+  restoreGc: 10_000,
+  readers: 500,
+  conmon: 20,
+  settleMs: 12_000,
+  out: new URL("./RESULTS.md", import.meta.url).pathname,
+};
+
+const QUICK: Partial<Options> = {
+  containers: 1_000,
+  step: 100,
+  top: 0,
+  exits: 50,
+  gc: 200,
+  restoreGc: 0,
+  readers: 100,
+  conmon: 0,
+  settleMs: 12_000,
+  out: "",
+};
+
 function parseOptions(args: string[]): Options {
-  const options: Options = {
-    levels: [100, 1_000, 10_000],
-    rounds: 200,
-    burst: 1_000,
-    gc: 1_000,
-    restoreGc: 10_000,
-    readers: 500,
-    conmon: 20,
-    out: new URL("./RESULTS.md", import.meta.url).pathname,
+  const options: Options = { ...FULL, ...(args.includes("--quick") ? QUICK : {}) };
+  const keys: Record<string, keyof Options> = {
+    containers: "containers",
+    step: "step",
+    top: "top",
+    exits: "exits",
+    gap: "gap",
+    gc: "gc",
+    "restore-gc": "restoreGc",
+    readers: "readers",
+    conmon: "conmon",
+    "settle-ms": "settleMs",
   };
   for (const arg of args) {
+    if (arg === "--quick") continue;
     const m = arg.match(/^--([a-z-]+)=(.*)$/);
-    if (m === null) throw new Error(`unknown argument ${arg} (flags look like --rounds=200)`);
+    if (m === null) throw new Error(`unknown argument ${arg} (flags look like --exits=200)`);
     const [, key, value] = m;
-    const int = () => {
-      const n = Number(value);
-      if (!Number.isSafeInteger(n) || n < 0) {
-        throw new Error(`--${key} wants an integer, got ${value}`);
-      }
-      return n;
-    };
-    if (key === "levels") options.levels = value!.split(",").map((v) => Number(v));
-    else if (key === "rounds") options.rounds = int();
-    else if (key === "burst") options.burst = int();
-    else if (key === "gc") options.gc = int();
-    else if (key === "restore-gc") options.restoreGc = int();
-    else if (key === "readers") options.readers = int();
-    else if (key === "conmon") options.conmon = int();
-    else if (key === "out") options.out = value!;
-    else throw new Error(`unknown flag --${key}`);
+    if (key === "out") {
+      options.out = value!;
+      continue;
+    }
+    const name = keys[key!];
+    if (name === undefined) throw new Error(`unknown flag --${key}`);
+    const n = Number(value);
+    if (!Number.isSafeInteger(n) || n < 0) throw new Error(`--${key} wants an integer: ${value}`);
+    (options[name] as number) = n;
   }
-  if (options.levels.some((n) => !Number.isSafeInteger(n) || n < 1)) {
-    throw new Error(`--levels wants positive integers, got ${options.levels}`);
+  if (options.containers < 1 || options.step < 1 || options.step >= options.containers) {
+    throw new Error("wants 0 < --step < --containers");
+  }
+  if (options.exits < 1 || options.exits > options.containers) {
+    throw new Error("wants 0 < --exits <= --containers");
   }
   return options;
 }
@@ -128,257 +223,369 @@ async function runUndo(): Promise<void> {
   }
 }
 
-async function runLevel(
-  n: number,
-  options: Options,
-  withRestore: boolean,
-): Promise<{ level: LevelResult; restore: RestoreResult | null }> {
-  const dir = await Deno.makeTempDir({ prefix: `reaperd-bench-${n}-` });
+/** A fresh daemon on a temp dir, its event feed and a writer, all undone by runUndo. */
+interface Rig {
+  daemon: BenchDaemon;
+  feed: EventFeed;
+  writer: WriterProcess;
+  ghost: GhostIdentity;
+  /** Replaces the daemon (after a restart) for the final stop. */
+  swap(daemon: BenchDaemon): void;
+}
+
+async function startRig(label: string): Promise<Rig> {
+  const dir = await Deno.makeTempDir({ prefix: `reaperd-bench-${label}-` });
   undo.push(() => Deno.remove(dir, { recursive: true }));
+  const stateDirs = await Deno.makeTempDir({
+    ...(STATE_FS === undefined ? {} : { dir: STATE_FS }),
+    prefix: `reaperd-bench-${label}-`,
+  });
+  undo.push(() => Deno.remove(stateDirs, { recursive: true }));
   let daemon = await BenchDaemon.start({
     dir,
+    stateRoot: `${stateDirs}/state`,
     runtimes: { fake: { path: "/bin/true" } },
     // Only the stuck entries of the restore phase ever fail: let them wait an hour.
     gc: { backoffBaseMs: 3_600_000, backoffMaxMs: 3_600_000 },
   });
-  const readyEmptyMs = daemon.startToReadyMs;
-  let stopDaemon = () => daemon.stop();
   let writer: WriterProcess | null = null;
   // The daemon goes first: closing the writer before would hang up every FIFO it watches.
   undo.push(async () => {
-    await stopDaemon();
+    await daemon.stop();
     await writer?.close();
   });
   const feed = await EventFeed.start(daemon.socket);
   undo.push(() => feed.close());
   writer = await WriterProcess.start();
-  const ghost = ghostIdentity();
+  return { daemon, feed, writer, ghost: ghostIdentity(), swap: (d) => daemon = d };
+}
 
+/** Takes WARM_UP containers through register → exit → cleanup, so their code is paged in. */
+async function warmUp(rig: Rig, label: string): Promise<void> {
+  const ids = Array.from({ length: WARM_UP }, (_, i) => `warm-${label}-${i}`);
+  const index = await registerContainers(rig.daemon, rig.writer, ids, rig.ghost);
+  await measureExitLatency(rig.daemon, rig.feed, rig.writer, index, 50);
+}
+
+async function registerOneClient(
+  rig: Rig,
+  ids: readonly string[],
+  timings: RegisterTimings,
+): Promise<{ index: Map<string, number>; ms: number }> {
+  const t = nowMs();
+  makeRuntimeRoots(rig.daemon, ids);
+  const index = await registerContainers(rig.daemon, rig.writer, ids, rig.ghost, {
+    inFlight: 1,
+    timings,
+    makeRoots: false,
+  });
+  return { index, ms: nowMs() - t };
+}
+
+async function runMain(options: Options): Promise<MainResult> {
+  const n = options.containers;
+  const rig = await startRig(String(n));
+  const { daemon, writer } = rig;
+  let feed = rig.feed;
+  const readyEmptyMs = daemon.startToReadyMs;
   await sleep(2000);
   const cold = daemon.memory();
-  // Warm up: a few containers through the whole path (register, exit, clean up), so that the
-  // code those paths run is paged in before "RSS at 0 monitored" is read.
-  progress(`N=${n}: daemon ready in ${fmt(daemon.startToReadyMs, 0)} ms; warming up`);
-  await measureExitLatency(daemon, feed, writer, ghost, `warm${n}`, WARM_UP);
-  const idle = await daemon.settledMemory();
+  progress(`N=${n}: daemon ready in ${fmt(readyEmptyMs, 0)} ms; warming up`);
+  await warmUp(rig, "main");
+  const settle = () => daemon.settledMemory(options.settleMs);
+  const idle = await settle();
   const idleFds = daemon.fds();
-  progress(`N=${n}: registering ${n} containers`);
+  const t = nowMs();
+  for (let i = 0; i < HEALTH_ROUNDS; i++) await daemon.call("GET", "/v1/health");
+  const healthPerSecond = HEALTH_ROUNDS / ((nowMs() - t) / 1000);
+
+  progress(`N=${n}: registering ${options.step}, then ${n - options.step}, one client`);
+  // Nobody follows the events meanwhile: the client registering is alone on the socket, and
+  // this process does nothing else.
+  await feed.close();
   const ids = Array.from({ length: n }, (_, i) => `c-${i}`);
-  const registering = nowMs();
-  await registerContainers(daemon, writer, ids, ghost);
-  const registerPerSecond = n / ((nowMs() - registering) / 1000);
-  const atN = await daemon.settledMemory();
+  const timings: RegisterTimings = { createFifoMs: [], monitorMs: [] };
+  const first = await registerOneClient(rig, ids.slice(0, options.step), timings);
+  const atStep = await settle();
+  const rest = await registerOneClient(rig, ids.slice(options.step), timings);
+  const registration: Registration = {
+    perSecond: n / ((first.ms + rest.ms) / 1000),
+    createFifo: summarize(timings.createFifoMs),
+    monitor: summarize(timings.monitorMs),
+  };
+  const atN = await settle();
   const fdsAtN = daemon.fds();
+  const following = await EventFeed.start(daemon.socket, feed.lastSeq);
+  undo.push(() => following.close());
+  feed = following;
+  const index = new Map([...first.index, ...rest.index]);
   const health = await daemon.call("GET", "/v1/health") as { monitored: number };
   if (health.monitored !== n) throw new Error(`daemon monitors ${health.monitored}, not ${n}`);
 
-  progress(`N=${n}: exit latency, ${options.rounds} exits one at a time`);
-  const latency = await measureExitLatency(daemon, feed, writer, ghost, String(n), options.rounds);
-  progress(`N=${n}: burst of ${options.burst} exits`);
+  progress(`N=${n}: ${options.exits} exits, one every ${options.gap} ms`);
+  const exiting = new Map(ids.slice(0, options.exits).map((id) => [id, index.get(id)!]));
+  const latency = await measureExitLatency(daemon, feed, writer, exiting, options.gap);
+  // Back to N monitored before they all exit at once.
+  const refill = Array.from({ length: options.exits }, (_, i) => `refill-${i}`);
+  const remaining = new Map(ids.slice(options.exits).map((id) => [id, index.get(id)!]));
+  for (const [id, i] of await registerContainers(daemon, writer, refill, rig.ghost)) {
+    remaining.set(id, i);
+  }
+  await sleep(1000);
+
+  progress(`N=${n}: all ${remaining.size} exit at once`);
   let cpu = cpuMs(daemon.pid);
-  const burst = await measureBurst(daemon, feed, writer, ghost, String(n), options.burst);
-  const burstCpuPerExitMs = (cpuMs(daemon.pid) - cpu) / options.burst;
+  const burst = await measureBurst(feed, writer, remaining);
+  const burstCpuPerExitMs = (cpuMs(daemon.pid) - cpu) / burst.size;
   progress(`N=${n}: GC of ${options.gc} entries`);
   cpu = cpuMs(daemon.pid);
-  const gc = await measureGc(daemon, feed, ghost, String(n), options.gc);
-  const gcCpuPerEntryMs = (cpuMs(daemon.pid) - cpu) / options.gc;
+  const gc = await measureGc(daemon, feed, rig.ghost, String(n), options.gc);
+  const gcCpuPerEntryMs = (cpuMs(daemon.pid) - cpu) / Math.max(1, options.gc);
+  return {
+    n,
+    step: options.step,
+    readyEmptyMs,
+    cold,
+    idle,
+    atStep,
+    atN,
+    idleFds,
+    fdsAtN,
+    registration,
+    healthPerSecond,
+    latency,
+    burst,
+    burstCpuPerExitMs,
+    gc,
+    gcCpuPerEntryMs,
+  };
+}
 
+async function runTop(options: Options): Promise<TopResult> {
+  const n = options.top;
+  const rig = await startRig(String(n));
+  const { daemon, feed, writer } = rig;
+  progress(`N=${n}: warming up`);
+  await warmUp(rig, "top");
+  const idle = await daemon.settledMemory(options.settleMs);
+  progress(`N=${n}: registering ${n}`);
+  const ids = Array.from({ length: n }, (_, i) => `t-${i}`);
+  makeRuntimeRoots(daemon, ids);
+  const t = nowMs();
+  await registerContainers(daemon, writer, ids, rig.ghost, { makeRoots: false });
+  const registerPerSecond = n / ((nowMs() - t) / 1000);
+  const atN = await daemon.settledMemory(options.settleMs);
+  progress(`N=${n}: ${options.exits} exits, one every ${options.gap} ms`);
+  // The exits come out of the N, so N + exits are registered to keep N monitored meanwhile.
+  const extra = Array.from({ length: options.exits }, (_, i) => `x-${i}`);
+  const exiting = await registerContainers(daemon, writer, extra, rig.ghost);
+  await sleep(1000);
+  const latency = await measureExitLatency(daemon, feed, writer, exiting, options.gap);
   let restore: RestoreResult | null = null;
-  if (withRestore) {
+  if (options.restoreGc > 0) {
     progress(`N=${n}: restore with ${n} running and ${options.restoreGc} GC entries`);
     await feed.close();
     const restoreFeed = await EventFeed.start(daemon.socket, feed.lastSeq);
     try {
-      const outcome = await measureRestore(daemon, restoreFeed, ghost, options.restoreGc);
+      const outcome = await measureRestore(daemon, restoreFeed, rig.ghost, options.restoreGc);
       restore = outcome.result;
-      daemon = outcome.daemon;
+      rig.swap(outcome.daemon);
     } finally {
       await restoreFeed.close();
     }
-    stopDaemon = () => daemon.stop();
   }
+  return { n, idle, atN, registerPerSecond, latency, restore };
+}
 
-  return {
-    level: {
-      n,
-      readyEmptyMs,
-      cold,
-      idle,
-      idleFds,
-      atN,
-      fdsAtN,
-      registerPerSecond,
-      latency,
-      burst,
-      burstCpuPerExitMs,
-      gc,
-      gcCpuPerEntryMs,
-    },
-    restore,
-  };
+/** The C floors, with a writer process of their own. */
+async function measureCFloors(options: Options): Promise<CFloors> {
+  const dir = await Deno.makeTempDir({ prefix: "reaperd-bench-cfloor-" });
+  const writer = await WriterProcess.start();
+  try {
+    const binary = await buildFloor(dir);
+    const fifos = `${dir}/exit`;
+    await Deno.mkdir(fifos);
+    return {
+      exit: await measureExitFloor(binary, fifos, writer, options.exits, options.gap),
+      spawnPerSecond: await measureSpawnFloor(binary, 300, 1),
+      spawnPerSecond8: await measureSpawnFloor(binary, 400, 8),
+    };
+  } finally {
+    await writer.close();
+    await Deno.remove(dir, { recursive: true });
+  }
 }
 
 // ------------------------------------------------------------------------------- the report
 
-const MiB = 1024;
+const count = (n: number) => n.toLocaleString("en-US");
 
-function perContainerBytes(l: LevelResult, f: (m: Memory) => number): number {
-  return ((f(l.atN) - f(l.idle)) * 1024) / l.n;
+function perContainerKiB(atN: Memory, idle: Memory, n: number): number {
+  return (atN.rssKiB - idle.rssKiB) / n;
 }
 
-interface Verdict {
-  target: string;
-  measured: string;
-  met: boolean;
+function slopeKiB(m: MainResult): number {
+  return (m.atN.rssKiB - m.atStep.rssKiB) / (m.n - m.step);
 }
 
-function verdicts(
-  levels: LevelResult[],
-  restore: RestoreResult | null,
-  ceilings: Ceilings,
-): Verdict[] {
-  const out: Verdict[] = [];
-  const top = levels.reduce((a, b) => (b.n > a.n ? b : a));
-  const low = levels.reduce((a, b) => (b.n < a.n ? b : a));
-  const nTop = top.n.toLocaleString("en-US");
-  out.push({
-    target: `exit latency p99 ≤ 20 ms at N=${nTop} (write → recorded, on the stream)`,
-    measured: `${fmt(top.latency.toRecorded.p99)} ms`,
-    met: top.latency.toRecorded.p99 <= 20,
-  });
-  const growth = top.latency.toRecorded.p50 - low.latency.toRecorded.p50;
-  out.push({
-    target: `no growth with N (p50 at N=${nTop} within 2 ms of N=${low.n})`,
-    measured: `${fmt(low.latency.toRecorded.p50)} → ${fmt(top.latency.toRecorded.p50)} ms`,
-    met: levels.length > 1 && growth <= 2,
-  });
-  for (const l of levels) {
-    out.push({
-      target: `burst of ${l.burst.size.toLocaleString("en-US")} exits all recorded ≤ 1 s (N=${
-        l.n.toLocaleString("en-US")
-      })`,
-      measured: `${fmt(l.burst.allRecordedMs, 0)} ms`,
-      met: l.burst.allRecordedMs <= 1000,
-    });
+function goalsTable(
+  m: MainResult,
+  top: TopResult | null,
+  c: CFloors,
+  k: Ceilings,
+  extra: ExtraRow[],
+): string {
+  const yes = (ok: boolean | null) => ok === null ? "–" : ok ? "yes" : "**no**";
+  const floor = c.exit.p50;
+  const rows: string[][] = [];
+  const latencyRows = (n: number, l: LatencyResult) => {
+    rows.push([
+      `exit write → exit event on \`/v1/events?follow=1\`, p50, N=${count(n)}`,
+      `${fmt(l.toRecorded.p50, 2)} ms (${fmt(l.toRecorded.p50 / floor, 1)}× the floor)`,
+      `${fmt(floor, 2)} ms (C: epoll + read + fsync'd record)`,
+      "≤ 2× the floor",
+      yes(l.toRecorded.p50 <= 2 * floor),
+    ]);
+    rows.push([
+      `same, p99, N=${count(n)}`,
+      `${fmt(l.toRecorded.p99, 1)} ms (max ${fmt(l.toRecorded.max, 1)})`,
+      `${fmt(c.exit.p99, 2)} ms`,
+      "≤ 10 ms at 10,000",
+      yes(n >= 10_000 ? l.toRecorded.p99 <= 10 : null),
+    ]);
+  };
+  latencyRows(m.n, m.latency);
+  if (top !== null) latencyRows(top.n, top.latency);
+  rows.push([
+    "registration (create-fifo + monitor), one keep-alive client",
+    `${fmt(m.registration.perSecond, 0)} /s (median create-fifo ${
+      fmt(m.registration.createFifo.p50, 2)
+    } ms, monitor ${fmt(m.registration.monitor.p50, 2)} ms)`,
+    `${fmt(k.kvTransitionsPerSecond, 0)} KV transitions/s back to back`,
+    "≥ 1,000 /s",
+    yes(m.registration.perSecond >= 1000),
+  ]);
+  if (top !== null) {
+    rows.push([
+      `registration, ${IN_FLIGHT} requests in flight (N=${count(top.n)})`,
+      `${fmt(top.registerPerSecond, 0)} /s`,
+      "",
+      "",
+      "–",
+    ]);
   }
-  const perContainer = perContainerBytes(top, (m) => m.rssKiB);
-  out.push({
-    target: `≤ 2 KiB daemon RSS per monitored container at N=${nTop}`,
-    measured: `${fmt(perContainer / 1024, 2)} KiB (${
-      fmt((top.atN.rssKiB - top.idle.rssKiB) / MiB)
-    } MiB over idle)`,
-    met: perContainer <= 2048,
-  });
-  const worstGc = Math.min(...levels.map((l) => l.gc.perSecond));
-  out.push({
-    target: "GC ≥ 200 entries/s with an instant runtime",
-    measured: `${fmt(worstGc, 0)}–${
-      fmt(Math.max(...levels.map((l) => l.gc.perSecond)), 0)
-    } /s (this machine's ceiling: ${fmt(ceilings.spawnsPerSecond8 / 2, 0)} /s)`,
-    met: worstGc >= 200,
-  });
-  if (restore !== null) {
-    out.push({
-      target: `READY ≤ 5 s with ${restore.running.toLocaleString("en-US")} running + ${
-        restore.gcEntries.toLocaleString("en-US")
-      } GC entries`,
-      measured: `${fmt(restore.readyMs / 1000, 2)} s`,
-      met: restore.readyMs <= 5000,
-    });
-  }
-  return out;
+  const slope = slopeKiB(m);
+  rows.push([
+    `daemon RSS per container, settled, slope from ${count(m.step)} to ${count(m.n)}`,
+    `${fmt(slope, 2)} KiB ((RSS at N − idle) / N: ${fmt(perContainerKiB(m.atN, m.idle, m.n), 2)})`,
+    "",
+    "≤ 2 KiB",
+    yes(slope <= 2),
+  ]);
+  rows.push([
+    `cleanup after ${count(m.burst.size)} exits at once, instant runtime`,
+    `${fmt(m.burst.cleanedPerSecond, 0)} /s`,
+    `spawn ceiling / 2: ${fmt(c.spawnPerSecond8 / 2, 0)} /s (C), ${
+      fmt(k.spawnsPerSecond8 / 2, 0)
+    } /s (runner)`,
+    "≥ 200 /s",
+    yes(m.burst.cleanedPerSecond >= 200),
+  ]);
+  rows.push([
+    `GC of ${count(m.gc.count)} entries, instant runtime`,
+    `${fmt(m.gc.perSecond, 0)} /s`,
+    "same ceiling",
+    "≥ 200 /s",
+    yes(m.gc.perSecond >= 200),
+  ]);
+  for (const e of extra) rows.push([e.measure, e.measured, "", e.goal, yes(e.met)]);
+  return markdownTable(["measure", "measured", "floor in this run", "goal", "met"], rows);
 }
 
-function levelTable(levels: LevelResult[]): string {
-  const head = ["measure", ...levels.map((l) => `N = ${l.n.toLocaleString("en-US")}`)];
-  const row = (name: string, f: (l: LevelResult) => string) => [name, ...levels.map(f)];
-  const b = levels[0]?.burst.size.toLocaleString("en-US") ?? "";
-  const g = levels[0]?.gc.count.toLocaleString("en-US") ?? "";
+function detailTable(m: MainResult, top: TopResult | null): string {
+  const head = ["measure", `N = ${count(m.n)}`, ...(top === null ? [] : [`N = ${count(top.n)}`])];
+  const row = (name: string, a: string, b = "") => top === null ? [name, a] : [name, a, b];
+  const lat = (name: string, f: (l: LatencyResult) => string) =>
+    row(name, f(m.latency), top === null ? "" : f(top.latency));
   return markdownTable(head, [
-    row(
-      "exit: write → recorded, on the stream (ms) p50 / p99 / max",
-      (l) => fmtSummary(l.latency.toRecorded),
+    lat(
+      "exit: write → exit event on the stream (ms) p50 / p99 / max",
+      (l) => fmtSummary(l.toRecorded, 2),
     ),
-    row(
+    lat(
       "exit: write → decoded by the epoll loop (ms) p50 / p99 / max",
-      (l) => fmtSummary(l.latency.toDecoded),
+      (l) => fmtSummary(l.toDecoded),
     ),
-    row(
+    lat(
       "exit: decoded → committed, daemon histogram (ms) p50 ≤ / p99 ≤ / mean",
-      (l) =>
-        `${fmt(l.latency.daemon.p50)} / ${fmt(l.latency.daemon.p99)} / ${
-          fmt(l.latency.daemon.mean)
-        }`,
+      (l) => `${fmt(l.daemon.p50)} / ${fmt(l.daemon.p99)} / ${fmt(l.daemon.mean)}`,
     ),
-    row(
+    lat(
       "exit: write → cleaned up (`stopped`) (ms) p50 / p99 / max",
-      (l) => fmtSummary(l.latency.toCleaned),
+      (l) => fmtSummary(l.toCleaned),
     ),
-    row(`burst of ${b}: first write → all recorded (ms)`, (l) => fmt(l.burst.allRecordedMs, 0)),
     row(
-      `burst of ${b}: each exit, write → recorded (ms) p50 / p99 / max`,
-      (l) => fmtSummary(l.burst.perExit, 0),
+      "registration: create-fifo (ms) p50 / p99 / max",
+      fmtSummary(m.registration.createFifo, 2),
     ),
-    row(`burst of ${b}: first write → all cleaned up (ms)`, (l) => fmt(l.burst.allCleanedMs, 0)),
-    row("burst: daemon CPU per exit, cleanup included (ms)", (l) => fmt(l.burstCpuPerExitMs, 2)),
-    row("daemon RSS just started (MiB)", (l) => fmt(l.cold.rssKiB / MiB)),
-    row("daemon RSS at 0 monitored, warmed up, settled (MiB)", (l) => fmt(l.idle.rssKiB / MiB)),
-    row("daemon RSS at N, settled (MiB)", (l) => fmt(l.atN.rssKiB / MiB)),
+    row("registration: monitor (ms) p50 / p99 / max", fmtSummary(m.registration.monitor, 2)),
+    row(
+      "socket round trip: GET /v1/health, one client, one at a time (per s)",
+      fmt(m.healthPerSecond, 0),
+    ),
+    row(`all exit at once: first write → all recorded (ms)`, fmt(m.burst.allRecordedMs, 0)),
+    row(
+      "all exit at once: each, write → exit event (ms) p50 / p99 / max",
+      fmtSummary(m.burst.perExit, 0),
+    ),
+    row("all exit at once: first write → all cleaned up (ms)", fmt(m.burst.allCleanedMs, 0)),
+    row(
+      "all exit at once: daemon CPU per exit, cleanup included (ms)",
+      fmt(m.burstCpuPerExitMs, 2),
+    ),
+    row("GC: daemon CPU per entry (ms)", fmt(m.gcCpuPerEntryMs, 2)),
+    row("daemon RSS just started (MiB)", fmt(m.cold.rssKiB / MiB)),
+    row(
+      "daemon RSS at 0 monitored, warmed up, settled (MiB)",
+      fmt(m.idle.rssKiB / MiB),
+      top === null ? "" : fmt(top.idle.rssKiB / MiB),
+    ),
+    row(`daemon RSS at ${count(m.step)} monitored, settled (MiB)`, fmt(m.atStep.rssKiB / MiB)),
+    row(
+      "daemon RSS at N, settled (MiB)",
+      fmt(m.atN.rssKiB / MiB),
+      top === null ? "" : fmt(top.atN.rssKiB / MiB),
+    ),
     row(
       "RSS per container, (RSS at N − idle) / N (KiB)",
-      (l) => fmt(perContainerBytes(l, (m) => m.rssKiB) / 1024, 2),
+      fmt(perContainerKiB(m.atN, m.idle, m.n), 2),
+      top === null ? "" : fmt(perContainerKiB(top.atN, top.idle, top.n), 2),
     ),
-    row("RSS per container added since the previous level (KiB)", (l) => {
-      const i = levels.indexOf(l);
-      if (i === 0) return "–";
-      const prev = levels[i - 1]!;
-      return fmt(((l.atN.rssKiB - prev.atN.rssKiB) * 1024) / (l.n - prev.n) / 1024, 2);
-    }),
     row(
-      "anonymous RSS per container (KiB)",
-      (l) => fmt(perContainerBytes(l, (m) => m.anonKiB) / 1024, 2),
+      "anonymous RSS per container, slope (KiB)",
+      fmt((m.atN.anonKiB - m.atStep.anonKiB) / (m.n - m.step), 2),
     ),
-    row("descriptors idle → at N", (l) => `${l.idleFds} → ${l.fdsAtN}`),
-    row("descriptors per container", (l) => fmt((l.fdsAtN - l.idleFds) / l.n, 2)),
-    row("registration (create-fifo + open + monitor) per s", (l) => fmt(l.registerPerSecond, 0)),
-    row(`GC of ${g} entries, instant runtime (entries/s)`, (l) => fmt(l.gc.perSecond, 0)),
-    row("GC: daemon CPU per entry (ms)", (l) => fmt(l.gcCpuPerEntryMs, 2)),
-    row("start → READY=1, empty store (ms)", (l) => fmt(l.readyEmptyMs, 0)),
+    row("descriptors idle → at N", `${m.idleFds} → ${m.fdsAtN}`),
+    row("start → READY=1, empty store (ms)", fmt(m.readyEmptyMs, 0)),
   ]);
 }
 
 function restoreTable(r: RestoreResult): string {
   return markdownTable(["restore", "value"], [
-    ["running records (monitored before the restart)", r.running.toLocaleString("en-US")],
-    ["GC entries", r.gcEntries.toLocaleString("en-US")],
-    ["records in the store, every state", r.records.toLocaleString("en-US")],
+    ["running records (monitored before the restart)", count(r.running)],
+    ["GC entries", count(r.gcEntries)],
+    ["records in the store, every state", count(r.records)],
     ["SIGTERM → old daemon gone (ms)", fmt(r.stopMs, 0)],
     ["spawn → READY=1 (ms)", fmt(r.readyMs, 0)],
     ["spawn → first healthy answer on the socket (ms)", fmt(r.healthyMs, 0)],
-    [
-      "monitored / in GC after the restart",
-      `${r.monitoredAfter.toLocaleString("en-US")} / ${r.gcAfter.toLocaleString("en-US")}`,
-    ],
+    ["monitored / in GC after the restart", `${count(r.monitoredAfter)} / ${count(r.gcAfter)}`],
     ["RSS right after READY (MiB)", fmt(r.rssKiB / MiB)],
   ]);
 }
 
 async function runReadLoad(readers: number): Promise<ReadLoadResult> {
-  const dir = await Deno.makeTempDir({ prefix: "reaperd-bench-reads-" });
-  undo.push(() => Deno.remove(dir, { recursive: true }));
-  const daemon = await BenchDaemon.start({
-    dir,
-    runtimes: { fake: { path: "/bin/true" } },
-    gc: { backoffBaseMs: 3_600_000, backoffMaxMs: 3_600_000 },
-  });
-  const writer = await WriterProcess.start();
-  undo.push(async () => {
-    await daemon.stop();
-    await writer.close();
-  });
-  const feed = await EventFeed.start(daemon.socket);
-  undo.push(() => feed.close());
-  return await measureReadLoad(daemon, feed, writer, ghostIdentity(), {
+  const rig = await startRig("reads");
+  return await measureReadLoad(rig.daemon, rig.feed, rig.writer, rig.ghost, {
     readers,
     containers: 200,
     exits: 200,
@@ -408,9 +615,10 @@ function readLoadTable(r: ReadLoadResult): string {
   ]);
 }
 
-function conmonTable(c: ConmonResult, top: LevelResult | undefined): string {
+function conmonTable(c: ConmonResult, m: MainResult): string {
   if (!c.ok) return `conmon baseline not measured: ${c.reason}`;
-  const rows = [
+  const rss = slopeKiB(m);
+  return markdownTable(["peer baseline", "value"], [
     [
       `conmon (${c.version}), one per container, ${c.count} containers: RSS`,
       `${fmt(c.mean.rssKiB)} KiB`,
@@ -418,41 +626,31 @@ function conmonTable(c: ConmonResult, top: LevelResult | undefined): string {
     ["conmon: PSS (shared pages split between the conmons)", `${fmt(c.mean.pssKiB)} KiB`],
     ["conmon: anonymous RSS", `${fmt(c.mean.anonKiB)} KiB`],
     ["conmon: descriptors", fmt(c.fds, 1)],
-  ];
-  if (top !== undefined) {
-    const rss = perContainerBytes(top, (m) => m.rssKiB) / 1024;
-    rows.push(
-      [`reaperd at N=${top.n.toLocaleString("en-US")}: RSS per container`, `${fmt(rss, 2)} KiB`],
-      ["conmon RSS / reaperd RSS per container", rss > 0 ? `${fmt(c.mean.rssKiB / rss, 0)}×` : "–"],
-      [
-        `reaperd whole daemon at N=${top.n.toLocaleString("en-US")} vs ${
-          top.n.toLocaleString("en-US")
-        } conmons (RSS)`,
-        `${fmt(top.atN.rssKiB / MiB)} MiB vs ${fmt((c.mean.rssKiB * top.n) / MiB)} MiB`,
-      ],
-    );
-  }
-  return markdownTable(["peer baseline", "value"], rows);
-}
-
-function ceilingTable(c: Ceilings): string {
-  return markdownTable(["floor on this machine (no daemon)", "value"], [
-    [
-      "one KV transition (getMany + atomic check/set/commit, fsync'ed), spaced (ms) p50 / p99 / max",
-      fmtSummary(c.kvTransition, 2),
-    ],
-    ["KV transitions back to back, per s", fmt(c.kvTransitionsPerSecond, 0)],
-    ["`/bin/true` run by reaperd's runner, one at a time, per s", fmt(c.spawnsPerSecond, 0)],
-    ["`/bin/true` run by reaperd's runner, 8 in flight, per s", fmt(c.spawnsPerSecond8, 0)],
-    [
-      "GC ceiling: half the runner's rate at 8 in flight (two runtime calls per entry), per s",
-      fmt(c.spawnsPerSecond8 / 2, 0),
-    ],
-    ["`/bin/true` run by Deno.Command, 8 in flight, per s", fmt(c.denoCommandPerSecond8, 0)],
+    [`reaperd: RSS per container (slope to N=${count(m.n)})`, `${fmt(rss, 2)} KiB`],
+    ["conmon RSS / reaperd RSS per container", rss > 0 ? `${fmt(c.mean.rssKiB / rss, 0)}×` : "–"],
   ]);
 }
 
-function machineTable(m: Machine, options: Options, wallS: number, load: string[]): string {
+function floorTable(c: CFloors, k: Ceilings): string {
+  return markdownTable(["floor on this machine (no daemon)", "value"], [
+    [
+      "C: exit write → line after epoll + read + fsync'd record (ms) p50 / p99 / max",
+      fmtSummary(c.exit, 2),
+    ],
+    ["C: `/bin/true` by posix_spawn + waitpid, one at a time, per s", fmt(c.spawnPerSecond, 0)],
+    ["C: `/bin/true` by posix_spawn + waitpid, 8 in flight, per s", fmt(c.spawnPerSecond8, 0)],
+    [
+      "one KV transition (getMany + atomic check/set/commit, fsync'ed), spaced (ms) p50 / p99 / max",
+      fmtSummary(k.kvTransition, 2),
+    ],
+    ["KV transitions back to back, per s", fmt(k.kvTransitionsPerSecond, 0)],
+    ["`/bin/true` run by reaperd's runner, one at a time, per s", fmt(k.spawnsPerSecond, 0)],
+    ["`/bin/true` run by reaperd's runner, 8 in flight, per s", fmt(k.spawnsPerSecond8, 0)],
+    ["`/bin/true` run by Deno.Command, 8 in flight, per s", fmt(k.denoCommandPerSecond8, 0)],
+  ]);
+}
+
+function machineTable(m: Machine, o: Options, wallS: number, load: string[]): string {
   return markdownTable(["machine", ""], [
     ["date", m.date],
     ["CPU", m.cpu],
@@ -461,13 +659,17 @@ function machineTable(m: Machine, options: Options, wallS: number, load: string[
     ["kernel", m.kernel],
     ["deno", `${m.deno} (V8 ${m.v8})`],
     ["store on", m.tmpFs],
+    [
+      "state root on",
+      STATE_FS === undefined ? "the temp dir (no tmpfs found)" : `tmpfs (${STATE_FS})`,
+    ],
     ["reaperd commit", m.commit],
     ["run", `deno task bench ${Deno.args.join(" ")}`.trim()],
     [
-      "levels, samples",
-      `N = ${
-        options.levels.join(", ")
-      }; ${options.rounds} single exits, burst ${options.burst}, GC ${options.gc}, restore GC ${options.restoreGc}, conmon ${options.conmon}`,
+      "sizes",
+      `N = ${count(o.containers)} (RSS slope from ${count(o.step)}) and ${
+        count(o.top)
+      }; ${o.exits} exits ${o.gap} ms apart; GC ${o.gc}; restore GC ${o.restoreGc}; readers ${o.readers}; conmon ${o.conmon}`,
     ],
     ["whole run", `${fmt(wallS, 0)} s`],
     ["load average (1/5/15 min) at start, end", load.join("; ")],
@@ -479,7 +681,8 @@ async function main(): Promise<number> {
   const started = nowMs();
   const load = [loadAverage()];
   const machine = await describeMachine();
-  progress("floors: KV commit and process start on this machine");
+  progress("floors: C exit path and process start, KV commit, reaperd's runner");
+  const cFloors = await measureCFloors(options);
   const scratch = await Deno.makeTempDir({ prefix: "reaperd-bench-floor-" });
   let ceilings: Ceilings;
   try {
@@ -488,7 +691,7 @@ async function main(): Promise<number> {
     await Deno.remove(scratch, { recursive: true });
   }
   // One throw-away start, so that fetching npm packages and transpiling on a fresh machine is
-  // not counted as the first level's start-up.
+  // not counted as the first start-up.
   const warmDir = await Deno.makeTempDir({ prefix: "reaperd-bench-warm-" });
   try {
     const warm = await BenchDaemon.start({
@@ -499,21 +702,28 @@ async function main(): Promise<number> {
   } finally {
     await Deno.remove(warmDir, { recursive: true });
   }
-  const levels: LevelResult[] = [];
-  let restore: RestoreResult | null = null;
-  const top = Math.max(...options.levels);
-  for (const n of options.levels) {
-    const { level, restore: r } = await runLevel(n, options, n === top && options.restoreGc > 0);
-    levels.push(level);
-    if (r !== null) restore = r;
+  const mainResult = await runMain(options);
+  await runUndo();
+  let top: TopResult | null = null;
+  if (options.top > 0) {
+    top = await runTop(options);
     await runUndo();
   }
+  // Exit recording while hundreds of keep-alive clients read (read_load.ts).
   let readLoad: ReadLoadResult | null = null;
   if (options.readers > 0) {
     progress(`read load: ${options.readers} keep-alive readers, 200 containers, 200 exits`);
     readLoad = await runReadLoad(options.readers);
     await runUndo();
   }
+  const extra: ExtraRow[] = [{
+    measure: `exit recording under ${options.readers} keep-alive readers (\`ps\`/\`inspect\`), p99`,
+    measured: readLoad === null
+      ? "not measured (--readers=0)"
+      : `${fmt(readLoad.toRecorded.p99)} ms`,
+    goal: "≤ 100 ms p99",
+    met: readLoad === null ? null : readLoad.toRecorded.p99 <= 100,
+  }];
   let conmon: ConmonResult = { ok: false, reason: "skipped (--conmon=0)" };
   if (options.conmon > 0) {
     progress(`conmon baseline: ${options.conmon} runc containers`);
@@ -521,30 +731,18 @@ async function main(): Promise<number> {
   }
   const wallS = (nowMs() - started) / 1000;
   load.push(loadAverage());
-  const topLevel = levels.find((l) => l.n === top);
-  const judged = verdicts(levels, restore, ceilings);
-  if (readLoad !== null) {
-    judged.push({
-      target: `exit recorded ≤ 100 ms p99 under ${readLoad.readers} keep-alive ps/inspect readers`,
-      measured: `${fmt(readLoad.toRecorded.p99)} ms`,
-      met: readLoad.toRecorded.p99 <= 100,
-    });
-  }
   const report = [
-    markdownTable(
-      ["target", "measured", "met"],
-      judged.map((v) => [v.target, v.measured, v.met ? "yes" : "**no**"]),
-    ),
+    goalsTable(mainResult, top, cFloors, ceilings, extra),
     "",
-    levelTable(levels),
+    detailTable(mainResult, top),
     "",
-    restore === null ? "restore not measured" : restoreTable(restore),
+    top?.restore ? restoreTable(top.restore) : "restore not measured",
     "",
     readLoad === null ? "read load not measured" : readLoadTable(readLoad),
     "",
-    conmonTable(conmon, topLevel),
+    conmonTable(conmon, mainResult),
     "",
-    ceilingTable(ceilings),
+    floorTable(cFloors, ceilings),
     "",
     machineTable(machine, options, wallS, load),
   ].join("\n");
