@@ -212,6 +212,31 @@ interface ExitWrite {
   bytes: number;
 }
 
+/** A registration's answer, to hand to its caller: its result or what it throws. */
+type Settled<T> = { ok: true; value: T } | { ok: false; error: unknown };
+
+/** A registration waiting for its batch. */
+interface QueuedRegistration {
+  input: RegisterInput;
+  resolve: (outcome: Settled<RegisterResult>) => void;
+}
+
+/** One registration of a batch, decided and ready to commit. */
+interface RegisterWrite {
+  /** Its place in the batch. */
+  index: number;
+  /** The container. */
+  id: string;
+  /** The record and GC entry as read (their versionstamps are checked). */
+  record: Deno.KvEntryMaybe<ContainerRecord>;
+  gc: Deno.KvEntryMaybe<GcEntry>;
+  write: NonNullable<Decision<RegisterResult>["write"]>;
+  event: NewEvent;
+  result: RegisterResult;
+  /** At least what its keys and values cost against the commit size. */
+  bytes: number;
+}
+
 /** Counts of records by state. */
 export type StateCounts = Record<ContainerState, number>;
 
@@ -244,6 +269,10 @@ const MAX_GET_MANY = 10;
  * checks per atomic commit.
  */
 export const EXIT_BATCH = 40;
+/** Most events kept in memory for followers of the log (see eventsSince). */
+const RECENT_EVENTS = 512;
+/** Most registrations taken from the queue at once (committed in groups within the limits). */
+const REGISTER_BATCH = 100;
 
 /**
  * The durable store. Open it with {@linkcode Store.open} on a `Deno.Kv` the caller owns (and
@@ -284,6 +313,11 @@ export class Store {
   /** Tail of the write lock: each commit waits for the one before it. */
   #writeTail: Promise<void> = Promise.resolve();
   #trimming = false;
+  /** The newest committed events, consecutive seqs, oldest first (at most RECENT_EVENTS). */
+  readonly #recent: ReaperEvent[] = [];
+  /** Registrations waiting for the one being written. */
+  readonly #registrations: QueuedRegistration[] = [];
+  #registering = false;
 
   private constructor(kv: Deno.Kv, options: StoreOptions) {
     this.#kv = kv;
@@ -354,57 +388,209 @@ export class Store {
   async register(input: RegisterInput): Promise<RegisterResult> {
     // pid 0 with start time 0: a container whose init is not known (adopted from the state root).
     checkRegistration(input, input.startTime === 0 ? 0 : 1);
-    return await this.#transition<RegisterResult>(input.id, "register", (record, gc, now) => {
-      if (record !== null && record.state === "running") {
-        if (record.pid === input.pid && record.startTime === input.startTime) {
-          return { result: { record, created: false } };
-        }
-        // Adopted with unknown identity (found under the state root), now named by its engine.
-        const identifies = record.pid === 0 && record.startTime === 0 && input.pid > 0;
-        if (!identifies) {
-          throw new ConflictError(
-            input.id,
-            record.state,
-            `container ${input.id} is running with pid ${record.pid} (start time ${record.startTime}); refusing pid ${input.pid} (start time ${input.startTime})`,
-          );
-        }
+    const outcome = await new Promise<Settled<RegisterResult>>((resolve) => {
+      this.#registrations.push({ input, resolve });
+      if (!this.#registering) void this.#drainRegistrations();
+    });
+    if (!outcome.ok) throw outcome.error;
+    return outcome.value;
+  }
+
+  /**
+   * Writes the registrations queued so far: the first one at once, and whatever arrives while
+   * it is being written together in the next commit, so that an engine starting many
+   * containers at once costs a few fsyncs, not one each.
+   */
+  async #drainRegistrations(): Promise<void> {
+    this.#registering = true;
+    try {
+      while (this.#registrations.length > 0) {
+        const batch = this.#registrations.splice(0, REGISTER_BATCH);
+        const outcomes = batch.length === 1
+          ? [await this.#registerOne(batch[0]!.input)]
+          : await this.#registerBatch(batch.map((w) => w.input));
+        batch.forEach((w, i) => w.resolve(outcomes[i]!));
       }
-      if (record !== null && record.state !== "stopped" && record.state !== "running") {
-        throw new ConflictError(
-          input.id,
-          record.state,
-          `container ${input.id} is ${record.state}; it can be registered again once stopped`,
-        );
+    } finally {
+      this.#registering = false;
+    }
+  }
+
+  /** One registration with a commit of its own. */
+  async #registerOne(input: RegisterInput): Promise<Settled<RegisterResult>> {
+    try {
+      const value = await this.#registerNew(input) ?? await this.#transition<RegisterResult>(
+        input.id,
+        "register",
+        (record, gc, now) => decideRegister(input, record, gc, now),
+      );
+      return { ok: true, value };
+    } catch (error) {
+      return { ok: false, error };
+    }
+  }
+
+  /**
+   * Registers a container the store has never seen (no record, no GC entry: the usual case)
+   * with one commit that checks both keys are absent, skipping the read. Null when either
+   * exists: the caller then reads and decides.
+   */
+  async #registerNew(input: RegisterInput): Promise<RegisterResult | null> {
+    const now = this.#clock();
+    const decision = decideRegister(input, null, null, now);
+    const write = decision.write!;
+    const id = input.id;
+    const event = await this.#commit("register", (op) => {
+      op.check(
+        { key: containerKey(id), versionstamp: null },
+        { key: gcKey(id), versionstamp: null },
+      );
+      op.set(containerKey(id), write.record!);
+    }, write.event);
+    if (event === null) return null;
+    this.#notify(event);
+    await this.#maybeTrim();
+    return decision.result;
+  }
+
+  /**
+   * Registrations of distinct containers read together and committed together (as many per
+   * commit as Deno KV's check, mutation and size limits allow), each with its event. An id that
+   * comes twice, a group whose checks fail (a record changed meanwhile) or that the store
+   * refuses as too large is written one registration at a time instead, so that each gets the
+   * answer it would get alone.
+   */
+  async #registerBatch(batch: readonly RegisterInput[]): Promise<Settled<RegisterResult>[]> {
+    const outcomes = new Array<Settled<RegisterResult>>(batch.length);
+    const alone: number[] = [];
+    const seen = new Set<string>();
+    const distinct: number[] = [];
+    batch.forEach((input, i) => {
+      if (seen.has(input.id)) alone.push(i);
+      else {
+        seen.add(input.id);
+        distinct.push(i);
       }
-      const created: ContainerRecord = {
+    });
+    let reads: [Deno.KvEntryMaybe<ContainerRecord>, Deno.KvEntryMaybe<GcEntry>][];
+    try {
+      const perRead = MAX_GET_MANY / 2;
+      const chunks: Promise<Deno.KvEntryMaybe<unknown>[]>[] = [];
+      for (let i = 0; i < distinct.length; i += perRead) {
+        const keys = distinct.slice(i, i + perRead).flatMap((j) => [
+          containerKey(batch[j]!.id),
+          gcKey(batch[j]!.id),
+        ]);
+        chunks.push(this.#read("register", () => this.#kv.getMany(keys)));
+      }
+      const flat = (await Promise.all(chunks)).flat();
+      reads = distinct.map((_, k) => [
+        flat[2 * k] as Deno.KvEntryMaybe<ContainerRecord>,
+        flat[2 * k + 1] as Deno.KvEntryMaybe<GcEntry>,
+      ]);
+    } catch (error) {
+      return batch.map(() => ({ ok: false, error }));
+    }
+    const now = this.#clock();
+    const writes: RegisterWrite[] = [];
+    distinct.forEach((i, k) => {
+      const input = batch[i]!;
+      const [record, gc] = reads[k]!;
+      let decision: Decision<RegisterResult>;
+      try {
+        decision = decideRegister(input, record.value, gc.value, now);
+      } catch (error) {
+        outcomes[i] = { ok: false, error };
+        return;
+      }
+      const write = decision.write;
+      if (write === undefined) {
+        outcomes[i] = { ok: true, value: decision.result };
+        return;
+      }
+      const event = write.event;
+      const bytes = keySize(containerKey(input.id)) * 2 + keySize(gcKey(input.id)) * 2 +
+        valueSize(write.record) + 64 + valueSize(event);
+      writes.push({
+        index: i,
         id: input.id,
-        name: input.name ?? input.id,
-        runtime: input.runtime,
-        stateDir: input.stateDir,
-        mounts: [...(input.mounts ?? [])],
-        paths: [...(input.paths ?? [])],
-        pid: input.pid,
-        startTime: input.startTime,
-        ppid: input.ppid,
-        pStartTime: input.pStartTime,
-        ...(input.memoryCgroup === undefined ? {} : {
-          memoryCgroup: { dir: input.memoryCgroup.dir, oomKills: input.memoryCgroup.oomKills },
-        }),
-        state: "running",
-        exit: null,
-        createdAt: now,
-        updatedAt: now,
-      };
-      checkRoomForExit(created);
-      return {
-        result: { record: created, created: true },
-        write: {
-          record: created,
-          // A stopped record never has a GC entry; drop a stray one rather than inherit it.
-          gc: gc === null ? undefined : null,
-          event: monitorEvent(created, record !== null),
-        },
-      };
+        record,
+        gc,
+        write,
+        event,
+        result: decision.result,
+        bytes,
+      });
+    });
+    // Three checks and at most three mutations each (record, GC entry, event).
+    const perCommit = Math.floor(Math.min(MAX_CHECKS, MAX_MUTATIONS) / 3);
+    const groups: RegisterWrite[][] = [];
+    let group: RegisterWrite[] = [];
+    let groupBytes = 0;
+    for (const w of writes) {
+      if (
+        group.length === perCommit || (group.length > 0 && groupBytes + w.bytes > COMMIT_BUDGET)
+      ) {
+        groups.push(group);
+        group = [];
+        groupBytes = 0;
+      }
+      group.push(w);
+      groupBytes += w.bytes;
+    }
+    if (group.length > 0) groups.push(group);
+    for (const together of groups) {
+      let events: ReaperEvent[] | null;
+      try {
+        events = await this.#commitRegistrations(together);
+      } catch (error) {
+        if (!(error instanceof StoreInputError)) {
+          for (const w of together) outcomes[w.index] = { ok: false, error };
+          continue;
+        }
+        events = null;
+      }
+      if (events === null) {
+        for (const w of together) alone.push(w.index);
+        continue;
+      }
+      for (const w of together) outcomes[w.index] = { ok: true, value: w.result };
+      for (const event of events) this.#notify(event);
+    }
+    await this.#maybeTrim();
+    alone.sort((a, b) => a - b);
+    for (const i of alone) outcomes[i] = await this.#registerOne(batch[i]!);
+    return outcomes;
+  }
+
+  /** Commits a group of registrations with their events; null when a check failed. */
+  #commitRegistrations(writes: readonly RegisterWrite[]): Promise<ReaperEvent[] | null> {
+    return this.#exclusive(async () => {
+      if (this.#seqStale) await this.#loadSeq();
+      const committed: ReaperEvent[] = [];
+      let seq = this.#nextSeq;
+      try {
+        const op = this.#kv.atomic();
+        for (const { id, record, gc, write, event } of writes) {
+          const full = { seq: seq++, ...event } as ReaperEvent;
+          op.check(record, gc);
+          if (write.record !== undefined) op.set(containerKey(id), write.record);
+          if (write.gc === null) op.delete(gcKey(id));
+          else if (write.gc !== undefined) op.set(gcKey(id), write.gc);
+          op.check({ key: eventKey(full.seq), versionstamp: null }).set(eventKey(full.seq), full);
+          committed.push(full);
+        }
+        const result = await op.commit();
+        if (!result.ok) {
+          this.#seqStale = true;
+          return null;
+        }
+      } catch (error) {
+        this.#seqStale = true;
+        throw storeFailure("register", error);
+      }
+      this.#nextSeq = seq;
+      return committed;
     });
   }
 
@@ -961,6 +1147,8 @@ export class Store {
     if (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_EVENT_PAGE) {
       throw new StoreInputError(`limit must be an integer in 1..${MAX_EVENT_PAGE}, got ${limit}`);
     }
+    const recent = this.#recentSince(afterSeq, limit);
+    if (recent !== null) return recent;
     return await this.#read("list events", async () => {
       const out: ReaperEvent[] = [];
       const iter = this.#kv.list<ReaperEvent>(
@@ -1230,7 +1418,29 @@ export class Store {
     }
   }
 
+  /**
+   * The events after `afterSeq` from the newest committed ones kept in memory, or null when
+   * memory does not hold every one of them for sure (then the file is read). A follower of the
+   * log, woken by a commit, so gets its event without another trip to the KV file.
+   */
+  #recentSince(afterSeq: number, limit: number): ReaperEvent[] | null {
+    const recent = this.#recent;
+    if (this.#seqStale || recent.length === 0) return null;
+    const first = recent[0]!.seq;
+    const last = recent[recent.length - 1]!.seq;
+    if (last !== this.lastSeq || afterSeq + 1 < first || afterSeq + 1 < this.#firstSeq) {
+      return null;
+    }
+    const from = Math.max(0, afterSeq + 1 - first);
+    return recent.slice(from, from + limit);
+  }
+
   #notify(event: ReaperEvent): void {
+    // Kept only as a run without gaps: a seq out of order starts the run again.
+    const recent = this.#recent;
+    if (recent.length > 0 && recent[recent.length - 1]!.seq + 1 !== event.seq) recent.length = 0;
+    recent.push(event);
+    if (recent.length > RECENT_EVENTS) recent.splice(0, recent.length - RECENT_EVENTS / 2);
     for (const listener of this.#listeners) {
       try {
         listener(event);
@@ -1248,6 +1458,68 @@ export class Store {
       throw storeFailure(what, error);
     }
   }
+}
+
+/**
+ * What registering `input` does to a container whose record and GC entry are as read: nothing
+ * (the same run again), a new `running` record with its "monitor" event, or a ConflictError.
+ */
+function decideRegister(
+  input: RegisterInput,
+  record: ContainerRecord | null,
+  gc: GcEntry | null,
+  now: number,
+): Decision<RegisterResult> {
+  if (record !== null && record.state === "running") {
+    if (record.pid === input.pid && record.startTime === input.startTime) {
+      return { result: { record, created: false } };
+    }
+    // Adopted with unknown identity (found under the state root), now named by its engine.
+    const identifies = record.pid === 0 && record.startTime === 0 && input.pid > 0;
+    if (!identifies) {
+      throw new ConflictError(
+        input.id,
+        record.state,
+        `container ${input.id} is running with pid ${record.pid} (start time ${record.startTime}); refusing pid ${input.pid} (start time ${input.startTime})`,
+      );
+    }
+  }
+  if (record !== null && record.state !== "stopped" && record.state !== "running") {
+    throw new ConflictError(
+      input.id,
+      record.state,
+      `container ${input.id} is ${record.state}; it can be registered again once stopped`,
+    );
+  }
+  const created: ContainerRecord = {
+    id: input.id,
+    name: input.name ?? input.id,
+    runtime: input.runtime,
+    stateDir: input.stateDir,
+    mounts: [...(input.mounts ?? [])],
+    paths: [...(input.paths ?? [])],
+    pid: input.pid,
+    startTime: input.startTime,
+    ppid: input.ppid,
+    pStartTime: input.pStartTime,
+    ...(input.memoryCgroup === undefined ? {} : {
+      memoryCgroup: { dir: input.memoryCgroup.dir, oomKills: input.memoryCgroup.oomKills },
+    }),
+    state: "running",
+    exit: null,
+    createdAt: now,
+    updatedAt: now,
+  };
+  checkRoomForExit(created);
+  return {
+    result: { record: created, created: true },
+    write: {
+      record: created,
+      // A stopped record never has a GC entry; drop a stray one rather than inherit it.
+      gc: gc === null ? undefined : null,
+      event: monitorEvent(created, record !== null),
+    },
+  };
 }
 
 /** Checks the fields of a registration; `minPid` is 0 where a gone init may be named. */

@@ -792,3 +792,180 @@ Deno.test("Store.forget() deletes a stopped record only, and never one registere
     })
   );
 });
+
+/** A Deno.Kv like `kv` that counts its commits. */
+function countingCommits(kv: Deno.Kv): { kv: Deno.Kv; commits: () => number } {
+  let commits = 0;
+  return {
+    kv: interceptCommits(kv, () => {
+      commits++;
+      return Promise.resolve();
+    }),
+    commits: () => commits,
+  };
+}
+
+Deno.test("Store.register() of 100 containers at once shares commits, and each gets the answer it would get alone", async () => {
+  await withKvPath(async (path) => {
+    await withKv(path, async (kv) => {
+      const counted = countingCommits(kv);
+      const store = await Store.open(counted.kv);
+      await store.register(registration("old-same", 50));
+      await store.register(registration("old-other", 51));
+      const before = counted.commits();
+      const seqBefore = store.lastSeq;
+      const inputs = Array.from({ length: 100 }, (_, i) => registration(`c${i}`, 100 + i));
+      inputs.push(registration("c5", 105)); // the same run again
+      inputs.push(registration("c6", 999)); // another pid for a container in the same batch
+      inputs.push(registration("old-same", 50)); // already registered, the same run
+      inputs.push(registration("old-other", 52)); // already running with another pid
+      const settled = await Promise.allSettled(inputs.map((input) => store.register(input)));
+      for (let i = 0; i < 100; i++) {
+        const s = settled[i]!;
+        assert.equal(s.status, "fulfilled", `c${i}: ${s.status === "rejected" && s.reason}`);
+        assert.equal(s.status === "fulfilled" && s.value.created, true);
+        assert.equal(s.status === "fulfilled" && s.value.record.pid, 100 + i);
+      }
+      const [again, otherPid, oldSame, oldOther] = settled.slice(100);
+      assert.equal(again?.status === "fulfilled" && again.value.created, false);
+      assert.ok(otherPid?.status === "rejected" && otherPid.reason instanceof ConflictError);
+      assert.equal(oldSame?.status === "fulfilled" && oldSame.value.created, false);
+      assert.ok(oldOther?.status === "rejected" && oldOther.reason instanceof ConflictError);
+      // The first goes alone, the other 99 wait for it and share commits of at most 33.
+      const commits = counted.commits() - before;
+      assert.ok(commits <= 6, `${commits} commits for 100 registrations`);
+      const monitors = (await allEvents(store)).filter((e) => e.seq > seqBefore);
+      assert.equal(monitors.length, 100);
+      assert.ok(monitors.every((e) => e.kind === "monitor" && e.state === "running"));
+      assert.deepEqual(monitors.map((e) => e.seq), monitors.map((_, i) => seqBefore + 1 + i));
+      assert.deepEqual(
+        new Set(monitors.map((e) => e.id)),
+        new Set(Array.from({ length: 100 }, (_, i) => `c${i}`)),
+      );
+    });
+    await withKv(path, async (kv) => {
+      const store = await Store.open(kv);
+      assert.equal((await store.list("running")).length, 102);
+      assert.equal((await store.get("c6"))?.pid, 106);
+      assert.equal((await store.get("old-other"))?.pid, 51);
+    });
+  });
+});
+
+Deno.test("Store.register() at once: a record written under the batch makes each registration go alone", async () => {
+  await withKvPath((path) =>
+    withKv(path, async (kv) => {
+      let commits = 0;
+      const racy = interceptCommits(kv, async () => {
+        // The second commit is the batch's: another writer registers c3 with pid 300 first.
+        if (++commits !== 2) return;
+        const record = { ...registration("c3", 300), state: "running", exit: null };
+        await kv.set(["container", "c3"], record);
+      });
+      const store = await Store.open(racy);
+      const settled = await Promise.allSettled(
+        Array.from({ length: 10 }, (_, i) => store.register(registration(`c${i}`, 100 + i))),
+      );
+      settled.forEach((s, i) => {
+        if (i === 3) {
+          assert.ok(
+            s.status === "rejected" && s.reason instanceof ConflictError,
+            `c3: ${s.status}`,
+          );
+        } else {
+          assert.equal(s.status, "fulfilled", `c${i}`);
+        }
+      });
+      assert.equal((await store.get("c3"))?.pid, 300);
+      const monitors = (await allEvents(store)).filter((e) => e.kind === "monitor");
+      assert.deepEqual(
+        monitors.map((e) => e.id).sort(),
+        [0, 1, 2, 4, 5, 6, 7, 8, 9].map((i) => `c${i}`),
+      );
+      assert.deepEqual(monitors.map((e) => e.seq), monitors.map((_, i) => i + 1));
+    })
+  );
+});
+
+Deno.test("Store.register() of 60 records with 110 mounts of 250 bytes each at once, committed within the size limit", async () => {
+  await withKvPath((path) =>
+    withKv(path, async (kv) => {
+      const counted = countingCommits(kv);
+      const store = await Store.open(counted.kv);
+      const results = await Promise.all(Array.from({ length: 60 }, (_, i) =>
+        store.register({
+          ...registration(`big-${i}`, 100 + i),
+          mounts: manyMounts(`big-${i}`, 110, 250),
+        })));
+      assert.ok(results.every((r) => r.created));
+      // About 28 KB each: at most 28 fit a commit of 800 KiB; 60 need at least 3 commits.
+      assert.ok(counted.commits() >= 3 && counted.commits() < 60, `${counted.commits()} commits`);
+      for (let i = 0; i < 60; i++) {
+        const record = await store.get(`big-${i}`);
+        assert.equal(record?.mounts.length, 110);
+      }
+    })
+  );
+});
+
+Deno.test("Store.register() of a new container commits without reading first; a known one is read and decided", async () => {
+  await withKvPath((path) =>
+    withKv(path, async (kv) => {
+      let reads = 0;
+      const counting = new Proxy(kv, {
+        get(target, prop) {
+          const value = Reflect.get(target, prop, target);
+          if (prop === "getMany") reads++;
+          return typeof value === "function" ? value.bind(target) : value;
+        },
+      });
+      const store = await Store.open(counting);
+      for (let i = 0; i < 10; i++) await store.register(registration(`c${i}`, 100 + i));
+      assert.equal(reads, 0, "a new container needs no read");
+      assert.equal((await store.register(registration("c3", 103))).created, false);
+      await assert.rejects(store.register(registration("c4", 999)), ConflictError);
+      assert.ok(reads >= 2, "a known container is read");
+      assert.deepEqual(
+        (await allEvents(store)).map((e) => [e.seq, e.kind, e.id]),
+        Array.from({ length: 10 }, (_, i) => [i + 1, "monitor", `c${i}`]),
+      );
+    })
+  );
+});
+
+Deno.test("Store.eventsSince() gives the newest events from memory, the same as the file has them", async () => {
+  await withKvPath(async (path) => {
+    let lists = 0;
+    await withKv(path, async (kv) => {
+      const counting = new Proxy(kv, {
+        get(target, prop) {
+          const value = Reflect.get(target, prop, target);
+          if (prop === "list") lists++;
+          return typeof value === "function" ? value.bind(target) : value;
+        },
+      });
+      const store = await Store.open(counting, { maxEvents: 600, trimBatch: 100 });
+      for (let i = 0; i < 700; i++) await store.register(registration(`c${i}`, 100 + i));
+      await store.recordExits([{ id: "c7", pid: 107, startTime: 1070, exit: exitWith(7) }]);
+      const last = store.lastSeq;
+      const fromMemory = new Map<number, ReaperEvent[]>();
+      const before = lists;
+      for (const since of [last, last - 1, last - 5, last - 300]) {
+        fromMemory.set(since, await store.eventsSince(since, 50));
+      }
+      assert.equal(lists, before, "the newest events come without a read of the file");
+      assert.deepEqual(fromMemory.get(last), []);
+      assert.equal(fromMemory.get(last - 1)?.[0]?.kind, "exit");
+      // Older than memory holds, or trimmed: read from the file.
+      const old = await store.eventsSince(0, 10);
+      assert.ok(lists > before);
+      assert.equal(old[0]?.seq, store.firstSeq);
+      await withKv(path, async (again) => {
+        const fresh = await Store.open(again);
+        for (const [since, events] of fromMemory) {
+          assert.deepEqual(events, await fresh.eventsSince(since, 50), `since ${since}`);
+        }
+      });
+    });
+  });
+});
