@@ -14,6 +14,8 @@ const MAIN = `${REPO}main.ts`;
 // Deno 2.9 asks for --allow-all before it lets anything read /proc (process identity,
 // mountinfo): run the daemon as `deno task start` does.
 const PERMISSIONS = ["--allow-all"];
+/** LimitNOFILE of systemd/reaperd.service. */
+const NOFILE = 1_048_576;
 
 /** What the benchmark puts in the daemon's config file. */
 export interface BenchDaemonOptions {
@@ -156,7 +158,8 @@ export class BenchDaemon {
     // what it costs under journald, and nothing in this process.
     this.spawnedAt = nowMs();
     this.#process = new Deno.Command("/bin/sh", {
-      args: ["-c", `exec ${quoted} >>'${this.logPath}' 2>&1`],
+      // The descriptor limit systemd/reaperd.service gives (LimitNOFILE), where this user may.
+      args: ["-c", `ulimit -n ${NOFILE} 2>/dev/null; exec ${quoted} >>'${this.logPath}' 2>&1`],
       cwd: REPO,
       env: { NOTIFY_SOCKET: notifyPath },
       stdin: "null",
