@@ -99,8 +99,7 @@ const log = getLogger("supervisor");
 
 interface Watched {
   monitor: ExitMonitor;
-  /** First bytes received (enough to describe garbage). */
-  bytes: Uint8Array<ArrayBuffer>;
+  /** Bytes the FIFO held at the last look. */
   total: number;
   pidfd: number | null;
   /** Which process the pidfd names: "shim" or "container". */
@@ -121,6 +120,12 @@ export class Supervisor {
   /** Recently reported (id, pid, start time) keys: an exit is reported once. */
   readonly #reported = new Set<string>();
   readonly #readBuf = new Uint8Array(READ_CHUNK);
+  /**
+   * The first bytes of the FIFO being drained (enough to describe garbage). One for all: a
+   * drain copies and decodes them at once, and a buffer per container would cost a typed array
+   * and its backing store for each of ten thousand FIFOs.
+   */
+  readonly #statusBuf = new Uint8Array(STATUS_SIZE + 1);
   readonly #consumeBuf = new Uint8Array(4096);
   readonly #onDone: (fifo: string) => void;
   /** Reported, waiting for acknowledgement: their read ends stay open and unconsumed. */
@@ -208,7 +213,6 @@ export class Supervisor {
     }
     const watched: Watched = {
       monitor,
-      bytes: new Uint8Array(STATUS_SIZE + 1),
       total: 0,
       pidfd: null,
       pidfdOf: "",
@@ -346,19 +350,20 @@ export class Supervisor {
     }
     if (copied === null) return "writer";
     w.total = 0;
+    const bytes = this.#statusBuf;
     if (copied > 0) {
       // Empty the private pipe, keeping the first bytes: they are the whole FIFO's content.
       for (;;) {
         const n = libc.read(peekRead, this.#readBuf);
         if (n === null || n === 0) break;
-        const room = w.bytes.length - w.total;
-        if (room > 0) w.bytes.set(this.#readBuf.subarray(0, Math.min(n, room)), w.total);
+        const room = bytes.length - w.total;
+        if (room > 0) bytes.set(this.#readBuf.subarray(0, Math.min(n, room)), w.total);
         w.total += n;
       }
     }
     const hungUp = (events & libc.EPOLL.HUP) !== 0;
     const exit = decodeExitStatus(
-      w.bytes.subarray(0, Math.min(w.total, w.bytes.length)),
+      bytes.subarray(0, Math.min(w.total, bytes.length)),
       w.total,
       hungUp,
       this.#now(),
