@@ -477,7 +477,8 @@ function goalsTable(
     `${fmt(slope, 2)} KiB ((RSS at N − idle) / N: ${fmt(perContainerKiB(m.atN, m.idle, m.n), 2)})`,
     "",
     "≤ 2 KiB",
-    yes(slope <= 2),
+    // A slope below 0 says the RSS at the first step had not settled yet: no verdict then.
+    slope < 0 ? "– (unsettled)" : yes(slope <= 2),
   ]);
   rows.push([
     `cleanup after ${count(m.burst.size)} exits at once, instant runtime`,
