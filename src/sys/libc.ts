@@ -21,6 +21,7 @@ export const O = {
   CREAT: 0o100,
   NONBLOCK: 0o4000,
   CLOEXEC: 0o2000000,
+  PATH: 0o10000000,
   NOFOLLOW: isArm64 ? 0o100000 : 0o400000,
   DIRECTORY: isArm64 ? 0o40000 : 0o200000,
 } as const;
@@ -41,6 +42,7 @@ const EPOLL_DATA_OFFSET = isArm64 ? 8 : 4;
 
 const SYS_PIDFD_SEND_SIGNAL = 424n;
 const SYS_PIDFD_OPEN = 434n;
+const SYS_OPENAT2 = 437n;
 const AT_EMPTY_PATH = 0x1000;
 const STATX_TYPE = 0x1;
 const STATX_SIZE = 256;
@@ -70,6 +72,13 @@ const symbols = {
   eventfd: { parameters: ["u32", "i32"], result: "i32" },
   kill: { parameters: ["i32", "i32"], result: "i32" },
   syscall: { parameters: ["i64", "i64", "i64", "i64", "i64"], result: "i64" },
+  syscall_openat2: {
+    name: "syscall",
+    parameters: ["i64", "i64", "buffer", "buffer", "i64"],
+    result: "i64",
+  },
+  unlinkat: { parameters: ["i32", "buffer", "i32"], result: "i32" },
+  fchdir: { parameters: ["i32"], result: "i32" },
   statx: { parameters: ["i32", "buffer", "i32", "u32", "buffer"], result: "i32" },
   umount2: { parameters: ["buffer", "i32"], result: "i32" },
   flock: { parameters: ["i32", "i32"], result: "i32" },
@@ -147,6 +156,52 @@ export function write(fd: number, buf: Uint8Array<ArrayBuffer>): number {
 /** mkfifo(3). Throws SysError with EEXIST when the path exists. */
 export function mkfifo(path: string, mode: number): void {
   check(libc().mkfifo(cString(path), mode), "mkfifo", path);
+}
+
+/**
+ * openat2(2) of `path` relative to `dirFd` with `struct open_how` {flags, mode 0, resolve}.
+ * Returns the fd; errors name `shownAs` (the path by default).
+ */
+export function openat2(
+  dirFd: number,
+  path: string,
+  flags: number,
+  resolve: number,
+  shownAs = path,
+): number {
+  const how = new BigUint64Array([BigInt(flags), 0n, BigInt(resolve)]);
+  const fd = Number(
+    libc().syscall_openat2(
+      SYS_OPENAT2,
+      BigInt(dirFd),
+      cString(path),
+      new Uint8Array(how.buffer),
+      24n,
+    ),
+  );
+  return check(fd, "openat2", shownAs);
+}
+
+/** statx(2) of `path` in `dirFd` into `buf` (256 bytes); errors name `shownAs`. */
+export function statx(
+  dirFd: number,
+  path: string,
+  flags: number,
+  mask: number,
+  buf: Uint8Array<ArrayBuffer>,
+  shownAs = path,
+): void {
+  check(libc().statx(dirFd, cString(path), flags, mask, buf), "statx", shownAs);
+}
+
+/** unlinkat(2) of `name` in `dirFd`. */
+export function unlinkat(dirFd: number, name: string, flags: number): void {
+  check(libc().unlinkat(dirFd, cString(name), flags), "unlinkat", name);
+}
+
+/** fchdir(2): this process's working directory becomes `fd`; errors name `shownAs`. */
+export function fchdir(fd: number, shownAs: string): void {
+  check(libc().fchdir(fd), "fchdir", shownAs);
 }
 
 /** The file type bits (st_mode & S_IFMT) of an open fd, from statx(AT_EMPTY_PATH). */
@@ -259,9 +314,9 @@ export function kill(pid: number, signal: number): void {
   check(libc().kill(pid, signal), "kill", `pid ${pid}`);
 }
 
-/** umount2(2) with the given flags (0 = plain unmount; EBUSY when in use). */
-export function umount(target: string, flags = 0): void {
-  check(libc().umount2(cString(target), flags), "umount2", target);
+/** umount2(2) with the given flags (0 = plain unmount; EBUSY when in use); errors name `shownAs`. */
+export function umount(target: string, flags = 0, shownAs = target): void {
+  check(libc().umount2(cString(target), flags), "umount2", shownAs);
 }
 
 const LOCK_EX = 2;

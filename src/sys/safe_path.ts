@@ -13,14 +13,13 @@
  */
 
 import { Errno, SysError } from "./errno.ts";
-import { cString, O } from "./libc.ts";
+import * as libc from "./libc.ts";
 
-const SYS_OPENAT2 = 437n;
+const { O } = libc;
 const AT_FDCWD = -100;
 const AT_REMOVEDIR = 0x200;
 const AT_SYMLINK_NOFOLLOW = 0x100;
 const AT_EMPTY_PATH = 0x1000;
-const O_PATH = 0o10000000;
 // STATX_TYPE | STATX_MODE | STATX_UID
 const STATX_WANTED = 0x1 | 0x2 | 0x8;
 const STATX_UID_OFFSET = 20;
@@ -29,7 +28,6 @@ const STATX_ATTRIBUTES_OFFSET = 8;
 const STATX_MODE_OFFSET = 28;
 const STATX_ATTRIBUTES_MASK_OFFSET = 56;
 const STATX_ATTR_MOUNT_ROOT = 0x2000n;
-const S_IFMT = 0o170000;
 
 /** AT_FDCWD: an absolute path needs no directory fd. */
 export const CWD = AT_FDCWD;
@@ -52,33 +50,6 @@ export const FileType = {
   SOCKET: 0o140000,
 } as const;
 
-const symbols = {
-  syscall: { parameters: ["i64", "i64", "buffer", "buffer", "i64"], result: "i64" },
-  close: { parameters: ["i32"], result: "i32" },
-  unlinkat: { parameters: ["i32", "buffer", "i32"], result: "i32" },
-  umount2: { parameters: ["buffer", "i32"], result: "i32" },
-  fchdir: { parameters: ["i32"], result: "i32" },
-  statx: { parameters: ["i32", "buffer", "i32", "u32", "buffer"], result: "i32" },
-  __errno_location: { parameters: [], result: "pointer" },
-} as const satisfies Deno.ForeignLibraryInterface;
-
-let lib: Deno.DynamicLibrary<typeof symbols> | undefined;
-
-function libc(): Deno.DynamicLibrary<typeof symbols>["symbols"] {
-  lib ??= Deno.dlopen("libc.so.6", symbols);
-  return lib.symbols;
-}
-
-function errno(): number {
-  const p = libc().__errno_location();
-  return p === null ? 0 : new Deno.UnsafePointerView(p).getInt32();
-}
-
-function check(result: number, call: string, subject: string): number {
-  if (result < 0) throw new SysError(call, errno(), subject);
-  return result;
-}
-
 /**
  * openat2(2) of `path` relative to `dirFd` (AT_FDCWD for an absolute path) with `resolve`
  * flags; RESOLVE_NO_SYMLINKS is always added. A symlink anywhere on the way, the last
@@ -90,31 +61,17 @@ export function openNoFollow(
   flags: number,
   resolve = 0,
 ): number {
-  // struct open_how { u64 flags; u64 mode; u64 resolve; }
-  const how = new BigUint64Array([
-    BigInt(flags | O.CLOEXEC),
-    0n,
-    BigInt(resolve | RESOLVE.NO_SYMLINKS),
-  ]);
-  const fd = Number(
-    libc().syscall(SYS_OPENAT2, BigInt(dirFd), cString(path), new Uint8Array(how.buffer), 24n),
-  );
-  return check(fd, "openat2", path);
+  return libc.openat2(dirFd, path, flags | O.CLOEXEC, resolve | RESOLVE.NO_SYMLINKS);
 }
 
 /** An O_PATH descriptor of the directory `path`, resolved without following any symlink. */
 export function openDirNoFollow(path: string, dirFd = AT_FDCWD, resolve = 0): number {
-  return openNoFollow(dirFd, path, O_PATH | O.DIRECTORY, resolve);
-}
-
-/** An O_PATH descriptor of whatever `path` names, resolved without following any symlink. */
-export function openPathNoFollow(path: string, dirFd = AT_FDCWD, resolve = 0): number {
-  return openNoFollow(dirFd, path, O_PATH, resolve);
+  return openNoFollow(dirFd, path, O.PATH | O.DIRECTORY, resolve);
 }
 
 /** close(2). */
 export function closeFd(fd: number): void {
-  libc().close(fd);
+  libc.close(fd);
 }
 
 /** What statx says of one file, as far as cleanup cares. */
@@ -136,11 +93,7 @@ export interface FileFacts {
 export function factsAt(dirFd: number, name: string): FileFacts {
   const buf = new Uint8Array(STATX_SIZE);
   const flags = AT_SYMLINK_NOFOLLOW | (name === "" ? AT_EMPTY_PATH : 0);
-  check(
-    libc().statx(dirFd, cString(name), flags, STATX_WANTED, buf),
-    "statx",
-    name || `fd ${dirFd}`,
-  );
+  libc.statx(dirFd, name, flags, STATX_WANTED, buf, name || `fd ${dirFd}`);
   const view = new DataView(buf.buffer);
   const attributes = view.getBigUint64(STATX_ATTRIBUTES_OFFSET, true);
   const known = view.getBigUint64(STATX_ATTRIBUTES_MASK_OFFSET, true);
@@ -149,7 +102,7 @@ export function factsAt(dirFd: number, name: string): FileFacts {
     throw new SysError("statx", Errno.ENOSYS, "STATX_ATTR_MOUNT_ROOT unsupported");
   }
   return {
-    type: view.getUint16(STATX_MODE_OFFSET, true) & S_IFMT,
+    type: view.getUint16(STATX_MODE_OFFSET, true) & libc.S_IFMT,
     permissions: view.getUint16(STATX_MODE_OFFSET, true) & 0o7777,
     uid: view.getUint32(STATX_UID_OFFSET, true),
     mountRoot: (attributes & STATX_ATTR_MOUNT_ROOT) !== 0n,
@@ -158,7 +111,7 @@ export function factsAt(dirFd: number, name: string): FileFacts {
 
 /** unlinkat(2) of `name` in `dirFd`: a directory when `dir` (AT_REMOVEDIR), else a file. */
 export function unlinkAt(dirFd: number, name: string, dir: boolean): void {
-  check(libc().unlinkat(dirFd, cString(name), dir ? AT_REMOVEDIR : 0), "unlinkat", name);
+  libc.unlinkat(dirFd, name, dir ? AT_REMOVEDIR : 0);
 }
 
 /**
@@ -173,17 +126,16 @@ export function unmountAt(dirFd: number, name: string, shownAs: string): void {
   if (name === "" || name.includes("/") || name === "." || name === "..") {
     throw new SysError("umount2", Errno.EINVAL, `${shownAs}: not a single path component`);
   }
-  const c = libc();
-  const here = openNoFollow(CWD, ".", O_PATH | O.DIRECTORY, RESOLVE.NO_MAGICLINKS);
+  const here = openNoFollow(CWD, ".", O.PATH | O.DIRECTORY, RESOLVE.NO_MAGICLINKS);
   try {
-    check(c.fchdir(dirFd), "fchdir", shownAs);
+    libc.fchdir(dirFd, shownAs);
     try {
-      check(c.umount2(cString(name), UMOUNT_NOFOLLOW), "umount2", shownAs);
+      libc.umount(name, UMOUNT_NOFOLLOW, shownAs);
     } finally {
-      check(c.fchdir(here), "fchdir", "the previous working directory");
+      libc.fchdir(here, "the previous working directory");
     }
   } finally {
-    c.close(here);
+    libc.close(here);
   }
 }
 
