@@ -13,6 +13,7 @@ import { errorMessage } from "../error_message.ts";
 import { Errno, SysError } from "../sys/errno.ts";
 import { isAtOrUnder, readMountInfo, unmount } from "../sys/mounts.ts";
 import {
+  atEntry,
   closeFd,
   factsAt,
   FileType,
@@ -179,39 +180,28 @@ function mountMayHaveMoved(path: string): string | null {
 function removePath(path: string, root: string | undefined): PathOpResult {
   const bad = registeredPathProblem(path);
   if (bad !== null) return { ok: false, detail: `path ${bad}`, code: "EINVAL" };
-  const { parent, name } = splitParent(belowRealRoot(path, root));
-  let dirFd: number;
+  let result;
   try {
-    dirFd = openDirNoFollow(parent);
+    result = atEntry(belowRealRoot(path, root), (dirFd, name, facts): PathOpResult => {
+      if (facts.type === FileType.SYMLINK) {
+        return refused(path, "remove", new SysError("lstat", Errno.ELOOP, path));
+      }
+      const isDir = facts.type === FileType.DIRECTORY;
+      if (isDir && facts.mountRoot) {
+        return { ok: false, code: "EBUSY", detail: `remove ${path}: EBUSY: a mount point` };
+      }
+      try {
+        unlinkAt(dirFd, name, isDir);
+      } catch (e) {
+        if (isMissing(e)) return { ok: true, detail: `${path} already gone` };
+        const code = e instanceof SysError ? e.code : "EIO";
+        return { ok: false, code, detail: `remove ${path}: ${errorMessage(e)}` };
+      }
+      return { ok: true, detail: `removed ${path}` };
+    });
   } catch (e) {
-    if (isMissing(e)) return { ok: true, detail: `${path} already gone` };
     if (isUnsafeResolution(e)) return refused(path, "remove", e);
     throw e;
   }
-  try {
-    let facts;
-    try {
-      facts = factsAt(dirFd, name);
-    } catch (e) {
-      if (isMissing(e)) return { ok: true, detail: `${path} already gone` };
-      throw e;
-    }
-    if (facts.type === FileType.SYMLINK) {
-      return refused(path, "remove", new SysError("lstat", Errno.ELOOP, path));
-    }
-    const isDir = facts.type === FileType.DIRECTORY;
-    if (isDir && facts.mountRoot) {
-      return { ok: false, code: "EBUSY", detail: `remove ${path}: EBUSY: a mount point` };
-    }
-    try {
-      unlinkAt(dirFd, name, isDir);
-    } catch (e) {
-      if (isMissing(e)) return { ok: true, detail: `${path} already gone` };
-      const code = e instanceof SysError ? e.code : "EIO";
-      return { ok: false, code, detail: `remove ${path}: ${errorMessage(e)}` };
-    }
-    return { ok: true, detail: `removed ${path}` };
-  } finally {
-    closeFd(dirFd);
-  }
+  return result ?? { ok: true, detail: `${path} already gone` };
 }

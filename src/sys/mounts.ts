@@ -8,15 +8,7 @@
 
 import { posix } from "node:path";
 import { Errno, SysError } from "./errno.ts";
-import {
-  closeFd,
-  factsAt,
-  FileType,
-  isMissing,
-  openDirNoFollow,
-  splitParent,
-  unmountAt,
-} from "./safe_path.ts";
+import { atEntry, FileType, unmountAt } from "./safe_path.ts";
 
 /** One line of mountinfo (proc(5)), with its path fields unescaped. */
 export interface MountInfo {
@@ -151,22 +143,7 @@ export type UnmountOutcome = "unmounted" | "not-mounted";
  * May block as long as the filesystem under `path` does: call it from a helper process.
  */
 export function unmount(path: string): UnmountOutcome {
-  const { parent, name } = splitParent(path);
-  let dirFd: number;
-  try {
-    dirFd = openDirNoFollow(parent);
-  } catch (e) {
-    if (isMissing(e)) return "not-mounted";
-    throw e;
-  }
-  try {
-    let facts;
-    try {
-      facts = factsAt(dirFd, name);
-    } catch (e) {
-      if (isMissing(e)) return "not-mounted";
-      throw e;
-    }
+  const outcome = atEntry(path, (dirFd, name, facts): UnmountOutcome => {
     if (facts.type === FileType.SYMLINK) {
       throw new SysError("umount2", Errno.ELOOP, `${path} is a symlink`);
     }
@@ -180,7 +157,6 @@ export function unmount(path: string): UnmountOutcome {
       throw e;
     }
     return "unmounted";
-  } finally {
-    closeFd(dirFd);
-  }
+  });
+  return outcome ?? "not-mounted";
 }

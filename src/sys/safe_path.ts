@@ -109,6 +109,39 @@ export function factsAt(dirFd: number, name: string): FileFacts {
   };
 }
 
+/**
+ * Opens the parent directory of the absolute `path` without following any symlink, reads what
+ * statx says of its last component, and calls `use` with the parent's fd, the component's name
+ * and its facts; the fd is closed after. Returns null, without calling `use`, when the parent or
+ * the entry is missing. Throws what openat2 and statx throw otherwise (ELOOP, ENOTDIR… for a
+ * symlink or a non-directory on the way).
+ */
+export function atEntry<T>(
+  path: string,
+  use: (dirFd: number, name: string, facts: FileFacts) => T,
+): T | null {
+  const { parent, name } = splitParent(path);
+  let dirFd: number;
+  try {
+    dirFd = openDirNoFollow(parent);
+  } catch (e) {
+    if (isMissing(e)) return null;
+    throw e;
+  }
+  try {
+    let facts;
+    try {
+      facts = factsAt(dirFd, name);
+    } catch (e) {
+      if (isMissing(e)) return null;
+      throw e;
+    }
+    return use(dirFd, name, facts);
+  } finally {
+    closeFd(dirFd);
+  }
+}
+
 /** unlinkat(2) of `name` in `dirFd`: a directory when `dir` (AT_REMOVEDIR), else a file. */
 export function unlinkAt(dirFd: number, name: string, dir: boolean): void {
   libc.unlinkat(dirFd, name, dir ? AT_REMOVEDIR : 0);
