@@ -10,13 +10,6 @@
 
 import type { Config, HttpConfig, LogLevel } from "../config.ts";
 
-/** The keys SIGHUP applies live, as the README and `serve --help` name them. */
-export const RELOADABLE_KEYS: readonly string[] = [
-  "logLevel",
-  "http.maxConnections",
-  "http.idleTimeoutMs",
-];
-
 /** Where a reload's values go. */
 export interface ReloadTargets {
   setLogLevel(level: LogLevel): void;

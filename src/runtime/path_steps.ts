@@ -21,13 +21,6 @@ export function sharedPathHelpers(): PathRunner {
   return shared;
 }
 
-/** Ends the shared pool's idle helpers (tests, shutdown); the next use starts a new pool. */
-export async function closeSharedPathHelpers(): Promise<void> {
-  const pool = shared;
-  shared = null;
-  await pool?.close();
-}
-
 // A cgroup can refuse rmdir for a moment after its last task died.
 const BUSY_RETRIES = 3;
 const BUSY_RETRY_MS = 100;

@@ -1,7 +1,5 @@
 /**
- * The mount table as `/proc/self/mountinfo` tells it, and an unmount that follows no symlink. Cleanup asks it two
- * questions: is this path still mounted, and does any mount lie at or under this directory (a
- * recursive remove must never walk into a bind mount and delete the host's files).
+ * The mount table as `/proc/self/mountinfo` tells it, and an unmount that follows no symlink.
  *
  * @module
  */
@@ -108,17 +106,6 @@ export function pathSpellings(path: string): string[] {
     // Missing or unreadable: nothing can be mounted at a resolved spelling we cannot see.
   }
   return spellings;
-}
-
-/**
- * Every mount whose mount point is `dir` or lies below it, deepest first (the order in which
- * they can be unmounted).
- */
-export function mountsAtOrUnder(dir: string, mounts: MountInfo[] = readMountInfo()): MountInfo[] {
-  const spellings = pathSpellings(dir);
-  return mounts
-    .filter((m) => spellings.some((d) => isAtOrUnder(m.mountPoint, d)))
-    .sort((a, b) => b.mountPoint.length - a.mountPoint.length || b.id - a.id);
 }
 
 /**
