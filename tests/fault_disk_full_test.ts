@@ -16,52 +16,22 @@ import {
   metric,
   record,
   report,
-  runOk as run,
   startContainer,
   type TestContainer,
   waitFor,
   waitStopped,
 } from "./support/fault_util.ts";
 import { needs } from "./support/needs.ts";
+import { fillDisk, mountSmallDisk, unmountSmallDisk } from "./support/small_disk.ts";
 
 const asRootWithCc = needs("root", "cc");
 
 const RT = "crt";
 
-/** Writes zeros into `path` until the filesystem says it is full; returns the bytes written. */
-function fill(path: string): number {
-  const file = Deno.openSync(path, { write: true, create: true });
-  const chunk = new Uint8Array(64 * 1024);
-  let total = 0;
-  try {
-    for (;;) {
-      try {
-        total += file.writeSync(chunk);
-      } catch (e) {
-        if (e instanceof Error && /No space left/.test(e.message)) break;
-        throw e;
-      }
-    }
-    // Smaller writes take the last partial block.
-    for (const size of [4096, 512, 1]) {
-      try {
-        for (;;) total += file.writeSync(chunk.subarray(0, size));
-      } catch {
-        // Full at this size too.
-      }
-    }
-  } finally {
-    file.close();
-  }
-  return total;
-}
-
 asRootWithCc.test("fault: the store's disk fills up: degraded but up, exits kept in memory and written once space returns", async () => {
   const dir = await Deno.makeTempDir({ prefix: "reaperd-fault-full-" });
-  const fs = `${dir}/kvfs`;
   const log = `${dir}/runtime.log`;
-  await Deno.mkdir(fs);
-  await run("mount", "-t", "tmpfs", "-o", "size=8m,mode=0700", "tmpfs", fs);
+  const fs = await mountSmallDisk(dir);
   let daemon: TestDaemon | undefined;
   const containers: TestContainer[] = [];
   try {
@@ -86,7 +56,7 @@ asRootWithCc.test("fault: the store's disk fills up: degraded but up, exits kept
       async () => (await record(d, "slow"))?.state === "stopping",
     );
 
-    const filled = fill(`${fs}/filler`);
+    const filled = fillDisk(`${fs}/filler`);
     for (const [i, c] of quick.entries()) await c.exit(11 + i);
 
     // Degraded, and says so, but answers. Every exit is accounted for: written, or kept in
@@ -144,17 +114,15 @@ asRootWithCc.test("fault: the store's disk fills up: degraded but up, exits kept
     for (const c of containers) await stopShim(c.shim);
     // The daemon holds the KV file open: it goes before the filesystem does.
     if (daemon !== undefined) await daemon.stop("SIGKILL").catch(() => {});
-    await run("umount", fs).catch(() => run("umount", "-l", fs));
+    await unmountSmallDisk(fs);
     await Deno.remove(dir, { recursive: true });
   }
 });
 
 Deno.test("fault: SIGTERM while exits are held in memory: written within the shutdown grace, or each one logged", async () => {
   const dir = await Deno.makeTempDir({ prefix: "reaperd-fault-term-" });
-  const fs = `${dir}/kvfs`;
   const log = `${dir}/runtime.log`;
-  await Deno.mkdir(fs);
-  await run("mount", "-t", "tmpfs", "-o", "size=8m,mode=0700", "tmpfs", fs);
+  const fs = await mountSmallDisk(dir);
   let daemon: TestDaemon | undefined;
   const containers: TestContainer[] = [];
   try {
@@ -176,7 +144,7 @@ Deno.test("fault: SIGTERM while exits are held in memory: written within the shu
     const first: TestContainer[] = [];
     for (let i = 1; i <= 3; i++) first.push(await startContainer(d, { id: `t${i}`, runtime: RT }));
     containers.push(...first);
-    fill(`${fs}/filler`);
+    fillDisk(`${fs}/filler`);
     const health = await held(first, 21);
     assert.equal(health.status, "degraded");
     assert.match(health.reasons.join(" "), /3 exits held in memory, not recorded: store: /);
@@ -195,7 +163,7 @@ Deno.test("fault: SIGTERM while exits are held in memory: written within the shu
     const second: TestContainer[] = [];
     for (let i = 1; i <= 2; i++) second.push(await startContainer(d, { id: `u${i}`, runtime: RT }));
     containers.push(...second);
-    fill(`${fs}/filler`);
+    fillDisk(`${fs}/filler`);
     await held(second, 31);
     const started = performance.now();
     assert.equal((await d.stop("SIGTERM")).code, 0);
@@ -210,7 +178,7 @@ Deno.test("fault: SIGTERM while exits are held in memory: written within the shu
   } finally {
     for (const c of containers) await stopShim(c.shim);
     if (daemon !== undefined) await daemon.stop("SIGKILL").catch(() => {});
-    await run("umount", fs).catch(() => run("umount", "-l", fs));
+    await unmountSmallDisk(fs);
     await Deno.remove(dir, { recursive: true });
   }
 });

@@ -10,12 +10,12 @@ import { isMountPoint } from "../src/sys/mounts.ts";
 import { isEvent } from "../src/store/events.ts";
 import { stopShim } from "./fixtures/shim.ts";
 import { TestDaemon } from "./support/daemon.ts";
+import { runOk as run } from "./support/fs.ts";
 import {
   allEvents,
   crashRuntime,
   gcEntry,
   report,
-  runOk as run,
   startContainer,
   type TestContainer,
   waitFor,

@@ -11,7 +11,6 @@ import { TestDaemon } from "./support/daemon.ts";
 import {
   crashRuntime,
   record,
-  runOk,
   sleep,
   startContainer,
   type TestContainer,
@@ -21,6 +20,7 @@ import {
 } from "./support/fault_util.ts";
 import { buildTestShim, stopShim } from "./fixtures/shim.ts";
 import { needs } from "./support/needs.ts";
+import { fillDisk, mountSmallDisk, unmountSmallDisk } from "./support/small_disk.ts";
 
 /** The test service manager and the test shim are built with cc. */
 const withCc = needs("cc");
@@ -148,23 +148,6 @@ withCc.test({
   });
 });
 
-/** Writes zeros into `path` until its filesystem is full. */
-function fill(path: string): void {
-  const file = Deno.openSync(path, { write: true, create: true });
-  try {
-    for (const size of [64 * 1024, 4096, 512, 1]) {
-      const chunk = new Uint8Array(size);
-      try {
-        for (;;) file.writeSync(chunk);
-      } catch {
-        // Full at this size.
-      }
-    }
-  } finally {
-    file.close();
-  }
-}
-
 asRootWithCc.test({
   name: "fd store: an exit decoded but not yet durable when the daemon is killed is recorded " +
     "by the next one with its code",
@@ -173,9 +156,7 @@ asRootWithCc.test({
 }, async () => {
   await buildTestShim();
   const dir = await Deno.makeTempDir({ prefix: "reaperd-fdstore-pending-" });
-  const fs = `${dir}/kvfs`;
-  await Deno.mkdir(fs);
-  await runOk("mount", "-t", "tmpfs", "-o", "size=8m,mode=0700", "tmpfs", fs);
+  const fs = await mountSmallDisk(dir);
   let daemon: TestDaemon | undefined;
   const boxes: TestContainer[] = [];
   try {
@@ -190,7 +171,7 @@ asRootWithCc.test({
       boxes.push(await startContainer(d, { id, runtime: RUNTIME }));
     }
     // The store cannot take the exits: the daemon decodes them and keeps them in memory.
-    fill(`${fs}/filler`);
+    fillDisk(`${fs}/filler`);
     for (const [i, b] of boxes.entries()) await b.exit(20 + i);
     await Promise.all(boxes.map((b) => b.shim.status));
     await waitFor("every exit decoded and held", async () => {
@@ -210,7 +191,7 @@ asRootWithCc.test({
   } finally {
     for (const b of boxes) await stopShim(b.shim);
     if (daemon !== undefined) await daemon.dispose().catch(() => {});
-    await runOk("umount", fs).catch(() => runOk("umount", "-l", fs));
+    await unmountSmallDisk(fs);
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
 });

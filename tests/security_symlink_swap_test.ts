@@ -12,12 +12,12 @@ import assert from "node:assert/strict";
 import { isMountPoint } from "../src/sys/mounts.ts";
 import { stopShim } from "./fixtures/shim.ts";
 import { TestDaemon } from "./support/daemon.ts";
+import { exists, runOk as run } from "./support/fs.ts";
 import {
   crashRuntime,
   gcEntry,
   record,
   report,
-  runOk as run,
   sleep,
   startContainer,
   type TestContainer,
@@ -37,15 +37,6 @@ async function asNobody(...argv: string[]): Promise<void> {
     "--",
     ...argv,
   );
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 async function forceUnmount(path: string): Promise<void> {

@@ -9,6 +9,7 @@ import { testKind } from "./kinds/_test_kind.ts";
 import { runtimeKill } from "./oci_steps.ts";
 import { type CleanupSettings, defaultCleanupSettings, type RuntimeTable } from "./config.ts";
 import { needs } from "../../tests/support/needs.ts";
+import { exists } from "../../tests/support/fs.ts";
 
 const asRoot = needs("root");
 const withFreezerV1 = needs("root", "freezer-v1");
@@ -83,15 +84,6 @@ async function fixture(runtime = "fakert"): Promise<Fixture> {
       }
     },
   };
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** Where a test keeps host data (`host`) and mounts it inside the state dir (`target`). */

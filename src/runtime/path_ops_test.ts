@@ -1,22 +1,7 @@
 import assert from "node:assert/strict";
 import { isMountPoint } from "../sys/mounts.ts";
 import { runPathOp } from "./path_ops.ts";
-
-async function sh(...argv: string[]): Promise<void> {
-  const [cmd, ...args] = argv;
-  const out = await new Deno.Command(cmd ?? "", { args, stdout: "null", stderr: "piped" })
-    .output();
-  if (!out.success) throw new Error(`${argv.join(" ")}: ${new TextDecoder().decode(out.stderr)}`);
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
+import { exists, runOk } from "../../tests/support/fs.ts";
 
 Deno.test("remove takes a file and an empty dir; a missing path is done", async () => {
   const tmp = await Deno.makeTempDir({ prefix: "reaperd-pathops-" });
@@ -75,7 +60,7 @@ Deno.test("unmount never goes through a symlink; the real path is unmounted laye
     await Deno.mkdir(target, { recursive: true });
     await Deno.symlink(`${tmp}/real`, `${tmp}/link`);
     await Deno.symlink(target, `${tmp}/real/pointer`);
-    for (; layers < 2; layers++) await sh("mount", "--bind", `${tmp}/source`, target);
+    for (; layers < 2; layers++) await runOk("mount", "--bind", `${tmp}/source`, target);
 
     for (const path of [`${tmp}/link/mnt`, `${tmp}/real/pointer`]) {
       const r = await runPathOp({ op: "unmount", path });
@@ -94,7 +79,7 @@ Deno.test("unmount never goes through a symlink; the real path is unmounted laye
     assert.equal((await runPathOp({ op: "unmount", path: `${tmp}/missing/x` })).ok, true);
     assert.equal(await Deno.readTextFile(`${tmp}/source/keep`), "host data");
   } finally {
-    for (; layers > 0; layers--) await sh("umount", target).catch(() => {});
+    for (; layers > 0; layers--) await runOk("umount", target).catch(() => {});
     await Deno.remove(tmp, { recursive: true });
   }
 });
@@ -131,7 +116,7 @@ Deno.test("a symlink in the state root itself is followed for paths below it, an
     const root = `${tmp}/var/run/isulad`;
     const dir = `${root}/rt/c1`;
     await Deno.writeTextFile(`${realDir}/leftover`, "x");
-    await sh("mount", "--bind", `${realDir}/rootfs`, `${realDir}/rootfs`);
+    await runOk("mount", "--bind", `${realDir}/rootfs`, `${realDir}/rootfs`);
     mounted = true;
 
     const blind = await runPathOp({ op: "unmount", path: `${dir}/rootfs` });
@@ -146,7 +131,7 @@ Deno.test("a symlink in the state root itself is followed for paths below it, an
     const other = await runPathOp({ op: "remove", path: `${tmp}/var/run/x`, root });
     assert.match(other.detail, /refusing to remove/);
   } finally {
-    if (mounted) await sh("umount", `${realDir}/rootfs`).catch(() => {});
+    if (mounted) await runOk("umount", `${realDir}/rootfs`).catch(() => {});
     await Deno.remove(tmp, { recursive: true });
   }
 });

@@ -8,6 +8,7 @@ import {
   unescapeMountField,
   unmount,
 } from "./mounts.ts";
+import { runOk } from "../../tests/support/fs.ts";
 import { needs } from "../../tests/support/needs.ts";
 
 const asRoot = needs("root");
@@ -62,13 +63,6 @@ function mountPointsUnder(dir: string): string[] {
   return readMountInfo().map((m) => m.mountPoint).filter((p) => isAtOrUnder(p, dir));
 }
 
-async function sh(...argv: string[]): Promise<void> {
-  const [cmd, ...args] = argv;
-  const out = await new Deno.Command(cmd ?? "", { args, stdout: "null", stderr: "piped" })
-    .output();
-  if (!out.success) throw new Error(`${argv.join(" ")}: ${new TextDecoder().decode(out.stderr)}`);
-}
-
 asRoot.test("a real bind mount (path with a space) is seen, refused while busy, unmounted", async () => {
   const dir = await Deno.makeTempDir({ prefix: "reaperd-mounts-" });
   const source = `${dir}/source`;
@@ -79,7 +73,7 @@ asRoot.test("a real bind mount (path with a space) is seen, refused while busy, 
     await Deno.mkdir(source);
     await Deno.mkdir(target);
     await Deno.writeTextFile(`${source}/keep`, "host data");
-    await sh("mount", "--bind", source, target);
+    await runOk("mount", "--bind", source, target);
     mounted = true;
 
     assert.ok(isMountPoint(target));
@@ -102,7 +96,7 @@ asRoot.test("a real bind mount (path with a space) is seen, refused while busy, 
     assert.equal(await Deno.readTextFile(`${source}/keep`), "host data");
   } finally {
     file?.close();
-    if (mounted) await sh("umount", target);
+    if (mounted) await runOk("umount", target);
     await Deno.remove(dir, { recursive: true });
   }
 });

@@ -28,15 +28,6 @@ export const CRASH_RUNTIME = new URL("./crash_runtime.sh", import.meta.url).path
 /** The container's command: wait on `ctl` (a FIFO in its state dir) for its exit code. */
 export const CONTAINER_ARGV = ["sh", "-c", 'read code < ctl; exit "$code"'];
 
-/** Runs a command (mount, umount…) and throws with its stderr when it fails. */
-export async function runOk(cmd: string, ...args: string[]): Promise<void> {
-  const out = await new Deno.Command(cmd, { args, stdin: "null", stdout: "piped", stderr: "piped" })
-    .output();
-  if (!out.success) {
-    throw new Error(`${cmd} ${args.join(" ")}: ${new TextDecoder().decode(out.stderr).trim()}`);
-  }
-}
-
 /** Resolves after `ms`. */
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
