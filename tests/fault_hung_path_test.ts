@@ -7,15 +7,13 @@
  */
 
 import assert from "node:assert/strict";
-import { isMountPoint } from "../src/sys/mounts.ts";
 import { readProcStat } from "../src/sys/proc.ts";
 import { stopShim } from "./fixtures/shim.ts";
 import { TestDaemon } from "./support/daemon.ts";
+import { HungFuse } from "./support/hung_fuse.ts";
 import {
-  buildFuseHang,
   crashRuntime,
   gcEntry,
-  LineReader,
   metric,
   report,
   startContainer,
@@ -64,16 +62,12 @@ async function exitWithin(
 
 Deno.test("fault: a registered path on a hung FUSE filesystem never freezes the daemon", async () => {
   const log = await Deno.makeTempFile({ prefix: "reaperd-fault-hungpath-", suffix: ".log" });
-  const mnt = await Deno.makeTempDir({ prefix: "reaperd-fault-fuse-" });
-  const binary = await buildFuseHang();
-  let server: Deno.ChildProcess | undefined;
-  let lines: LineReader | undefined;
+  let fuse: HungFuse | undefined;
   let daemon: TestDaemon | undefined;
   const containers: TestContainer[] = [];
   try {
-    server = new Deno.Command(binary, { args: [mnt], stdin: "null", stdout: "piped" }).spawn();
-    lines = new LineReader(server.stdout);
-    assert.equal(await lines.next(), "ready");
+    fuse = await HungFuse.start();
+    const { mnt } = fuse;
     daemon = await TestDaemon.start({
       runtimes: crashRuntime(RT, log),
       gc: { backoffBaseMs: 200, backoffMaxMs: 1_000, stepTimeoutMs: STEP_TIMEOUT_MS },
@@ -94,7 +88,7 @@ Deno.test("fault: a registered path on a hung FUSE filesystem never freezes the 
 
     await hung.exit(7);
     // The FUSE server saw the lookup of the registered path: whoever made it is now stuck.
-    const held = await lines.next();
+    const held = await fuse.nextLine();
     assert.match(held ?? "", /^held \d+$/);
     const holder = Number(held!.split(" ")[1]);
     const healthMs = await healthWithin(d, 1_000);
@@ -148,18 +142,13 @@ Deno.test("fault: a registered path on a hung FUSE filesystem never freezes the 
     const stopMs = performance.now() - stopping;
 
     // The filesystem goes away; a new daemon on the same store finishes the cleanup.
-    await lines.cancel();
-    server.kill("SIGKILL");
-    await server.status;
-    server = undefined;
+    await fuse.kill();
     await waitFor(
       "the stuck helpers to end",
       () => readProcStat(holder) === null && readProcStat(mountHolder) === null,
       10_000,
     );
-    for (let i = 0; i < 4 && isMountPoint(mnt); i++) {
-      await new Deno.Command("umount", { args: ["-l", mnt] }).output();
-    }
+    await fuse.unmount();
     await d.restart();
     const done = await waitStopped(d, "hung", 15_000);
     assert.equal(done.exit?.code, 7);
@@ -175,17 +164,9 @@ Deno.test("fault: a registered path on a hung FUSE filesystem never freezes the 
     );
   } finally {
     // The server goes first: that releases whatever is stuck on the mount, daemon included.
-    await lines?.cancel();
-    if (server !== undefined) {
-      server.kill("SIGKILL");
-      await server.status;
-    }
-    for (let i = 0; i < 4 && isMountPoint(mnt); i++) {
-      await new Deno.Command("umount", { args: ["-l", mnt] }).output();
-    }
+    await fuse?.dispose();
     for (const c of containers) await stopShim(c.shim);
     await daemon?.dispose();
-    await Deno.remove(mnt, { recursive: true });
     await Deno.remove(log);
   }
 });

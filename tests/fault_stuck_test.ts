@@ -7,18 +7,16 @@
  */
 
 import assert from "node:assert/strict";
-import { isMountPoint } from "../src/sys/mounts.ts";
 import { readProcStat } from "../src/sys/proc.ts";
 import { Signal, signalProcess } from "../src/sys/signal.ts";
 import type { ProcessIdentity } from "../src/types.ts";
 import { stopShim } from "./fixtures/shim.ts";
 import { TestDaemon } from "./support/daemon.ts";
+import { HungFuse } from "./support/hung_fuse.ts";
 import {
   allEvents,
-  buildFuseHang,
   crashRuntime,
   gcEntry,
-  LineReader,
   metric,
   report,
   startContainer,
@@ -204,23 +202,18 @@ withFreezer.test("fault: a freeze cleanup cannot undo: GC reports D, retries cap
 
 withFuse.test("fault: a process in D state (a FUSE request never answered): GC reports it, never blocks the others", async () => {
   const log = await Deno.makeTempFile({ prefix: "reaperd-fault-dstate-", suffix: ".log" });
-  const mnt = await Deno.makeTempDir({ prefix: "reaperd-fault-fuse-" });
-  const binary = await buildFuseHang();
   const daemon = await startDaemon(log);
-  let server: Deno.ChildProcess | undefined;
-  let lines: LineReader | undefined;
+  let fuse: HungFuse | undefined;
   let stuck: Deno.ChildProcess | undefined;
   try {
-    server = new Deno.Command(binary, { args: [mnt], stdin: "null", stdout: "piped" }).spawn();
-    lines = new LineReader(server.stdout);
-    assert.equal(await lines.next(), "ready");
+    fuse = await HungFuse.start();
     stuck = new Deno.Command("stat", {
-      args: [`${mnt}/never`],
+      args: [`${fuse.mnt}/never`],
       stdin: "null",
       stdout: "null",
       stderr: "null",
     }).spawn();
-    assert.equal(await lines.next(), `held ${stuck.pid}`);
+    assert.equal(await fuse.nextLine(), `held ${stuck.pid}`);
     const start = readProcStat(stuck.pid)!.startTime;
 
     // Handed to GC (seed gc_add_container): SIGKILL turns the wait uninterruptible.
@@ -243,9 +236,7 @@ withFuse.test("fault: a process in D state (a FUSE request never answered): GC r
     const others = await othersGoOn(daemon, "dstate");
 
     // The server goes away: the connection aborts, the request ends, SIGKILL lands.
-    server.kill("SIGKILL");
-    await server.status;
-    server = undefined;
+    await fuse.kill();
     const status = await stuck.status;
     stuck = undefined;
     assert.equal(status.signal, "SIGKILL");
@@ -257,20 +248,13 @@ withFuse.test("fault: a process in D state (a FUSE request never answered): GC r
         `containers cleaned meanwhile, done once released, 0 lost`,
     );
   } finally {
-    await lines?.cancel();
-    if (server !== undefined) {
-      server.kill("SIGKILL");
-      await server.status;
-    }
+    await fuse?.kill();
     if (stuck !== undefined) {
       stuck.kill("SIGKILL");
       await stuck.status;
     }
-    for (let i = 0; i < 4 && isMountPoint(mnt); i++) {
-      await new Deno.Command("umount", { args: ["-l", mnt] }).output();
-    }
+    await fuse?.dispose();
     await daemon.dispose();
-    await Deno.remove(mnt, { recursive: true });
     await Deno.remove(log);
   }
 });
