@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import * as libc from "../src/sys/libc.ts";
 import { readProcStat } from "../src/sys/proc.ts";
 import { TestDaemon } from "./support/daemon.ts";
+import { type FakeContainer, startFake, stopAll, writeExit } from "./support/fake_container.ts";
 import { needs } from "./support/needs.ts";
 import { until } from "./support/poll.ts";
 
@@ -43,50 +44,6 @@ interface Health {
 async function health(d: TestDaemon): Promise<Health> {
   const res = await d.api("GET", "/v1/health");
   return res.body as Health;
-}
-
-/** A container the test plays the shim of: a live `sleep` and the FIFO's write end. */
-interface FakeContainer {
-  id: string;
-  process: Deno.ChildProcess;
-  writer: number;
-}
-
-async function startFake(d: TestDaemon, id: string): Promise<FakeContainer> {
-  const stateDir = `${d.stateRoot}/fake/${id}`;
-  const fifo = await d.api("POST", "/v1/fifos", { stateDir });
-  assert.equal(fifo.status, 200, fifo.text);
-  const process = new Deno.Command("sleep", { args: ["600"], stdin: "null" }).spawn();
-  const writer = libc.open(
-    `${stateDir}/exit_fifo`,
-    libc.O.WRONLY | libc.O.NONBLOCK | libc.O.CLOEXEC,
-  );
-  const res = await d.api("POST", "/v1/containers", {
-    id,
-    runtime: "fake",
-    stateDir,
-    pid: process.pid,
-    startTime: readProcStat(process.pid)!.startTime,
-    ppid: 0,
-  });
-  assert.equal(res.status, 201, res.text);
-  return { id, process, writer };
-}
-
-async function stopAll(containers: FakeContainer[]): Promise<void> {
-  for (const c of containers) {
-    try {
-      libc.close(c.writer);
-    } catch {
-      // Closed by the test.
-    }
-    try {
-      c.process.kill("SIGKILL");
-    } catch {
-      // Already gone.
-    }
-    await c.process.status;
-  }
 }
 
 Deno.test("store file: deleting the lock file does not let a second daemon open the same store", async () => {
@@ -172,11 +129,7 @@ Deno.test("store file: a -wal deleted after kill -9 is reported (health degraded
     assert.ok(h.reasons.some((r) => /lost/.test(r) && r.includes(d.db)), h.reasons.join("\n"));
     assert.match(d.logs, /ERROR.*lost/i);
     // The containers are found again from the state root, and their exits are recorded.
-    containers.forEach((c, i) => {
-      const status = new Uint8Array(4);
-      new DataView(status.buffer).setInt32(0, 40 + i, true);
-      libc.write(c.writer, status);
-    });
+    containers.forEach((c, i) => writeExit(c.writer, 40 + i));
     for (const [i, c] of containers.entries()) {
       const record = await until(`${c.id} exit recorded`, async () => {
         const res = await d.api("GET", `/v1/containers/${c.id}`);
@@ -264,9 +217,7 @@ Deno.test("state root sweep: FIFOs with no record are adopted with unknown ident
     assert.equal(heldNow.state, "running", "watched while its shim holds the FIFO");
     assert.equal(heldNow.pid, 0);
 
-    const status = new Uint8Array(4);
-    new DataView(status.buffer).setInt32(0, 7, true);
-    libc.write(writer, status);
+    writeExit(writer, 7);
     libc.close(writer);
     const heldDone = await until("held stopped", async () => {
       const r = (await d.api("GET", "/v1/containers/held")).body as Record<string, unknown>;
@@ -318,9 +269,7 @@ Deno.test("state root sweep: a container adopted at start takes the identity its
     });
     assert.equal(res.status, 201, res.text);
     assert.equal((res.body as { pid: number }).pid, init.pid);
-    const status = new Uint8Array(4);
-    new DataView(status.buffer).setInt32(0, 12, true);
-    libc.write(writer, status);
+    writeExit(writer, 12);
     libc.close(writer);
     const done = await until("late stopped", async () => {
       const r = (await d.api("GET", "/v1/containers/late")).body as Record<string, unknown>;

@@ -3,18 +3,10 @@
  * together; many stopped records due for retention at once.
  */
 import assert from "node:assert/strict";
-import * as libc from "../src/sys/libc.ts";
-import { readProcStat } from "../src/sys/proc.ts";
 import { Store } from "../src/store/store.ts";
 import { TestDaemon } from "./support/daemon.ts";
+import { exitWith, type FakeContainer, monitorFake, stopAll } from "./support/fake_container.ts";
 import { until } from "./support/poll.ts";
-
-/** A container the test plays the shim of: a live process, and the FIFO's write end. */
-interface FakeContainer {
-  id: string;
-  process: Deno.ChildProcess;
-  writer: number;
-}
 
 /** `count` mount points of `length` bytes each. */
 function mounts(dir: string, id: string, count: number, length: number): string[] {
@@ -22,52 +14,6 @@ function mounts(dir: string, id: string, count: number, length: number): string[
     const prefix = `${dir}/mnt/${id}/${i}/`;
     return prefix + "m".repeat(length - prefix.length);
   });
-}
-
-/** create-fifo, a `sleep` as the container's init, the write end opened, then monitor. */
-async function startFake(
-  d: TestDaemon,
-  id: string,
-  extra: Record<string, unknown> = {},
-): Promise<{ container: FakeContainer; status: number; text: string }> {
-  const stateDir = `${d.stateRoot}/fake/${id}`;
-  const fifo = await d.api("POST", "/v1/fifos", { stateDir });
-  assert.equal(fifo.status, 200, fifo.text);
-  const process = new Deno.Command("sleep", { args: ["600"], stdin: "null" }).spawn();
-  const writer = libc.open(
-    `${stateDir}/exit_fifo`,
-    libc.O.WRONLY | libc.O.NONBLOCK | libc.O.CLOEXEC,
-  );
-  const startTime = readProcStat(process.pid)!.startTime;
-  const res = await d.api("POST", "/v1/containers", {
-    id,
-    runtime: "fake",
-    stateDir,
-    pid: process.pid,
-    startTime,
-    ppid: 0,
-    ...extra,
-  });
-  return { container: { id, process, writer }, status: res.status, text: res.text };
-}
-
-/** Writes `code` as the shim does (one native int, the exit code) and hangs up. */
-function exitWith(container: FakeContainer, code: number): void {
-  const status = new Uint8Array(4);
-  new DataView(status.buffer).setInt32(0, code, true);
-  libc.write(container.writer, status);
-  libc.close(container.writer);
-}
-
-async function stopAll(containers: FakeContainer[]): Promise<void> {
-  for (const c of containers) {
-    try {
-      c.process.kill("SIGKILL");
-    } catch {
-      // Already killed by cleanup.
-    }
-    await c.process.status;
-  }
 }
 
 /** Waits until every container has left `running`, then returns each one's recorded code. */
@@ -91,7 +37,7 @@ Deno.test("store limits: 60 containers with 110 mounts of 250 bytes each exit to
   try {
     for (let i = 0; i < 60; i++) {
       const id = `big-${i}`;
-      const started = await startFake(d, id, { mounts: mounts(d.dir, id, 110, 250) });
+      const started = await monitorFake(d, id, { mounts: mounts(d.dir, id, 110, 250) });
       assert.equal(started.status, 201, started.text);
       containers.push(started.container);
     }
@@ -116,13 +62,13 @@ Deno.test("store limits: a record too large to take its exit is refused at monit
   const containers: FakeContainer[] = [];
   try {
     for (let i = 0; i < 38; i++) {
-      const started = await startFake(d, `small-${i}`);
+      const started = await monitorFake(d, `small-${i}`);
       assert.equal(started.status, 201, started.text);
       containers.push(started.container);
     }
     // A body of ~65,300 bytes, nearly all mounts: a record just under the 64 KiB value limit
     // alone, over it once it holds an exit.
-    const huge = await startFake(d, "huge", { mounts: mounts(d.dir, "huge", 257, 250) });
+    const huge = await monitorFake(d, "huge", { mounts: mounts(d.dir, "huge", 257, 250) });
     containers.push(huge.container);
     assert.equal(huge.status, 400, huge.text);
     assert.match(huge.text, /mounts too large/);
