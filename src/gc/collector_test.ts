@@ -43,6 +43,21 @@ class FlakyCleaner implements Cleaner {
   }
 }
 
+/** Holds every cleanup until `release()`; counts the cleanups running now and at the peak. */
+class GatedCleaner implements Cleaner {
+  running = 0;
+  peak = 0;
+  release: () => void = () => {};
+  readonly #gate = new Promise<void>((resolve) => this.release = resolve);
+  async clean(): Promise<CleanupOutcome> {
+    this.running++;
+    this.peak = Math.max(this.peak, this.running);
+    await this.#gate;
+    this.running--;
+    return OK;
+  }
+}
+
 /** Keeps what the collector reported, with the monotonic time it arrived. */
 class Recorder {
   readonly events: { event: CollectorEvent; t: number }[] = [];
@@ -58,6 +73,11 @@ class Recorder {
     )
       .map((e) => e as { event: Extract<CollectorEvent, { type: T }>; t: number });
   }
+}
+
+/** Runs `fn` with a store on a KV file of its own, closed and removed after. */
+function withStore(fn: (store: Store) => Promise<void>): Promise<void> {
+  return withKvPath((path) => withKv(path, async (kv) => fn(await Store.open(kv))));
 }
 
 /** Resolves once `predicate` holds, polling with a real timer; rejects after `timeoutMs`. */
@@ -155,49 +175,46 @@ Deno.test("Collector retries a failing cleanup on the backoff schedule, then sto
 });
 
 Deno.test("Collector spaces real retries within the jittered backoff bounds", async () => {
-  await withKvPath((path) =>
-    withKv(path, async (kv) => {
-      const store = await Store.open(kv);
-      const recorder = new Recorder();
-      const policy = { baseMs: 40, maxMs: 100, jitter: "equal" as const };
-      const gc = new Collector({
-        store,
-        cleaner: new FlakyCleaner(3),
-        backoffBaseMs: policy.baseMs,
-        backoffMaxMs: policy.maxMs,
-        jitter: policy.jitter,
-        onEvent: recorder.observe,
-      });
-      try {
-        gc.start();
-        await gc.add(gcInput("c1"));
-        await waitFor(() => recorder.of("attempt-finished").some((e) => e.event.ok), "success");
-        const starts = recorder.of("attempt-started").map((e) => e.t);
-        assert.equal(starts.length, 4);
-        for (let failures = 1; failures <= 3; failures++) {
-          const gap = starts[failures]! - starts[failures - 1]!;
-          const { min, max } = backoffBounds(failures, policy);
-          assert.ok(gap >= min - 2, `gap ${failures} = ${gap} ms, below ${min}`);
-          // Generous above: the gap also holds the cleanup, a KV commit and timer lateness.
-          assert.ok(gap <= max + 500, `gap ${failures} = ${gap} ms, above ${max}`);
-        }
-        const events = await store.eventsSince(0);
-        const attempts = events.filter(isEvent("gc-attempt"));
-        assert.deepEqual(attempts.map((e) => e.detail.attempts), [1, 2, 3]);
-        for (const e of attempts) {
-          const { min, max } = backoffBounds(e.detail.attempts as number, policy);
-          const wait = (e.detail.nextAttemptAt as number) - e.at;
-          assert.ok(wait >= min - 50 && wait <= max, `stored wait ${wait} outside ${min}..${max}`);
-        }
-        const done = events.at(-1);
-        assert.equal(done?.kind, "gc-done");
-        assert.equal(done.detail.attempts, 3);
-        assert.equal((await store.get("c1"))?.state, "stopped");
-      } finally {
-        await gc.stop();
+  await withStore(async (store) => {
+    const recorder = new Recorder();
+    const policy = { baseMs: 40, maxMs: 100, jitter: "equal" as const };
+    const gc = new Collector({
+      store,
+      cleaner: new FlakyCleaner(3),
+      backoffBaseMs: policy.baseMs,
+      backoffMaxMs: policy.maxMs,
+      jitter: policy.jitter,
+      onEvent: recorder.observe,
+    });
+    try {
+      gc.start();
+      await gc.add(gcInput("c1"));
+      await waitFor(() => recorder.of("attempt-finished").some((e) => e.event.ok), "success");
+      const starts = recorder.of("attempt-started").map((e) => e.t);
+      assert.equal(starts.length, 4);
+      for (let failures = 1; failures <= 3; failures++) {
+        const gap = starts[failures]! - starts[failures - 1]!;
+        const { min, max } = backoffBounds(failures, policy);
+        assert.ok(gap >= min - 2, `gap ${failures} = ${gap} ms, below ${min}`);
+        // Generous above: the gap also holds the cleanup, a KV commit and timer lateness.
+        assert.ok(gap <= max + 500, `gap ${failures} = ${gap} ms, above ${max}`);
       }
-    })
-  );
+      const events = await store.eventsSince(0);
+      const attempts = events.filter(isEvent("gc-attempt"));
+      assert.deepEqual(attempts.map((e) => e.detail.attempts), [1, 2, 3]);
+      for (const e of attempts) {
+        const { min, max } = backoffBounds(e.detail.attempts as number, policy);
+        const wait = (e.detail.nextAttemptAt as number) - e.at;
+        assert.ok(wait >= min - 50 && wait <= max, `stored wait ${wait} outside ${min}..${max}`);
+      }
+      const done = events.at(-1);
+      assert.equal(done?.kind, "gc-done");
+      assert.equal(done.detail.attempts, 3);
+      assert.equal((await store.get("c1"))?.state, "stopped");
+    } finally {
+      await gc.stop();
+    }
+  });
 });
 
 Deno.test("Collector carries on after a restart with the attempts it had counted", async () => {
@@ -255,98 +272,77 @@ Deno.test("Collector carries on after a restart with the attempts it had counted
 });
 
 Deno.test("Collector: a cleanup that never settles holds one slot and delays nobody", async () => {
-  await withKvPath((path) =>
-    withKv(path, async (kv) => {
-      const store = await Store.open(kv);
-      const recorder = new Recorder();
-      const cleaner: Cleaner = {
-        clean: (record) =>
-          record.id === "stuck" ? new Promise<CleanupOutcome>(() => {}) : Promise.resolve(OK),
-      };
-      const gc = new Collector({ store, cleaner, concurrency: 2, onEvent: recorder.observe });
-      await gc.add(gcInput("stuck"));
-      gc.start();
-      await waitFor(() => gc.stats().running === 1, "the stuck cleanup to start");
-      const others = Array.from({ length: 20 }, (_, i) => `other${i}`);
-      const t0 = performance.now();
-      for (const id of others) await gc.add(gcInput(id));
-      await waitFor(() => recorder.of("attempt-finished").length === others.length, "the others");
-      assert.ok(performance.now() - t0 < 5_000);
-      for (const id of others) assert.equal((await store.get(id))?.state, "stopped");
-      assert.equal(gc.isInProgress("stuck"), true);
-      assert.equal(gc.stats().running, 1);
-      assert.equal(
-        await gc.stop(20),
-        false,
-        "stop() gives up on the stuck cleanup after its bound",
-      );
-    })
-  );
+  await withStore(async (store) => {
+    const recorder = new Recorder();
+    const cleaner: Cleaner = {
+      clean: (record) =>
+        record.id === "stuck" ? new Promise<CleanupOutcome>(() => {}) : Promise.resolve(OK),
+    };
+    const gc = new Collector({ store, cleaner, concurrency: 2, onEvent: recorder.observe });
+    await gc.add(gcInput("stuck"));
+    gc.start();
+    await waitFor(() => gc.stats().running === 1, "the stuck cleanup to start");
+    const others = Array.from({ length: 20 }, (_, i) => `other${i}`);
+    const t0 = performance.now();
+    for (const id of others) await gc.add(gcInput(id));
+    await waitFor(() => recorder.of("attempt-finished").length === others.length, "the others");
+    assert.ok(performance.now() - t0 < 5_000);
+    for (const id of others) assert.equal((await store.get(id))?.state, "stopped");
+    assert.equal(gc.isInProgress("stuck"), true);
+    assert.equal(gc.stats().running, 1);
+    assert.equal(
+      await gc.stop(20),
+      false,
+      "stop() gives up on the stuck cleanup after its bound",
+    );
+  });
 });
 
 Deno.test("Collector runs at most `concurrency` cleanups at once", async () => {
-  await withKvPath((path) =>
-    withKv(path, async (kv) => {
-      const store = await Store.open(kv);
-      let running = 0;
-      let peak = 0;
-      let release = () => {};
-      const gate = new Promise<void>((resolve) => release = resolve);
-      const cleaner: Cleaner = {
-        async clean() {
-          running++;
-          peak = Math.max(peak, running);
-          await gate;
-          running--;
-          return OK;
-        },
-      };
-      const gc = new Collector({ store, cleaner, concurrency: 4 });
-      for (let i = 0; i < 20; i++) await gc.add(gcInput(`c${i}`));
-      gc.start();
-      await waitFor(() => running === 4, "four cleanups");
-      await new Promise((resolve) => setTimeout(resolve, 20));
-      assert.equal(gc.stats().running, 4);
-      assert.equal(gc.stats().queued, 16);
-      release();
-      await waitFor(() => gc.stats().running + gc.stats().queued === 0, "the rest");
-      assert.equal(peak, 4);
-      assert.equal((await store.countByState()).stopped, 20);
-      assert.equal(await gc.stop(), true);
-    })
-  );
+  await withStore(async (store) => {
+    const cleaner = new GatedCleaner();
+    const gc = new Collector({ store, cleaner, concurrency: 4 });
+    for (let i = 0; i < 20; i++) await gc.add(gcInput(`c${i}`));
+    gc.start();
+    await waitFor(() => cleaner.running === 4, "four cleanups");
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.equal(gc.stats().running, 4);
+    assert.equal(gc.stats().queued, 16);
+    cleaner.release();
+    await waitFor(() => gc.stats().running + gc.stats().queued === 0, "the rest");
+    assert.equal(cleaner.peak, 4);
+    assert.equal((await store.countByState()).stopped, 20);
+    assert.equal(await gc.stop(), true);
+  });
 });
 
 Deno.test("Collector drains 1,000 entries quickly", async () => {
-  await withKvPath((path) =>
-    withKv(path, async (kv) => {
-      const store = await Store.open(kv);
-      const ids = Array.from({ length: 1_000 }, (_, i) => `c${i}`);
-      await Promise.all(ids.map((id) => store.gcAdd(gcInput(id))));
-      let done = 0;
-      const gc = new Collector({
-        store,
-        cleaner: { clean: () => Promise.resolve(OK) },
-        onEvent: (e) => {
-          if (e.type === "attempt-finished" && e.ok) done++;
-        },
-      });
-      assert.deepEqual(await gc.restore(), { gc: 1_000, stopping: 0 });
-      const t0 = performance.now();
-      gc.start();
-      await waitFor(() => done === 1_000, "1,000 entries", 30_000);
-      const elapsed = performance.now() - t0;
-      assert.ok(elapsed < 15_000, `drained 1,000 entries in ${elapsed.toFixed(0)} ms`);
-      assert.deepEqual(await store.countByState(), {
-        running: 0,
-        stopping: 0,
-        gc: 0,
-        stopped: 1_000,
-      });
-      assert.deepEqual(await store.listGc(), []);
-      assert.equal(await gc.stop(), true);
-    })
-  );
+  await withStore(async (store) => {
+    const ids = Array.from({ length: 1_000 }, (_, i) => `c${i}`);
+    await Promise.all(ids.map((id) => store.gcAdd(gcInput(id))));
+    let done = 0;
+    const gc = new Collector({
+      store,
+      cleaner: { clean: () => Promise.resolve(OK) },
+      onEvent: (e) => {
+        if (e.type === "attempt-finished" && e.ok) done++;
+      },
+    });
+    assert.deepEqual(await gc.restore(), { gc: 1_000, stopping: 0 });
+    const t0 = performance.now();
+    gc.start();
+    await waitFor(() => done === 1_000, "1,000 entries", 30_000);
+    const elapsed = performance.now() - t0;
+    assert.ok(elapsed < 15_000, `drained 1,000 entries in ${elapsed.toFixed(0)} ms`);
+    assert.deepEqual(await store.countByState(), {
+      running: 0,
+      stopping: 0,
+      gc: 0,
+      stopped: 1_000,
+    });
+    assert.deepEqual(await store.listGc(), []);
+    assert.equal(await gc.stop(), true);
+  });
 });
 
 Deno.test("Collector arms one timer for many entries and runs each when due", async () => {
@@ -439,24 +435,21 @@ Deno.test("Collector.takeExited() runs the first attempt at once and moves the c
 });
 
 Deno.test("Collector.takeExited(): the first attempt starts within the same turn, not after a timer", async () => {
-  await withKvPath((path) =>
-    withKv(path, async (kv) => {
-      const store = await Store.open(kv);
-      const cleaner = new FlakyCleaner(0);
-      const gc = new Collector({ store, cleaner });
-      gc.start();
-      const record = await exited(store, "c1");
-      let timerTurn = false;
-      setTimeout(() => timerTurn = true, 0);
-      gc.takeExited(record);
-      // Microtasks only: a zero timer would wait for the event loop's next turn (4 ms nested).
-      for (let i = 0; i < 10 && !cleaner.calls.has("c1"); i++) await Promise.resolve();
-      assert.equal(cleaner.calls.get("c1"), 1);
-      assert.equal(timerTurn, false);
-      await waitFor(() => gc.stats().running === 0, "c1");
-      await gc.stop();
-    })
-  );
+  await withStore(async (store) => {
+    const cleaner = new FlakyCleaner(0);
+    const gc = new Collector({ store, cleaner });
+    gc.start();
+    const record = await exited(store, "c1");
+    let timerTurn = false;
+    setTimeout(() => timerTurn = true, 0);
+    gc.takeExited(record);
+    // Microtasks only: a zero timer would wait for the event loop's next turn (4 ms nested).
+    for (let i = 0; i < 10 && !cleaner.calls.has("c1"); i++) await Promise.resolve();
+    assert.equal(cleaner.calls.get("c1"), 1);
+    assert.equal(timerTurn, false);
+    await waitFor(() => gc.stats().running === 0, "c1");
+    await gc.stop();
+  });
 });
 
 Deno.test("Collector.takeExited(): a failed first attempt is attempt 1 in GC, retried after one backoff", async () => {
@@ -554,112 +547,88 @@ Deno.test("Collector.takeExited(): a cleaner that throws leaves the container in
 });
 
 Deno.test("Collector: first attempts and retries share one concurrency limit", async () => {
-  await withKvPath((path) =>
-    withKv(path, async (kv) => {
-      const store = await Store.open(kv);
-      let running = 0;
-      let peak = 0;
-      let release = () => {};
-      const gate = new Promise<void>((resolve) => release = resolve);
-      const cleaner: Cleaner = {
-        async clean() {
-          running++;
-          peak = Math.max(peak, running);
-          await gate;
-          running--;
-          return OK;
-        },
-      };
-      const gc = new Collector({ store, cleaner, concurrency: 3 });
-      for (let i = 0; i < 5; i++) await gc.add(gcInput(`g${i}`));
-      gc.start();
-      for (let i = 0; i < 5; i++) gc.takeExited(await exited(store, `e${i}`));
-      await waitFor(() => running === 3, "three cleanups");
-      await new Promise((resolve) => setTimeout(resolve, 20));
-      assert.equal(gc.stats().running, 3);
-      release();
-      await waitFor(() => gc.stats().running + gc.stats().queued === 0, "the rest");
-      assert.equal(peak, 3);
-      assert.equal((await store.countByState()).stopped, 10);
-      await gc.stop();
-    })
-  );
+  await withStore(async (store) => {
+    const cleaner = new GatedCleaner();
+    const gc = new Collector({ store, cleaner, concurrency: 3 });
+    for (let i = 0; i < 5; i++) await gc.add(gcInput(`g${i}`));
+    gc.start();
+    for (let i = 0; i < 5; i++) gc.takeExited(await exited(store, `e${i}`));
+    await waitFor(() => cleaner.running === 3, "three cleanups");
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.equal(gc.stats().running, 3);
+    cleaner.release();
+    await waitFor(() => gc.stats().running + gc.stats().queued === 0, "the rest");
+    assert.equal(cleaner.peak, 3);
+    assert.equal((await store.countByState()).stopped, 10);
+    await gc.stop();
+  });
 });
 
 Deno.test("Collector.restore() takes containers left stopping, and waits for yieldTo before each attempt", async () => {
-  await withKvPath((path) =>
-    withKv(path, async (kv) => {
-      const store = await Store.open(kv);
-      await exited(store, "s1");
-      await store.gcAdd(gcInput("g1"));
-      let open = () => {};
-      const recording = new Promise<void>((resolve) => open = resolve);
-      const cleaner = new FlakyCleaner(0);
-      const gc = new Collector({ store, cleaner, yieldTo: () => recording });
-      assert.deepEqual(await gc.restore(), { gc: 1, stopping: 1 });
-      assert.equal(gc.ownerOf("/run/test/runc/s1/"), "s1");
-      assert.equal(gc.ownerOf("/run/test/runc/g1"), "g1");
-      assert.equal(gc.ownerOf("/run/test/runc/g1/inside"), "g1", "removed with it");
-      assert.equal(gc.ownerOf("/run/test/runc"), null);
-      assert.equal(gc.ownerOf("/run/test/runc/g10"), null);
-      gc.start();
-      await new Promise((resolve) => setTimeout(resolve, 30));
-      assert.equal(cleaner.calls.size, 0, "no cleanup while exits are being recorded");
-      open();
-      await waitFor(() => gc.stats().running + gc.stats().queued === 0, "both");
-      assert.equal((await store.get("s1"))?.state, "stopped");
-      assert.equal((await store.get("g1"))?.state, "stopped");
-      assert.equal(gc.ownerOf("/run/test/runc/s1"), null);
-      await gc.stop();
-    })
-  );
+  await withStore(async (store) => {
+    await exited(store, "s1");
+    await store.gcAdd(gcInput("g1"));
+    let open = () => {};
+    const recording = new Promise<void>((resolve) => open = resolve);
+    const cleaner = new FlakyCleaner(0);
+    const gc = new Collector({ store, cleaner, yieldTo: () => recording });
+    assert.deepEqual(await gc.restore(), { gc: 1, stopping: 1 });
+    assert.equal(gc.ownerOf("/run/test/runc/s1/"), "s1");
+    assert.equal(gc.ownerOf("/run/test/runc/g1"), "g1");
+    assert.equal(gc.ownerOf("/run/test/runc/g1/inside"), "g1", "removed with it");
+    assert.equal(gc.ownerOf("/run/test/runc"), null);
+    assert.equal(gc.ownerOf("/run/test/runc/g10"), null);
+    gc.start();
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    assert.equal(cleaner.calls.size, 0, "no cleanup while exits are being recorded");
+    open();
+    await waitFor(() => gc.stats().running + gc.stats().queued === 0, "both");
+    assert.equal((await store.get("s1"))?.state, "stopped");
+    assert.equal((await store.get("g1"))?.state, "stopped");
+    assert.equal(gc.ownerOf("/run/test/runc/s1"), null);
+    await gc.stop();
+  });
 });
 
 Deno.test("Collector: a gc add during a first attempt is cleaned with its own processes", async () => {
-  await withKvPath((path) =>
-    withKv(path, async (kv) => {
-      const store = await Store.open(kv);
-      const seen: number[] = [];
-      let release = () => {};
-      const gate = new Promise<void>((resolve) => release = resolve);
-      const cleaner: Cleaner = {
-        async clean(record) {
-          seen.push(record.pid);
-          if (seen.length === 1) await gate;
-          return OK;
-        },
-      };
-      const gc = new Collector({ store, cleaner });
-      gc.start();
-      gc.takeExited(await exited(store, "c1"));
-      await waitFor(() => seen.length === 1, "the first attempt");
-      await gc.add(gcInput("c1", { pid: 4242, startTime: 77 }));
-      release();
-      await waitFor(() => seen.length === 2, "the GC attempt");
-      await waitFor(() => gc.stats().running + gc.stats().queued === 0, "c1");
-      assert.deepEqual(seen, [100, 4242]);
-      const kinds = (await store.eventsSince(0)).map((e) => e.kind);
-      assert.deepEqual(kinds, ["monitor", "exit", "gc", "gc-done"]);
-      await gc.stop();
-    })
-  );
+  await withStore(async (store) => {
+    const seen: number[] = [];
+    let release = () => {};
+    const gate = new Promise<void>((resolve) => release = resolve);
+    const cleaner: Cleaner = {
+      async clean(record) {
+        seen.push(record.pid);
+        if (seen.length === 1) await gate;
+        return OK;
+      },
+    };
+    const gc = new Collector({ store, cleaner });
+    gc.start();
+    gc.takeExited(await exited(store, "c1"));
+    await waitFor(() => seen.length === 1, "the first attempt");
+    await gc.add(gcInput("c1", { pid: 4242, startTime: 77 }));
+    release();
+    await waitFor(() => seen.length === 2, "the GC attempt");
+    await waitFor(() => gc.stats().running + gc.stats().queued === 0, "c1");
+    assert.deepEqual(seen, [100, 4242]);
+    const kinds = (await store.eventsSince(0)).map((e) => e.kind);
+    assert.deepEqual(kinds, ["monitor", "exit", "gc", "gc-done"]);
+    await gc.stop();
+  });
 });
 
 Deno.test("Collector.add() is idempotent per id", async () => {
-  await withKvPath((path) =>
-    withKv(path, async (kv) => {
-      const store = await Store.open(kv);
-      const gc = new Collector({ store, cleaner: new FlakyCleaner(0) });
-      assert.equal((await gc.add(gcInput("c1"))).added, true);
-      assert.equal((await gc.add(gcInput("c1"))).added, false);
-      assert.equal(gc.stats().queued, 1);
-      assert.equal(gc.isInProgress("c1"), true);
-      assert.equal(gc.isInProgress("c2"), false);
-      assert.deepEqual((await gc.list()).map((v) => v.entry.id), ["c1"]);
-      assert.equal((await gc.status("c1"))?.record.state, "gc");
-      await gc.stop();
-    })
-  );
+  await withStore(async (store) => {
+    const gc = new Collector({ store, cleaner: new FlakyCleaner(0) });
+    assert.equal((await gc.add(gcInput("c1"))).added, true);
+    assert.equal((await gc.add(gcInput("c1"))).added, false);
+    assert.equal(gc.stats().queued, 1);
+    assert.equal(gc.isInProgress("c1"), true);
+    assert.equal(gc.isInProgress("c2"), false);
+    assert.deepEqual((await gc.list()).map((v) => v.entry.id), ["c1"]);
+    assert.equal((await gc.status("c1"))?.record.state, "gc");
+    await gc.stop();
+  });
 });
 
 Deno.test("Collector retries the store write when the KV file fails, then finishes", async () => {
@@ -697,41 +666,35 @@ Deno.test("Collector retries the store write when the KV file fails, then finish
 });
 
 Deno.test("Collector forgets a container that left GC another way", async () => {
-  await withKvPath((path) =>
-    withKv(path, async (kv) => {
-      const store = await Store.open(kv);
-      const recorder = new Recorder();
-      const cleaner = new FlakyCleaner(0);
-      const gc = new Collector({ store, cleaner, onEvent: recorder.observe });
-      await gc.add(gcInput("c1"));
-      await store.markStopped("c1", "operator");
-      gc.start();
-      await waitFor(() => recorder.of("dropped").length === 1, "the drop");
-      assert.equal(cleaner.calls.size, 0);
-      assert.equal(gc.isInProgress("c1"), false);
-      await gc.stop();
-    })
-  );
+  await withStore(async (store) => {
+    const recorder = new Recorder();
+    const cleaner = new FlakyCleaner(0);
+    const gc = new Collector({ store, cleaner, onEvent: recorder.observe });
+    await gc.add(gcInput("c1"));
+    await store.markStopped("c1", "operator");
+    gc.start();
+    await waitFor(() => recorder.of("dropped").length === 1, "the drop");
+    assert.equal(cleaner.calls.size, 0);
+    assert.equal(gc.isInProgress("c1"), false);
+    await gc.stop();
+  });
 });
 
 Deno.test("Collector counts a cleaner that throws as a failed attempt", async () => {
-  await withKvPath((path) =>
-    withKv(path, async (kv) => {
-      const store = await Store.open(kv);
-      const recorder = new Recorder();
-      const gc = new Collector({
-        store,
-        cleaner: { clean: () => Promise.reject(new Error("plan for runtime kata is missing")) },
-        backoffBaseMs: 1_000,
-        onEvent: recorder.observe,
-      });
-      await gc.add(gcInput("c1"));
-      gc.start();
-      await waitFor(() => recorder.of("attempt-finished").length === 1, "the attempt");
-      await gc.stop();
-      const entry = await store.getGc("c1");
-      assert.equal(entry?.attempts, 1);
-      assert.equal(entry?.lastError, "plan for runtime kata is missing");
-    })
-  );
+  await withStore(async (store) => {
+    const recorder = new Recorder();
+    const gc = new Collector({
+      store,
+      cleaner: { clean: () => Promise.reject(new Error("plan for runtime kata is missing")) },
+      backoffBaseMs: 1_000,
+      onEvent: recorder.observe,
+    });
+    await gc.add(gcInput("c1"));
+    gc.start();
+    await waitFor(() => recorder.of("attempt-finished").length === 1, "the attempt");
+    await gc.stop();
+    const entry = await store.getGc("c1");
+    assert.equal(entry?.attempts, 1);
+    assert.equal(entry?.lastError, "plan for runtime kata is missing");
+  });
 });
