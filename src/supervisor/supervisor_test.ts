@@ -45,10 +45,16 @@ class Harness {
     });
   }
 
+  /** Creates `<dir>/<id>` and watches it as container `id`; returns the FIFO's path. */
   watch(dir: string, id: string, pidInfo: PidInfo): string {
     const fifo = createExitFifo(`${dir}/${id}`);
-    this.supervisor.add({ id, name: id, runtime: "runc", fifo, fd: openExitFifo(fifo), pidInfo });
+    this.watchFifo(fifo, id, pidInfo);
     return fifo;
+  }
+
+  /** Watches the FIFO `fifo` as container `id`, through a read end of its own. */
+  watchFifo(fifo: string, id: string, pidInfo: PidInfo = selfAsShim()): void {
+    this.supervisor.add({ id, name: id, runtime: "runc", fifo, fd: openExitFifo(fifo), pidInfo });
   }
 }
 
@@ -150,27 +156,12 @@ Deno.test("Supervisor reports an exit once per (id, pid, start time)", async () 
   await withSupervisor(async (h, dir) => {
     const fifo = h.watch(dir, "once", selfAsShim());
     // Arming the same container twice is a no-op; its extra fd is closed.
-    h.supervisor.add({
-      id: "once",
-      name: "once",
-      runtime: "runc",
-      fifo,
-      fd: openExitFifo(fifo),
-      pidInfo: selfAsShim(),
-    });
+    h.watchFifo(fifo, "once");
     assert.equal(h.supervisor.size, 1);
     await startWriter(fifo, { exit: 1 }).status;
     await h.exitOf("once");
     assert.throws(
-      () =>
-        h.supervisor.add({
-          id: "once",
-          name: "once",
-          runtime: "runc",
-          fifo,
-          fd: openExitFifo(fifo),
-          pidInfo: selfAsShim(),
-        }),
+      () => h.watchFifo(fifo, "once"),
       /already reported/,
     );
     assert.equal(h.reports.filter((r) => r.id === "once").length, 1);
@@ -266,14 +257,7 @@ Deno.test("Supervisor leaves a reported status in the FIFO until the report is a
       // A second read end, as the service manager's copy would be: it keeps the pipe alive.
       const keeper = openExitFifo(fifo);
       try {
-        h.supervisor.add({
-          id: "kept",
-          name: "kept",
-          runtime: "runc",
-          fifo,
-          fd: openExitFifo(fifo),
-          pidInfo: selfAsShim(),
-        });
+        h.watchFifo(fifo, "kept");
         await startWriter(fifo, { exit: 77 }).status;
         const report = await h.exitOf("kept");
         assert.equal(report.exit.code, 77);
@@ -283,14 +267,7 @@ Deno.test("Supervisor leaves a reported status in the FIFO until the report is a
         // A daemon killed now: the next one decodes the very same status from the FIFO.
         const next = new Harness(300, false);
         try {
-          next.supervisor.add({
-            id: "kept",
-            name: "kept",
-            runtime: "runc",
-            fifo,
-            fd: openExitFifo(fifo),
-            pidInfo: selfAsShim(),
-          });
+          next.watchFifo(fifo, "kept");
           assert.equal((await next.exitOf("kept")).exit.code, 77);
         } finally {
           await next.supervisor.stop();
@@ -318,14 +295,7 @@ Deno.test("Supervisor consumes what a second writer added after the first status
       const fifo = createExitFifo(`${dir}/two`);
       const keeper = openExitFifo(fifo);
       try {
-        h.supervisor.add({
-          id: "two",
-          name: "two",
-          runtime: "runc",
-          fifo,
-          fd: openExitFifo(fifo),
-          pidInfo: selfAsShim(),
-        });
+        h.watchFifo(fifo, "two");
         const first = libc.open(fifo, libc.O.WRONLY | libc.O.NONBLOCK | libc.O.CLOEXEC);
         const second = libc.open(fifo, libc.O.WRONLY | libc.O.NONBLOCK | libc.O.CLOEXEC);
         libc.write(first, encodeExitStatus(5));
