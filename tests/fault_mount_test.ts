@@ -10,7 +10,7 @@ import { isMountPoint } from "../src/sys/mounts.ts";
 import { isEvent } from "../src/store/events.ts";
 import { stopShim } from "./fixtures/shim.ts";
 import { TestDaemon } from "./support/daemon.ts";
-import { runOk as run } from "./support/fs.ts";
+import { forceUnmount, runOk as run } from "./support/fs.ts";
 import {
   allEvents,
   crashRuntime,
@@ -26,11 +26,6 @@ import { needs } from "./support/needs.ts";
 const asRootWithCc = needs("root", "cc");
 
 const RT = "crt";
-
-/** For `finally`: unmounts `path` (lazily if it is still busy) until nothing is mounted there. */
-async function forceUnmount(path: string): Promise<void> {
-  for (let i = 0; i < 8 && isMountPoint(path); i++) await run("umount", "-l", path).catch(() => {});
-}
 
 /** A host dir with a file that must survive every cleanup. */
 async function hostDir(): Promise<{ dir: string; canary: string }> {

@@ -12,7 +12,7 @@ import assert from "node:assert/strict";
 import { isMountPoint } from "../src/sys/mounts.ts";
 import { stopShim } from "./fixtures/shim.ts";
 import { TestDaemon } from "./support/daemon.ts";
-import { exists, runOk as run } from "./support/fs.ts";
+import { exists, forceUnmount, runOk as run } from "./support/fs.ts";
 import {
   crashRuntime,
   gcEntry,
@@ -37,10 +37,6 @@ async function asNobody(...argv: string[]): Promise<void> {
     "--",
     ...argv,
   );
-}
-
-async function forceUnmount(path: string): Promise<void> {
-  for (let i = 0; i < 8 && isMountPoint(path); i++) await run("umount", "-l", path).catch(() => {});
 }
 
 Deno.test("security: a symlink swapped in above registered paths turns no cleanup against the host", async () => {

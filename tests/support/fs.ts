@@ -5,6 +5,8 @@
  * @module
  */
 
+import { isMountPoint } from "../../src/sys/mounts.ts";
+
 /** True when something (a symlink included) is at `path`. */
 export async function exists(path: string): Promise<boolean> {
   try {
@@ -21,5 +23,12 @@ export async function runOk(cmd: string, ...args: string[]): Promise<void> {
     .output();
   if (!out.success) {
     throw new Error(`${cmd} ${args.join(" ")}: ${new TextDecoder().decode(out.stderr).trim()}`);
+  }
+}
+
+/** For `finally`: unmounts `path` (lazily if it is still busy) until nothing is mounted there. */
+export async function forceUnmount(path: string): Promise<void> {
+  for (let i = 0; i < 8 && isMountPoint(path); i++) {
+    await runOk("umount", "-l", path).catch(() => {});
   }
 }

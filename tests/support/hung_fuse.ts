@@ -7,8 +7,8 @@
  */
 
 import assert from "node:assert/strict";
-import { isMountPoint } from "../../src/sys/mounts.ts";
 import { buildFuseHang, LineReader } from "./fault_util.ts";
+import { forceUnmount } from "./fs.ts";
 
 /** The hung filesystem and its server. */
 export class HungFuse {
@@ -57,9 +57,7 @@ export class HungFuse {
 
   /** Detaches what is left mounted at {@linkcode mnt} (lazily: a dead FUSE mount stays busy). */
   async unmount(): Promise<void> {
-    for (let i = 0; i < 4 && isMountPoint(this.mnt); i++) {
-      await new Deno.Command("umount", { args: ["-l", this.mnt] }).output();
-    }
+    await forceUnmount(this.mnt);
   }
 
   /** For `finally`: kills the server, unmounts, removes the directory. */
