@@ -1,7 +1,9 @@
 /**
  * The libc calls reaperd needs that Deno does not offer, through `Deno.dlopen` (needs only
  * `--allow-ffi`). Every wrapper here is synchronous and non-blocking except
- * {@linkcode epollWaitAsync}, which runs on Deno's blocking pool and is only ever pending once.
+ * {@linkcode epollWaitAsync}, which runs on Deno's blocking pool and is only ever pending once,
+ * and the calls given a path, which take as long as the filesystem under it does: cleanup makes
+ * those on a container's own paths through safe_path.ts in the path helper, never the daemon.
  *
  * Synchronous wrappers read errno right after the call, on the same thread, and throw
  * {@linkcode SysError}.
