@@ -7,7 +7,19 @@
  */
 
 import type { RuntimeConfig } from "./config.ts";
-import type { RuntimeKind } from "./kinds/kind.ts";
+
+/**
+ * What a call needs to know of a runtime's kind: where it keeps state and how it says a
+ * container is not there. Every `RuntimeKind` (kinds/kind.ts) is one.
+ */
+export interface CallRules {
+  /** The `--root` for runtime `runtime` and a container's state dir; null when it takes none. */
+  root(runtime: string, stateDir: string): string | null;
+  /** What the runtime prints when the container does not exist (nothing left to do). */
+  readonly notThere: readonly RegExp[];
+  /** What it prints when the container exists but nothing of it runs. */
+  readonly notRunning: readonly RegExp[];
+}
 
 /** One runtime as a container's cleanup calls it. */
 export interface RuntimeCall {
@@ -16,7 +28,7 @@ export interface RuntimeCall {
   /** Its binary and leading arguments. */
   spec: RuntimeConfig;
   /** Its kind, from `spec.kind`. */
-  kind: RuntimeKind;
+  kind: CallRules;
   /** The container's state dir, `<stateRoot>/<runtime>/<id>`. */
   stateDir: string;
 }
@@ -55,12 +67,12 @@ export function runtimeArgv(call: RuntimeCall, subcommand: string[]): string[] {
 }
 
 /** True when a runtime's output says the container does not exist (so there is nothing to do). */
-export function saysNotThere(kind: RuntimeKind, output: string): boolean {
+export function saysNotThere(kind: CallRules, output: string): boolean {
   return kind.notThere.some((re) => re.test(output));
 }
 
 /** True when a runtime's output says the container exists but has no running process. */
-export function saysNotRunning(kind: RuntimeKind, output: string): boolean {
+export function saysNotRunning(kind: CallRules, output: string): boolean {
   return kind.notRunning.some((re) => re.test(output));
 }
 

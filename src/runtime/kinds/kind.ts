@@ -8,22 +8,14 @@
  */
 
 import type { CleanupStep } from "../plan.ts";
+import type { CallRules } from "../runtime_cli.ts";
 
 /** One kind of runtime (`oci`: runc, crun; `kata`). */
-export interface RuntimeKind {
+export interface RuntimeKind extends CallRules {
   /** The name a runtime's config entry gives as its `kind`. */
   readonly name: string;
   /** The cleanup plan of a container of this kind, in order. */
   plan(): CleanupStep[];
-  /**
-   * The `--root` a runtime of this kind is called with, for runtime `runtime` and the
-   * container's state dir; null when it takes none.
-   */
-  root(runtime: string, stateDir: string): string | null;
-  /** What the runtime prints when the container does not exist (nothing left to do). */
-  readonly notThere: readonly RegExp[];
-  /** What it prints when the container exists but nothing of it runs. */
-  readonly notRunning: readonly RegExp[];
 }
 
 /** The kind a runtime has when its config entry names none. */
