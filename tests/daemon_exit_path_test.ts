@@ -99,6 +99,15 @@ Deno.test("an engine restarting a container in its state dir is held off until t
       ppid: 0,
     });
     assert.equal(sameId.status, 409, sameId.text);
+    const oneCall = await d.api("POST", "/v1/containers", {
+      id: "web",
+      runtime: RT,
+      stateDir: old.stateDir,
+      pid: Deno.pid,
+      ppid: 0,
+      createFifo: true,
+    });
+    assert.equal(oneCall.status, 409, oneCall.text);
     const otherId = await d.api("POST", "/v1/containers", {
       id: "web-2",
       runtime: RT,

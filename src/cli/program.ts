@@ -304,6 +304,11 @@ Examples:
       "--memory-cgroup <dir>",
       "the container's memory cgroup, to tell an OOM kill (default: found from /proc/<pid>/cgroup)",
     )
+    .option(
+      "--create-fifo",
+      "create the state dir and exit FIFO if create-fifo was not called (for an engine that " +
+        "starts the shim after monitor)",
+    )
     .option("-s, --socket <path>", SOCKET_HELP)
     .option("--json", "print the record as JSON")
     .addHelpText(
@@ -327,6 +332,7 @@ Example:
       if (opts.mount.length > 0) req.mounts = opts.mount.map(abs);
       if (opts.path.length > 0) req.paths = opts.path.map(abs);
       if (opts.memoryCgroup !== undefined) req.memoryCgroup = abs(opts.memoryCgroup);
+      if (opts.createFifo === true) req.createFifo = true;
       const record = await withClient(opts, (c) => c.monitor(req));
       output.out(
         opts.json

@@ -40,6 +40,13 @@ export interface MonitorRequest {
    * `/proc/<pid>/cgroup` when absent.
    */
   memoryCgroup?: string;
+  /**
+   * Create the state dir and its FIFO when no read end is held for it (create-fifo was not
+   * called), and hold the read end from now on: one call per container for an engine that
+   * starts the shim only after monitor. A shim already started could not have opened a FIFO
+   * that did not exist yet, so without this field a missing FIFO stays an error.
+   */
+  createFifo?: boolean;
 }
 
 /** `reaperd gc add`: hand a container to the collector directly (seed `gc_add_container`). */

@@ -10,7 +10,7 @@
 import type { Logger } from "@logtape/logtape";
 import type { Config } from "../config.ts";
 import type { Store } from "../store/store.ts";
-import { exitFifoName } from "../supervisor/exit_fifo.ts";
+import { createExitFifo, exitFifoName } from "../supervisor/exit_fifo.ts";
 import * as libc from "../sys/libc.ts";
 import { readProcStat } from "../sys/proc.ts";
 import type { ReaperEvent, RestoreCounts } from "../store/events.ts";
@@ -95,7 +95,9 @@ export class ReaperService implements ReaperApi {
     } catch (error) {
       throw toApiError(error);
     }
-    const { startTime, pStartTime } = this.#admission.monitor(req, held.has(fifo));
+    // A FIFO created by this request is empty: only a read end held before tells of an exit.
+    const heldBefore = held.has(fifo);
+    const { startTime, pStartTime } = this.#admission.monitor(req, heldBefore);
     checkNotBeingCleaned(this.#parts.collector, req.stateDir);
     const now = readProcStat(req.pid);
     const exited = now === null || now.startTime !== startTime || now.state === "Z";
@@ -108,6 +110,7 @@ export class ReaperService implements ReaperApi {
     }
     let fd: number;
     try {
+      if (!heldBefore && req.createFifo === true) createExitFifo(req.stateDir);
       fd = held.take(fifo) ?? readEnds.open(fifo);
     } catch (error) {
       throw toApiError(error);

@@ -77,6 +77,10 @@ const body = {
   notObject: (x: unknown) => `must be a JSON object, got ${showValue(x)}`,
 };
 
+function flagProblem(value: unknown): string | null {
+  return typeof value === "boolean" ? null : `must be true or false, got ${showValue(value)}`;
+}
+
 const createFifoRequest = strict({ stateDir: path }, body);
 
 const monitorRequest = strict({
@@ -91,6 +95,7 @@ const monitorRequest = strict({
   mounts: pathList,
   paths: pathList,
   memoryCgroup: v.exactOptional(path),
+  createFifo: v.exactOptional(rule<boolean>(flagProblem)),
 }, body);
 
 const gcAddRequest = strict({
