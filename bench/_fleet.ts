@@ -84,6 +84,14 @@ export interface RegisterOptions {
    * {@linkcode makeRuntimeRoots} made them before, so that only the daemon's work is timed.
    */
   makeRoots?: boolean;
+  /**
+   * One call per container (`POST /v1/containers` with `createFifo: true`, the write end opened
+   * after it, as by a shim started after monitor). Each container's shim is this live process
+   * (its init is the ghost, as in the two-call way): a container whose processes are all gone
+   * and whose FIFO nobody has opened yet would be recorded as lost. Cleanup SIGKILLs the shim.
+   * Times go to `monitorMs`.
+   */
+  oneCall?: GhostIdentity;
 }
 
 /**
@@ -112,6 +120,30 @@ export async function registerContainers(
   const index = new Map<string, number>();
   for (let i = 0; i < ids.length; i += BATCH) {
     const batch = ids.slice(i, i + BATCH);
+    const live = options.oneCall;
+    if (live !== undefined) {
+      const made = await mapLimit(batch, inFlight, async (id) => {
+        const stateDir = stateDirOf(daemon, id);
+        const body = {
+          id,
+          runtime: RUNTIME,
+          stateDir,
+          pid: ghost.pid,
+          startTime: ghost.startTime,
+          ppid: live.pid,
+          pStartTime: live.startTime,
+          createFifo: true,
+        };
+        const t = nowMs();
+        await daemon.call("POST", "/v1/containers", body, 201);
+        timings?.monitorMs.push(nowMs() - t);
+        if (makeRoots) await Deno.mkdir(`${stateDir}/${RUNTIME}`);
+        return `${stateDir}/exit_fifo`;
+      });
+      const opened = await writer.open(made);
+      batch.forEach((id, j) => index.set(id, opened[j]!));
+      continue;
+    }
     const fifos = await mapLimit(batch, inFlight, async (id) => {
       const stateDir = stateDirOf(daemon, id);
       const t = nowMs();

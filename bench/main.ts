@@ -37,6 +37,7 @@ import {
 import { describeMachine, loadAverage, type Machine } from "./_machine.ts";
 import { fmt, fmtSummary, markdownTable, sleep, summarize, type Summary } from "./_stats.ts";
 import { WriterProcess } from "./_writer.ts";
+import { readProcStat } from "../src/sys/proc.ts";
 import { type BurstResult, measureBurst } from "./burst.ts";
 import { type Ceilings, measureCeilings } from "./ceilings.ts";
 import { type ConmonResult, measureConmon } from "./conmon.ts";
@@ -67,6 +68,13 @@ interface Registration {
   monitor: Summary;
 }
 
+/** Registration with one call per container (`monitor` creating the FIFO), one client. */
+interface OneCallRegistration {
+  count: number;
+  perSecond: number;
+  monitor: Summary;
+}
+
 /** What the main level (N = `--containers`) measured. */
 interface MainResult {
   n: number;
@@ -79,6 +87,7 @@ interface MainResult {
   idleFds: number;
   fdsAtN: number;
   registration: Registration;
+  oneCall: OneCallRegistration;
   /** GET /v1/health by one keep-alive client, one at a time, per second. */
   healthPerSecond: number;
   latency: LatencyResult;
@@ -271,6 +280,7 @@ async function registerOneClient(
   rig: Rig,
   ids: readonly string[],
   timings: RegisterTimings,
+  oneCall?: GhostIdentity,
 ): Promise<{ index: Map<string, number>; ms: number }> {
   const t = nowMs();
   makeRuntimeRoots(rig.daemon, ids);
@@ -278,8 +288,47 @@ async function registerOneClient(
     inFlight: 1,
     timings,
     makeRoots: false,
+    ...(oneCall === undefined ? {} : { oneCall }),
   });
   return { index, ms: nowMs() - t };
+}
+
+/**
+ * Registers `count` containers with one call each (one keep-alive client, nobody following the
+ * events), then lets them all exit and be cleaned, so that the main level starts from none.
+ * Resolves to the figures and the event feed, reopened.
+ */
+async function measureOneCall(
+  rig: Rig,
+  feed: EventFeed,
+  count: number,
+): Promise<{ result: OneCallRegistration; feed: EventFeed }> {
+  progress(`registering ${count} with one call each (monitor --create-fifo), one client`);
+  // Their shim: alive until the first cleanup SIGKILLs it.
+  const process = new Deno.Command("sleep", { args: ["100000"], stdin: "null" }).spawn();
+  undo.push(async () => {
+    try {
+      process.kill("SIGKILL");
+    } catch {
+      // Already gone: the first cleanup killed it.
+    }
+    await process.status;
+  });
+  const stat = readProcStat(process.pid);
+  if (stat === null) throw new Error("the shim is gone at once");
+  const live = { pid: process.pid, startTime: stat.startTime };
+  const since = feed.lastSeq;
+  await feed.close();
+  const ids = Array.from({ length: count }, (_, i) => `one-${i}`);
+  const timings: RegisterTimings = { createFifoMs: [], monitorMs: [] };
+  const { index, ms } = await registerOneClient(rig, ids, timings, live);
+  const following = await EventFeed.start(rig.daemon.socket, since);
+  undo.push(() => following.close());
+  await measureBurst(following, rig.writer, index);
+  return {
+    result: { count, perSecond: count / (ms / 1000), monitor: summarize(timings.monitorMs) },
+    feed: following,
+  };
 }
 
 async function runMain(options: Options): Promise<MainResult> {
@@ -292,6 +341,8 @@ async function runMain(options: Options): Promise<MainResult> {
   const cold = daemon.memory();
   progress(`N=${n}: daemon ready in ${fmt(readyEmptyMs, 0)} ms; warming up`);
   await warmUp(rig, "main");
+  const oneCall = await measureOneCall(rig, feed, options.step);
+  feed = oneCall.feed;
   const settle = () => daemon.settledMemory(options.settleMs);
   const idle = await settle();
   const idleFds = daemon.fds();
@@ -352,6 +403,7 @@ async function runMain(options: Options): Promise<MainResult> {
     idleFds,
     fdsAtN,
     registration,
+    oneCall: oneCall.result,
     healthPerSecond,
     latency,
     burst,
@@ -462,6 +514,15 @@ function goalsTable(
     "≥ 1,000 /s",
     yes(m.registration.perSecond >= 1000),
   ]);
+  rows.push([
+    `registration, one call (monitor --create-fifo), one keep-alive client (${
+      count(m.oneCall.count)
+    })`,
+    `${fmt(m.oneCall.perSecond, 0)} /s (median ${fmt(m.oneCall.monitor.p50, 2)} ms)`,
+    "same",
+    "≥ 1,000 /s",
+    yes(m.oneCall.perSecond >= 1000),
+  ]);
   if (top !== null) {
     rows.push([
       `registration, ${IN_FLIGHT} requests in flight (N=${count(top.n)})`,
@@ -527,6 +588,10 @@ function detailTable(m: MainResult, top: TopResult | null): string {
       fmtSummary(m.registration.createFifo, 2),
     ),
     row("registration: monitor (ms) p50 / p99 / max", fmtSummary(m.registration.monitor, 2)),
+    row(
+      "registration: monitor --create-fifo (ms) p50 / p99 / max",
+      fmtSummary(m.oneCall.monitor, 2),
+    ),
     row(
       "socket round trip: GET /v1/health, one client, one at a time (per s)",
       fmt(m.healthPerSecond, 0),
