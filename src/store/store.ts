@@ -50,6 +50,7 @@ import {
   checkTime,
 } from "./_validate.ts";
 import { errorMessage } from "../error_message.ts";
+import { RunningCache } from "./running_cache.ts";
 import {
   COMMIT_BUDGET,
   keySize,
@@ -318,6 +319,8 @@ export class Store {
   /** Registrations waiting for the one being written. */
   readonly #registrations: QueuedRegistration[] = [];
   #registering = false;
+  /** Running records as last committed here: an exit is committed from them without a read. */
+  readonly #running = new RunningCache();
 
   private constructor(kv: Deno.Kv, options: StoreOptions) {
     this.#kv = kv;
@@ -440,13 +443,18 @@ export class Store {
     const decision = decideRegister(input, null, null, now);
     const write = decision.write!;
     const id = input.id;
-    const event = await this.#commit("register", (op) => {
-      op.check(
-        { key: containerKey(id), versionstamp: null },
-        { key: gcKey(id), versionstamp: null },
-      );
-      op.set(containerKey(id), write.record!);
-    }, write.event);
+    const event = await this.#commit(
+      "register",
+      (op) => {
+        op.check(
+          { key: containerKey(id), versionstamp: null },
+          { key: gcKey(id), versionstamp: null },
+        );
+        op.set(containerKey(id), write.record!);
+      },
+      write.event,
+      (versionstamp) => this.#running.wrote(id, write.record!, versionstamp),
+    );
     if (event === null) return null;
     this.#notify(event);
     await this.#maybeTrim();
@@ -585,6 +593,11 @@ export class Store {
           this.#seqStale = true;
           return null;
         }
+        for (const { id, write } of writes) {
+          if (write.record !== undefined) {
+            this.#running.wrote(id, write.record, result.versionstamp);
+          }
+        }
       } catch (error) {
         this.#seqStale = true;
         throw storeFailure("register", error);
@@ -615,12 +628,32 @@ export class Store {
   }
 
   async #recordExitBatch(batch: readonly ExitInput[]): Promise<ExitRecordResult[]> {
-    const entries: Deno.KvEntryMaybe<ContainerRecord>[] = [];
-    for (let i = 0; i < batch.length; i += MAX_GET_MANY) {
-      const keys = batch.slice(i, i + MAX_GET_MANY).map((item) => containerKey(item.id));
-      entries.push(
-        ...await this.#read("record exits", () => this.#kv.getMany<ContainerRecord[]>(keys)),
+    // The record as last committed running when it agrees with the exit (the commit checks its
+    // versionstamp); read otherwise, so that an exit is only ever ignored on what the file says.
+    const entries = new Array<Deno.KvEntryMaybe<ContainerRecord>>(batch.length);
+    const unread: number[] = [];
+    batch.forEach((item, i) => {
+      const kept = this.#running.get(item.id);
+      if (
+        kept !== null && kept.record.pid === item.pid && kept.record.startTime === item.startTime
+      ) {
+        entries[i] = {
+          key: containerKey(item.id),
+          value: kept.record,
+          versionstamp: kept.versionstamp,
+        };
+      } else {
+        unread.push(i);
+      }
+    });
+    for (let i = 0; i < unread.length; i += MAX_GET_MANY) {
+      const part = unread.slice(i, i + MAX_GET_MANY);
+      const keys = part.map((j) => containerKey(batch[j]!.id));
+      const read = await this.#read(
+        "record exits",
+        () => this.#kv.getMany<ContainerRecord[]>(keys),
       );
+      part.forEach((j, k) => entries[j] = read[k]!);
     }
     const now = this.#clock();
     const seen = new Set<string>();
@@ -671,7 +704,10 @@ export class Store {
       }
       if (events === null) {
         // Something changed under the group, or it was too large: each item finds its own answer.
-        for (const write of together) results[write.index] = await this.#recordOneExit(write.item);
+        for (const write of together) {
+          this.#running.drop(write.item.id);
+          results[write.index] = await this.#recordOneExit(write.item);
+        }
         continue;
       }
       for (const event of events) this.#notify(event);
@@ -699,6 +735,7 @@ export class Store {
           this.#seqStale = true;
           return null;
         }
+        for (const { item } of writes) this.#running.drop(item.id);
       } catch (error) {
         this.#seqStale = true;
         throw storeFailure("record exits", error);
@@ -1257,6 +1294,7 @@ export class Store {
       }
       const op = this.#kv.atomic();
       op.check(record, gc).delete(containerKey(id));
+      this.#running.drop(id);
       if ((await this.#read("forget a container", () => op.commit())).ok) return record.value;
     }
     throw new StoreUnavailableError(`forget ${id}: the record kept changing; try again`);
@@ -1323,12 +1361,19 @@ export class Store {
       const decision = decide(record.value, gc.value, now);
       const write = decision.write;
       if (write === undefined) return { result: decision.result, event: null };
-      const event = await this.#commit(what, (op) => {
-        op.check(record, gc);
-        if (write.record !== undefined) op.set(containerKey(id), write.record);
-        if (write.gc === null) op.delete(gcKey(id));
-        else if (write.gc !== undefined) op.set(gcKey(id), write.gc);
-      }, write.event);
+      const event = await this.#commit(
+        what,
+        (op) => {
+          op.check(record, gc);
+          if (write.record !== undefined) op.set(containerKey(id), write.record);
+          if (write.gc === null) op.delete(gcKey(id));
+          else if (write.gc !== undefined) op.set(gcKey(id), write.gc);
+        },
+        write.event,
+        (versionstamp) => {
+          if (write.record !== undefined) this.#running.wrote(id, write.record, versionstamp);
+        },
+      );
       if (event !== null) {
         this.#notify(event);
         await this.#maybeTrim();
@@ -1350,6 +1395,7 @@ export class Store {
     what: string,
     build: (op: Deno.AtomicOperation) => void,
     event: NewEvent,
+    committed: (versionstamp: string) => void = () => {},
   ): Promise<ReaperEvent | null> {
     return this.#exclusive(async () => {
       if (this.#seqStale) await this.#loadSeq();
@@ -1372,6 +1418,7 @@ export class Store {
         return null;
       }
       this.#nextSeq = seq + 1;
+      committed(result.versionstamp);
       return full;
     });
   }
