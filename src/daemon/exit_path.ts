@@ -184,13 +184,6 @@ export class ExitPath {
 
   async #record(report: ExitReport): Promise<void> {
     const { id, exit } = report;
-    this.#log.info("exit of {id}: {reason}", {
-      id,
-      runtime: report.runtime,
-      code: exit.code,
-      known: exit.known,
-      reason: exit.reason,
-    });
     let result: ExitRecordResult;
     this.#recording++;
     try {
@@ -208,6 +201,14 @@ export class ExitPath {
       throw error;
     } finally {
       this.#recordingDone();
+      // After the write, not before: the line is not what the exit waits for.
+      this.#log.info("exit of {id}: {reason}", {
+        id,
+        runtime: report.runtime,
+        code: exit.code,
+        known: exit.known,
+        reason: exit.reason,
+      });
     }
     if (this.#held.size === 0) this.#storeProblem = null;
     this.#settled(id);
