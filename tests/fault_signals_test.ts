@@ -65,3 +65,30 @@ Deno.test("signals: SIGHUP applies a new log level, names what needs a restart, 
     await d.dispose();
   }
 });
+
+Deno.test("signals: SIGTERM records every status already waiting in the FIFOs before it stops", async () => {
+  const d = await TestDaemon.start();
+  const containers = [];
+  try {
+    for (let i = 0; i < 40; i++) containers.push(await startBareContainer(d, `waiting-${i}`));
+    // Stopped, the daemon cannot read: each status waits in its FIFO when SIGTERM comes.
+    Deno.kill(d.pid, "SIGSTOP");
+    for (const [i, c] of containers.entries()) await c.exit(10 + i);
+    Deno.kill(d.pid, "SIGTERM");
+    Deno.kill(d.pid, "SIGCONT");
+    const status = await d.stop("SIGTERM");
+    assert.equal(status.code, 0, d.logs);
+    await d.restart();
+    for (const [i, c] of containers.entries()) {
+      const res = await d.api("GET", `/v1/containers/${c.id}`);
+      const exit = (res.body as { exit: { code: number | null; reason: string } | null }).exit;
+      assert.deepEqual(
+        { id: c.id, code: exit?.code, reason: exit?.reason },
+        { id: c.id, code: 10 + i, reason: `exited with code ${10 + i}` },
+      );
+    }
+  } finally {
+    for (const c of containers) await c.dispose();
+    await d.dispose();
+  }
+});

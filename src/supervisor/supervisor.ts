@@ -151,11 +151,14 @@ export class Supervisor {
 
   /**
    * Stops the loop and closes every FIFO and pidfd it holds, consuming nothing: a status
-   * reported but not yet acknowledged stays in its FIFO. Nothing is reported.
+   * reported but not yet acknowledged stays in its FIFO. A complete status already waiting in
+   * a FIFO the loop has not turned to yet is reported first: closing the read end would
+   * discard it, and the next start could only say the container exited while reaperd was down.
    */
   async stop(): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
+    for (const w of [...this.#byId.values()]) this.#drain(w, 0);
     for (const w of [...this.#byId.values()]) this.#release(w);
     for (const w of this.#awaiting) libc.close(w.monitor.fd);
     this.#awaiting.clear();

@@ -344,3 +344,21 @@ Deno.test("Supervisor says a read end is done with on remove, never on stop", as
     assert.deepEqual(h.done, [removed]);
   });
 });
+
+Deno.test("Supervisor.stop reports a status already waiting in a FIFO the loop has not turned to", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "reaperd-sup-" });
+  const h = new Harness(300, false);
+  try {
+    const fifo = h.watch(dir, "waiting", selfAsShim());
+    const writer = libc.open(fifo, libc.O.WRONLY | libc.O.NONBLOCK | libc.O.CLOEXEC);
+    libc.write(writer, encodeExitStatus(7));
+    libc.close(writer);
+    // No await since the write: the loop cannot have dispatched it.
+    await h.supervisor.stop();
+    assert.deepEqual(h.reports.map((r) => [r.id, r.exit.code]), [["waiting", 7]]);
+  } finally {
+    await h.supervisor.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+  assert.deepEqual(h.errors, []);
+});
