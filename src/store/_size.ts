@@ -28,6 +28,33 @@ export const VALUE_BUDGET = MAX_VALUE_BYTES - SLACK;
 /** The largest commit the store makes, likewise. */
 export const COMMIT_BUDGET = MAX_COMMIT_BYTES - 16 * 1024;
 
+/**
+ * Splits `writes`, in order, into runs that each fit one commit: at most `maxCount` writes and
+ * at most {@linkcode COMMIT_BUDGET} bytes by their `bytes` estimate (a write larger than the
+ * budget goes alone).
+ */
+export function commitGroups<T extends { bytes: number }>(
+  writes: readonly T[],
+  maxCount: number,
+): T[][] {
+  const groups: T[][] = [];
+  let group: T[] = [];
+  let groupBytes = 0;
+  for (const write of writes) {
+    if (
+      group.length === maxCount || (group.length > 0 && groupBytes + write.bytes > COMMIT_BUDGET)
+    ) {
+      groups.push(group);
+      group = [];
+      groupBytes = 0;
+    }
+    group.push(write);
+    groupBytes += write.bytes;
+  }
+  if (group.length > 0) groups.push(group);
+  return groups;
+}
+
 // deno-lint-ignore no-control-regex
 const BEYOND_LATIN1 = /[^\u0000-\u00ff]/;
 

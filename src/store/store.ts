@@ -52,7 +52,7 @@ import {
 import { errorMessage } from "../error_message.ts";
 import { RunningCache } from "./running_cache.ts";
 import {
-  COMMIT_BUDGET,
+  commitGroups,
   keySize,
   MAX_CHECKS,
   MAX_MUTATIONS,
@@ -532,22 +532,7 @@ export class Store {
     });
     // Three checks and at most three mutations each (record, GC entry, event).
     const perCommit = Math.floor(Math.min(MAX_CHECKS, MAX_MUTATIONS) / 3);
-    const groups: RegisterWrite[][] = [];
-    let group: RegisterWrite[] = [];
-    let groupBytes = 0;
-    for (const w of writes) {
-      if (
-        group.length === perCommit || (group.length > 0 && groupBytes + w.bytes > COMMIT_BUDGET)
-      ) {
-        groups.push(group);
-        group = [];
-        groupBytes = 0;
-      }
-      group.push(w);
-      groupBytes += w.bytes;
-    }
-    if (group.length > 0) groups.push(group);
-    for (const together of groups) {
+    for (const together of commitGroups(writes, perCommit)) {
       let events: ReaperEvent[] | null;
       try {
         events = await this.#commitRegistrations(together);
@@ -680,20 +665,7 @@ export class Store {
     });
     // One commit per run of writes that fits Deno KV's commit size; each batch is already
     // within its check and mutation counts.
-    let group: ExitWrite[] = [];
-    let groupBytes = 0;
-    const groups: ExitWrite[][] = [];
-    for (const write of writes) {
-      if (group.length > 0 && groupBytes + write.bytes > COMMIT_BUDGET) {
-        groups.push(group);
-        group = [];
-        groupBytes = 0;
-      }
-      group.push(write);
-      groupBytes += write.bytes;
-    }
-    if (group.length > 0) groups.push(group);
-    for (const together of groups) {
+    for (const together of commitGroups(writes, writes.length)) {
       let events: ReaperEvent[] | null;
       try {
         events = await this.#commitExits(together);
