@@ -558,37 +558,53 @@ export class Store {
 
   /** Commits a group of registrations with their events; null when a check failed. */
   #commitRegistrations(writes: readonly RegisterWrite[]): Promise<ReaperEvent[] | null> {
+    return this.#commitWithEvents("register", writes, (op, { id, record, gc, write }) => {
+      op.check(record, gc);
+      if (write.record !== undefined) op.set(containerKey(id), write.record);
+      if (write.gc === null) op.delete(gcKey(id));
+      else if (write.gc !== undefined) op.set(gcKey(id), write.gc);
+    }, (versionstamp) => {
+      for (const { id, write } of writes) {
+        if (write.record !== undefined) this.#running.wrote(id, write.record, versionstamp);
+      }
+    });
+  }
+
+  /**
+   * Commits `writes` in one atomic operation, each with its event at the next sequence number;
+   * null when a check failed (nothing written). `stage` adds one write's checks and mutations;
+   * `committed` runs once the commit went through.
+   */
+  #commitWithEvents<W extends { event: NewEvent }>(
+    what: string,
+    writes: readonly W[],
+    stage: (op: Deno.AtomicOperation, write: W) => void,
+    committed: (versionstamp: string) => void,
+  ): Promise<ReaperEvent[] | null> {
     return this.#exclusive(async () => {
       if (this.#seqStale) await this.#loadSeq();
-      const committed: ReaperEvent[] = [];
+      const events: ReaperEvent[] = [];
       let seq = this.#nextSeq;
       try {
         const op = this.#kv.atomic();
-        for (const { id, record, gc, write, event } of writes) {
-          const full = { seq: seq++, ...event } as ReaperEvent;
-          op.check(record, gc);
-          if (write.record !== undefined) op.set(containerKey(id), write.record);
-          if (write.gc === null) op.delete(gcKey(id));
-          else if (write.gc !== undefined) op.set(gcKey(id), write.gc);
+        for (const write of writes) {
+          const full = { seq: seq++, ...write.event } as ReaperEvent;
+          stage(op, write);
           op.check({ key: eventKey(full.seq), versionstamp: null }).set(eventKey(full.seq), full);
-          committed.push(full);
+          events.push(full);
         }
         const result = await op.commit();
         if (!result.ok) {
           this.#seqStale = true;
           return null;
         }
-        for (const { id, write } of writes) {
-          if (write.record !== undefined) {
-            this.#running.wrote(id, write.record, result.versionstamp);
-          }
-        }
+        committed(result.versionstamp);
       } catch (error) {
         this.#seqStale = true;
-        throw storeFailure("register", error);
+        throw storeFailure(what, error);
       }
       this.#nextSeq = seq;
-      return committed;
+      return events;
     });
   }
 
@@ -690,30 +706,10 @@ export class Store {
 
   /** Commits a group of exits with their events; null when a check failed (nothing written). */
   #commitExits(writes: readonly ExitWrite[]): Promise<ReaperEvent[] | null> {
-    return this.#exclusive(async () => {
-      if (this.#seqStale) await this.#loadSeq();
-      const committed: ReaperEvent[] = [];
-      let seq = this.#nextSeq;
-      try {
-        const op = this.#kv.atomic();
-        for (const { entry, record, item, event } of writes) {
-          const full = { seq: seq++, ...event } as ReaperEvent;
-          op.check(entry).set(containerKey(item.id), record);
-          op.check({ key: eventKey(full.seq), versionstamp: null }).set(eventKey(full.seq), full);
-          committed.push(full);
-        }
-        const result = await op.commit();
-        if (!result.ok) {
-          this.#seqStale = true;
-          return null;
-        }
-        for (const { item } of writes) this.#running.drop(item.id);
-      } catch (error) {
-        this.#seqStale = true;
-        throw storeFailure("record exits", error);
-      }
-      this.#nextSeq = seq;
-      return committed;
+    return this.#commitWithEvents("record exits", writes, (op, { entry, record, item }) => {
+      op.check(entry).set(containerKey(item.id), record);
+    }, () => {
+      for (const { item } of writes) this.#running.drop(item.id);
     });
   }
 
