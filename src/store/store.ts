@@ -715,14 +715,13 @@ export class Store {
 
   /** One exit alone, as recordExit would take it; refused when the store can never write it. */
   async #recordOneExit(item: ExitInput): Promise<ExitRecordResult> {
-    let recorded: boolean;
+    let record: ContainerRecord | null;
     try {
-      recorded = await this.recordExit(item.id, item.pid, item.startTime, item.exit);
+      record = await this.#exitTransition(item.id, item.pid, item.startTime, item.exit);
     } catch (error) {
       if (error instanceof StoreInputError) return { outcome: "refused", reason: error.message };
       throw error;
     }
-    const record = recorded ? await this.get(item.id) : null;
     return record === null ? { outcome: "ignored" } : { outcome: "recorded", record };
   }
 
@@ -740,12 +739,22 @@ export class Store {
    */
   async recordExit(id: string, pid: number, startTime: number, exit: ExitStatus): Promise<boolean> {
     checkId(id);
-    return await this.#transition(id, "record exit", (record, _gc, now) => {
+    return await this.#exitTransition(id, pid, startTime, exit) !== null;
+  }
+
+  /** recordExit's transition: the record as written, or null when the exit was ignored. */
+  #exitTransition(
+    id: string,
+    pid: number,
+    startTime: number,
+    exit: ExitStatus,
+  ): Promise<ContainerRecord | null> {
+    return this.#transition(id, "record exit", (record, _gc, now) => {
       if (
         record === null || record.state !== "running" || record.pid !== pid ||
         record.startTime !== startTime
       ) {
-        return { result: false };
+        return { result: null };
       }
       const stored = fitExit(record, clampExit(exit));
       if (stored === null) throw new StoreInputError(tooLargeWithExit(id, valueSize(record)));
@@ -756,7 +765,7 @@ export class Store {
         updatedAt: now,
       };
       return {
-        result: true,
+        result: stopping,
         write: { record: stopping, event: exitEvent(stopping, stored) },
       };
     });

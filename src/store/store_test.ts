@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { isEvent, type ReaperEvent } from "./events.ts";
 import { ConflictError, NotFoundError, StoreInputError, StoreUnavailableError } from "./errors.ts";
+import { containerKey } from "./keys.ts";
 import { Store } from "./store.ts";
 import {
   exitWith,
@@ -968,4 +969,42 @@ Deno.test("Store.eventsSince() gives the newest events from memory, the same as 
       });
     });
   });
+});
+
+Deno.test("Store.recordExits() after a failed batch check reads each exit's record once and answers with the record it wrote", async () => {
+  await withKvPath((path) =>
+    withKv(path, async (kv) => {
+      let reads = 0;
+      const { kv: racy, race } = racingKv(kv);
+      const counting = new Proxy(racy, {
+        get(target, prop) {
+          const value = Reflect.get(target, prop, target);
+          if (prop === "get" || prop === "getMany") reads++;
+          return typeof value === "function" ? value.bind(target) : value;
+        },
+      });
+      const store = await Store.open(counting);
+      await store.register(registration("c1", 100));
+      await store.register(registration("c2", 101));
+      // Another writer rewrites c1 as it was between the kept record and the exit's commit.
+      race(async () => {
+        const entry = await kv.get(containerKey("c1"));
+        assert.ok(entry.value !== null);
+        await kv.set(containerKey("c1"), entry.value);
+      });
+      reads = 0;
+      const results = await store.recordExits([
+        { id: "c1", pid: 100, startTime: 1000, exit: exitWith(1) },
+        { id: "c2", pid: 101, startTime: 1010, exit: exitWith(2) },
+      ]);
+      assert.equal(reads, 2, "one read per exit recorded alone");
+      assert.deepEqual(results.map((r) => r.outcome), ["recorded", "recorded"]);
+      for (const [i, result] of results.entries()) {
+        assert.ok(result.outcome === "recorded");
+        assert.equal(result.record.state, "stopping");
+        assert.equal(result.record.exit?.code, i + 1);
+        assert.deepEqual(result.record, await store.get(`c${i + 1}`));
+      }
+    })
+  );
 });
