@@ -559,10 +559,7 @@ export class Store {
   /** Commits a group of registrations with their events; null when a check failed. */
   #commitRegistrations(writes: readonly RegisterWrite[]): Promise<ReaperEvent[] | null> {
     return this.#commitWithEvents("register", writes, (op, { id, record, gc, write }) => {
-      op.check(record, gc);
-      if (write.record !== undefined) op.set(containerKey(id), write.record);
-      if (write.gc === null) op.delete(gcKey(id));
-      else if (write.gc !== undefined) op.set(gcKey(id), write.gc);
+      stageWrite(op, id, record, gc, write);
     }, (versionstamp) => {
       for (const { id, write } of writes) {
         if (write.record !== undefined) this.#running.wrote(id, write.record, versionstamp);
@@ -1340,12 +1337,7 @@ export class Store {
       if (write === undefined) return { result: decision.result, event: null };
       const event = await this.#commit(
         what,
-        (op) => {
-          op.check(record, gc);
-          if (write.record !== undefined) op.set(containerKey(id), write.record);
-          if (write.gc === null) op.delete(gcKey(id));
-          else if (write.gc !== undefined) op.set(gcKey(id), write.gc);
-        },
+        (op) => stageWrite(op, id, record, gc, write),
         write.event,
         (versionstamp) => {
           if (write.record !== undefined) this.#running.wrote(id, write.record, versionstamp);
@@ -1368,36 +1360,14 @@ export class Store {
    * Commits `build`'s mutations plus the next event under the write lock. Returns the event,
    * or null when a check failed (nothing was written).
    */
-  #commit(
+  async #commit(
     what: string,
     build: (op: Deno.AtomicOperation) => void,
     event: NewEvent,
     committed: (versionstamp: string) => void = () => {},
   ): Promise<ReaperEvent | null> {
-    return this.#exclusive(async () => {
-      if (this.#seqStale) await this.#loadSeq();
-      const seq = this.#nextSeq;
-      const full = { seq, ...event } as ReaperEvent;
-      let result: Deno.KvCommitResult | Deno.KvCommitError;
-      try {
-        const op = this.#kv.atomic();
-        build(op);
-        op.check({ key: eventKey(seq), versionstamp: null }).set(eventKey(seq), full);
-        result = await op.commit();
-      } catch (error) {
-        // A commit that throws may or may not have reached the disk; ask the file next time.
-        this.#seqStale = true;
-        throw storeFailure(what, error);
-      }
-      if (!result.ok) {
-        // Either the record changed (retry from the read) or someone else wrote this seq.
-        this.#seqStale = true;
-        return null;
-      }
-      this.#nextSeq = seq + 1;
-      committed(result.versionstamp);
-      return full;
-    });
+    const events = await this.#commitWithEvents(what, [{ event }], build, committed);
+    return events === null ? null : events[0]!;
   }
 
   /** Runs `fn` after every earlier call has finished (one commit at a time). */
@@ -1488,6 +1458,23 @@ export class Store {
  * What registering `input` does to a container whose record and GC entry are as read: nothing
  * (the same run again), a new `running` record with its "monitor" event, or a ConflictError.
  */
+/**
+ * Adds to `op` a check on the record and GC entry of `id` as read, and `write`'s changes to
+ * them.
+ */
+function stageWrite(
+  op: Deno.AtomicOperation,
+  id: string,
+  record: Deno.KvEntryMaybe<ContainerRecord>,
+  gc: Deno.KvEntryMaybe<GcEntry>,
+  write: NonNullable<Decision<unknown>["write"]>,
+): void {
+  op.check(record, gc);
+  if (write.record !== undefined) op.set(containerKey(id), write.record);
+  if (write.gc === null) op.delete(gcKey(id));
+  else if (write.gc !== undefined) op.set(gcKey(id), write.gc);
+}
+
 function decideRegister(
   input: RegisterInput,
   record: ContainerRecord | null,
