@@ -283,9 +283,30 @@ export class PathHelperPool implements PathRunner {
   /** Runs `op` in a helper. Never throws. */
   async run(op: PathOp, timeoutMs: number): Promise<PathRunResult> {
     if (this.#closed) return { ok: false, detail: "path helpers are shut down", code: "EIO" };
-    this.#sweep();
     const key = op.op === "remove-state-dir" ? op.dir : op.path;
     const what = `${op.op} ${key}`;
+    await this.#take();
+    // Checked once a helper is free: the stuck helpers may have grown while this request waited.
+    const refusal = this.#refusal(key, what);
+    if (refusal !== null) {
+      this.#give();
+      return refusal;
+    }
+    const loop = this.#acquireLoop();
+    try {
+      return await this.#exchange(loop, op, key, what, timeoutMs);
+    } catch (e) {
+      return { ok: false, code: "EIO", detail: `${what}: path helper: ${errorMessage(e)}` };
+    } finally {
+      await this.#releaseLoop();
+      this.#give();
+    }
+  }
+
+  /** Why a request for `key` must not go to a helper now, or null when it may. */
+  #refusal(key: string, what: string): PathRunResult | null {
+    if (this.#closed) return { ok: false, detail: "path helpers are shut down", code: "EIO" };
+    this.#sweep();
     const earlier = this.#stuck.find((s) => s.key === key);
     if (earlier !== undefined) {
       const state = readProcStat(earlier.pid)?.state ?? "?";
@@ -307,16 +328,7 @@ export class PathHelperPool implements PathRunner {
         procState: readProcStat(this.#stuck[0]?.pid ?? 0)?.state ?? "?",
       };
     }
-    await this.#take();
-    const loop = this.#acquireLoop();
-    try {
-      return await this.#exchange(loop, op, key, what, timeoutMs);
-    } catch (e) {
-      return { ok: false, code: "EIO", detail: `${what}: path helper: ${errorMessage(e)}` };
-    } finally {
-      await this.#releaseLoop();
-      this.#give();
-    }
+    return null;
   }
 
   async #exchange(

@@ -81,3 +81,35 @@ Deno.test("reaperd itself serves as the path helper under its hidden command", a
     await Deno.remove(tmp, { recursive: true });
   }
 });
+
+Deno.test("a request that waited for a free helper still honours the stuck cap", async () => {
+  // A task frozen by the v1 freezer does not die of SIGKILL until thawed: a stuck helper.
+  const cg = `/sys/fs/cgroup/freezer/reaperd-helper-test-${Deno.pid}`;
+  await Deno.mkdir(cg);
+  const pool = new PathHelperPool({
+    argv: [
+      "sh",
+      "-c",
+      `echo $$ > ${cg}/cgroup.procs; echo ready; echo FROZEN > ${cg}/freezer.state; exec sleep 600`,
+    ],
+    maxHelpers: 1,
+    maxStuck: 1,
+  });
+  try {
+    const [first, second] = await Promise.all([
+      pool.run({ op: "remove", path: "/hung/a" }, 300),
+      pool.run({ op: "remove", path: "/hung/b" }, 300),
+    ]);
+    assert.match(first.detail, /stuck in state . \(left behind\)$/);
+    assert.match(second.detail, /not tried: 1 path helpers are stuck on hung filesystems/);
+    assert.equal(pool.stuck().length, 1);
+  } finally {
+    await Deno.writeTextFile(`${cg}/freezer.state`, "THAWED");
+    const deadline = performance.now() + 5_000;
+    while (pool.stuck().length > 0 && performance.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    await pool.close();
+    await Deno.remove(cg);
+  }
+});
