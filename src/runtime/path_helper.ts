@@ -351,7 +351,7 @@ export class PathHelperPool implements PathRunner {
       }
     }
     if (helper === undefined) {
-      const started = await this.#start(loop);
+      const started = await this.#start(loop, key);
       if (typeof started === "string") {
         return { ok: false, code: "EIO", detail: `${what}: ${started}` };
       }
@@ -395,7 +395,7 @@ export class PathHelperPool implements PathRunner {
   }
 
   /** Starts a helper and waits for its `ready`; a string says why it could not. */
-  async #start(loop: EventLoop): Promise<Helper | string> {
+  async #start(loop: EventLoop, key: string): Promise<Helper | string> {
     let child;
     try {
       child = await spawnChild({
@@ -411,7 +411,10 @@ export class PathHelperPool implements PathRunner {
     const hello = await helper.next(loop, this.#startTimeoutMs);
     if (hello.kind === "line" && hello.text === "ready") return helper;
     helper.kill();
-    await this.#settle(helper);
+    // One that will not die is left behind like one stuck mid-request, and counts the same.
+    if (!await this.#settle(helper)) {
+      this.#stuck.push({ pid: helper.pid, key, timeoutMs: this.#startTimeoutMs });
+    }
     const said = helper.stderrTail;
     helper.close();
     return `the path helper (pid ${helper.pid}) did not start: ` +

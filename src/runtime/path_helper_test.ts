@@ -113,3 +113,32 @@ Deno.test("a request that waited for a free helper still honours the stuck cap",
     await Deno.remove(cg);
   }
 });
+
+Deno.test("a helper that hangs before its ready and will not die counts as stuck", async () => {
+  const cg = `/sys/fs/cgroup/freezer/reaperd-helper-start-${Deno.pid}`;
+  await Deno.mkdir(cg);
+  const pool = new PathHelperPool({
+    argv: [
+      "sh",
+      "-c",
+      `echo $$ > ${cg}/cgroup.procs; echo FROZEN > ${cg}/freezer.state; echo ready`,
+    ],
+    startTimeoutMs: 300,
+    maxStuck: 1,
+  });
+  try {
+    const first = await pool.run({ op: "remove", path: "/hung/a" }, 5_000);
+    assert.match(first.detail, /did not start: no "ready" within 300 ms/);
+    assert.deepEqual(pool.stuck().map((s) => s.pid), [pidIn(first.detail)]);
+    const second = await pool.run({ op: "remove", path: "/hung/b" }, 5_000);
+    assert.match(second.detail, /not tried: 1 path helpers are stuck/);
+  } finally {
+    await Deno.writeTextFile(`${cg}/freezer.state`, "THAWED");
+    const deadline = performance.now() + 5_000;
+    while (pool.stuck().length > 0 && performance.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    await pool.close();
+    await Deno.remove(cg);
+  }
+});
