@@ -40,7 +40,7 @@ export async function servePathHelper(): Promise<number> {
       buffer = buffer.slice(nl + 1);
       let result: PathOpResult;
       try {
-        result = await runPathOp(JSON.parse(line) as PathOp);
+        result = runPathOp(JSON.parse(line) as PathOp);
       } catch (e) {
         result = { ok: false, detail: `bad request: ${errorMessage(e)}`, code: "EINVAL" };
       }

@@ -48,7 +48,7 @@ export interface PathOpResult {
 const MAX_LAYERS = 16;
 
 /** Runs one op in this process. Never throws. */
-export async function runPathOp(op: PathOp): Promise<PathOpResult> {
+export function runPathOp(op: PathOp): PathOpResult {
   try {
     switch (op.op) {
       case "unmount":
@@ -56,7 +56,7 @@ export async function runPathOp(op: PathOp): Promise<PathOpResult> {
       case "remove":
         return removePath(op.path, op.root);
       case "remove-state-dir": {
-        const r = await removeStateDir(op.dir, op.root);
+        const r = removeStateDir(op.dir, op.root);
         return r.ok
           ? { ok: true, detail: `${op.dir} ${r.detail}` }
           : { ok: false, detail: r.detail, code: r.code };

@@ -8,20 +8,20 @@ Deno.test("remove takes a file and an empty dir; a missing path is done", async 
   try {
     await Deno.writeTextFile(`${tmp}/file`, "x");
     await Deno.mkdir(`${tmp}/dir`);
-    assert.deepEqual(await runPathOp({ op: "remove", path: `${tmp}/file` }), {
+    assert.deepEqual(runPathOp({ op: "remove", path: `${tmp}/file` }), {
       ok: true,
       detail: `removed ${tmp}/file`,
     });
-    assert.equal((await runPathOp({ op: "remove", path: `${tmp}/dir` })).ok, true);
+    assert.equal((runPathOp({ op: "remove", path: `${tmp}/dir` })).ok, true);
     assert.equal(
-      (await runPathOp({ op: "remove", path: `${tmp}/dir` })).detail,
+      (runPathOp({ op: "remove", path: `${tmp}/dir` })).detail,
       `${tmp}/dir already gone`,
     );
-    assert.equal((await runPathOp({ op: "remove", path: `${tmp}/gone/x` })).ok, true);
+    assert.equal((runPathOp({ op: "remove", path: `${tmp}/gone/x` })).ok, true);
     assert.ok(!(await exists(`${tmp}/file`)) && !(await exists(`${tmp}/dir`)));
-    const relative = await runPathOp({ op: "remove", path: "relative/x" });
+    const relative = runPathOp({ op: "remove", path: "relative/x" });
     assert.ok(!relative.ok && /not absolute/.test(relative.detail));
-    const root = await runPathOp({ op: "remove", path: "/" });
+    const root = runPathOp({ op: "remove", path: "/" });
     assert.equal(root.ok, false);
   } finally {
     await Deno.remove(tmp, { recursive: true });
@@ -36,11 +36,11 @@ Deno.test("remove refuses a symlink on the way or at the end, and its target sur
     await Deno.symlink(`${tmp}/real`, `${tmp}/link`);
     await Deno.symlink(`${tmp}/real/precious`, `${tmp}/real/pointer`);
 
-    const through = await runPathOp({ op: "remove", path: `${tmp}/link/precious` });
+    const through = runPathOp({ op: "remove", path: `${tmp}/link/precious` });
     assert.equal(through.ok, false);
     assert.equal(through.code, "ELOOP");
     assert.match(through.detail, /refusing to remove .*symlink/);
-    const last = await runPathOp({ op: "remove", path: `${tmp}/real/pointer` });
+    const last = runPathOp({ op: "remove", path: `${tmp}/real/pointer` });
     assert.equal(last.ok, false);
     assert.match(last.detail, /symlink/);
     assert.equal(await Deno.readTextFile(`${tmp}/real/precious`), "x");
@@ -63,20 +63,20 @@ Deno.test("unmount never goes through a symlink; the real path is unmounted laye
     for (; layers < 2; layers++) await runOk("mount", "--bind", `${tmp}/source`, target);
 
     for (const path of [`${tmp}/link/mnt`, `${tmp}/real/pointer`]) {
-      const r = await runPathOp({ op: "unmount", path });
+      const r = runPathOp({ op: "unmount", path });
       assert.equal(r.ok, false, path);
       assert.match(r.detail, /refusing to unmount .*symlink/);
       assert.ok(isMountPoint(target));
     }
-    const r = await runPathOp({ op: "unmount", path: target });
+    const r = runPathOp({ op: "unmount", path: target });
     assert.deepEqual(r, { ok: true, detail: `unmounted ${target}` });
     layers = 0;
     assert.equal(isMountPoint(target), false);
-    assert.deepEqual(await runPathOp({ op: "unmount", path: target }), {
+    assert.deepEqual(runPathOp({ op: "unmount", path: target }), {
       ok: true,
       detail: `${target} not mounted`,
     });
-    assert.equal((await runPathOp({ op: "unmount", path: `${tmp}/missing/x` })).ok, true);
+    assert.equal((runPathOp({ op: "unmount", path: `${tmp}/missing/x` })).ok, true);
     assert.equal(await Deno.readTextFile(`${tmp}/source/keep`), "host data");
   } finally {
     for (; layers > 0; layers--) await runOk("umount", target).catch(() => {});
@@ -95,7 +95,7 @@ Deno.test("remove-state-dir removes symlinks inside the tree, never what they po
     await Deno.writeTextFile(`${tmp}/host/precious`, "x");
     await Deno.symlink(`${tmp}/host`, `${dir}/to-dir`);
     await Deno.symlink(`${tmp}/host/precious`, `${dir}/runc/to-file`);
-    const r = await runPathOp({ op: "remove-state-dir", dir, root });
+    const r = runPathOp({ op: "remove-state-dir", dir, root });
     assert.deepEqual(r, { ok: true, detail: `${dir} removed` });
     assert.ok(!(await exists(dir)));
     assert.equal(await Deno.readTextFile(`${tmp}/host/precious`), "x");
@@ -119,16 +119,16 @@ Deno.test("a symlink in the state root itself is followed for paths below it, an
     await runOk("mount", "--bind", `${realDir}/rootfs`, `${realDir}/rootfs`);
     mounted = true;
 
-    const blind = await runPathOp({ op: "unmount", path: `${dir}/rootfs` });
+    const blind = runPathOp({ op: "unmount", path: `${dir}/rootfs` });
     assert.match(blind.detail, /refusing to unmount/);
-    const u = await runPathOp({ op: "unmount", path: `${dir}/rootfs`, root });
+    const u = runPathOp({ op: "unmount", path: `${dir}/rootfs`, root });
     assert.deepEqual(u, { ok: true, detail: `unmounted ${dir}/rootfs` });
     mounted = false;
     assert.equal(isMountPoint(`${realDir}/rootfs`), false);
-    const r = await runPathOp({ op: "remove", path: `${dir}/leftover`, root });
+    const r = runPathOp({ op: "remove", path: `${dir}/leftover`, root });
     assert.deepEqual(r, { ok: true, detail: `removed ${dir}/leftover` });
     // Outside the root, the same symlink is refused.
-    const other = await runPathOp({ op: "remove", path: `${tmp}/var/run/x`, root });
+    const other = runPathOp({ op: "remove", path: `${tmp}/var/run/x`, root });
     assert.match(other.detail, /refusing to remove/);
   } finally {
     if (mounted) await runOk("umount", `${realDir}/rootfs`).catch(() => {});

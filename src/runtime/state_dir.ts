@@ -63,14 +63,6 @@ export function removeStateDir(
   stateDir: string,
   stateRoot: string,
   readMounts: () => MountInfo[] = readMountInfo,
-): Promise<StateDirOutcome> {
-  return Promise.resolve(removeStateDirNow(stateDir, stateRoot, readMounts));
-}
-
-function removeStateDirNow(
-  stateDir: string,
-  stateRoot: string,
-  readMounts: () => MountInfo[],
 ): StateDirOutcome {
   const problem = stateDirPathProblem(stateDir, stateRoot);
   if (problem !== null) return { ok: false, code: "EINVAL", detail: problem };

@@ -28,8 +28,8 @@ Deno.test("removeStateDir removes a plain dir, and a missing one is done", async
     const dir = `${root}/runc/c1`;
     await Deno.mkdir(`${dir}/runc/c1`, { recursive: true });
     await Deno.writeTextFile(`${dir}/runc/c1/state.json`, "{}");
-    assert.deepEqual(await removeStateDir(dir, root), { ok: true, detail: "removed" });
-    assert.deepEqual(await removeStateDir(dir, root), { ok: true, detail: "already gone" });
+    assert.deepEqual(removeStateDir(dir, root), { ok: true, detail: "removed" });
+    assert.deepEqual(removeStateDir(dir, root), { ok: true, detail: "already gone" });
   } finally {
     await Deno.remove(root, { recursive: true });
   }
@@ -41,12 +41,12 @@ Deno.test("removeStateDir refuses when the mount table shows a mount inside", as
     const dir = `${root}/runc/c1`;
     await Deno.mkdir(dir, { recursive: true });
     const mounts = parseMountInfo(`99 1 0:1 / ${dir}/rootfs/proc rw - proc proc rw\n`);
-    const out = await removeStateDir(dir, root, () => mounts);
+    const out = removeStateDir(dir, root, () => mounts);
     assert.equal(out.ok, false);
     assert.ok(!out.ok && out.code === "EBUSY" && out.detail.includes(`${dir}/rootfs/proc`));
     await Deno.stat(dir);
     // Without a mount table, nothing is removed either.
-    const blind = await removeStateDir(dir, root, () => {
+    const blind = removeStateDir(dir, root, () => {
       throw new Error("no procfs");
     });
     assert.ok(!blind.ok && blind.code === "EIO");
@@ -65,12 +65,12 @@ Deno.test("removeStateDir refuses a dir reached through a symlink out of the roo
     await Deno.writeTextFile(`${outside}/c1/precious`, "x");
     await Deno.mkdir(root);
     await Deno.symlink(outside, `${root}/runc`);
-    const out = await removeStateDir(`${root}/runc/c1`, root);
+    const out = removeStateDir(`${root}/runc/c1`, root);
     assert.ok(!out.ok && out.code === "EINVAL" && /symlink/.test(out.detail), out.detail);
     assert.equal(await Deno.readTextFile(`${outside}/c1/precious`), "x");
 
     await Deno.writeTextFile(`${root}/file`, "x");
-    const notDir = await removeStateDir(`${root}/file`, root);
+    const notDir = removeStateDir(`${root}/file`, root);
     assert.ok(!notDir.ok && /not a directory/.test(notDir.detail));
   } finally {
     await Deno.remove(tmp, { recursive: true });
@@ -91,7 +91,7 @@ Deno.test("removeStateDir never enters a real mount inside, even when the mount 
       .output();
     assert.ok(bind.success);
     mounted = true;
-    const out = await removeStateDir(dir, root, () => []);
+    const out = removeStateDir(dir, root, () => []);
     assert.ok(!out.ok && out.code === "EBUSY", JSON.stringify(out));
     assert.match(out.detail, /rootfs\/inner/);
     assert.equal(await Deno.readTextFile(`${tmp}/host/precious`), "x");
