@@ -15,6 +15,17 @@ async function deno(cwd: string, ...args: string[]): Promise<CliResult> {
   return { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) };
 }
 
+/** Starts the bundle in `dir` as a daemon with the flags it names, as the README says to. */
+function serveBundle(dir: string, paths: string[]): Deno.ChildProcess {
+  return new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", ...SERVE_FLAGS.split(" "), "reaperd.js", "serve", ...paths],
+    cwd: dir,
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+}
+
 Deno.test("the bundle's serve without --unstable-kv… says which flags it needs and exits 78", async () => {
   const dir = await Deno.makeTempDir({ prefix: "reaperd-bundle-" });
   let daemon: Deno.ChildProcess | undefined;
@@ -37,13 +48,7 @@ Deno.test("the bundle's serve without --unstable-kv… says which flags it needs
     assert.equal(version.code, 0, version.stderr);
 
     // With the flags it names, the same bundle serves, and a flagless client reaches it.
-    daemon = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", ...SERVE_FLAGS.split(" "), "reaperd.js", "serve", ...paths],
-      cwd: dir,
-      stdin: "null",
-      stdout: "null",
-      stderr: "null",
-    }).spawn();
+    daemon = serveBundle(dir, paths);
     const health = await until("the bundle's daemon answers", async () => {
       const r = await deno(dir, "run", "-A", "reaperd.js", "health", "--socket", `${dir}/r.sock`);
       return r.code === 0 ? r : null;
@@ -68,13 +73,7 @@ Deno.test("the bundle's daemon cleans a registered path through itself as the pa
     const leftover = `${dir}/leftover`;
     await Deno.writeTextFile(leftover, "x");
     const paths = ["--socket", `${dir}/r.sock`, "--db", `${dir}/r.db`, "--state-root", `${dir}/s`];
-    daemon = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", ...SERVE_FLAGS.split(" "), "reaperd.js", "serve", ...paths],
-      cwd: dir,
-      stdin: "null",
-      stdout: "null",
-      stderr: "null",
-    }).spawn();
+    daemon = serveBundle(dir, paths);
     client = Deno.createHttpClient({ proxy: { transport: "unix", path: `${dir}/r.sock` } });
     const c = client;
     const api = async (method: string, path: string, body?: unknown) => {

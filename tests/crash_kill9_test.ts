@@ -12,10 +12,26 @@
 
 import assert from "node:assert/strict";
 import { needs } from "./support/needs.ts";
-import { checkCrashRun, describeVerdict, runCrashScenario } from "./support/crash_harness.ts";
+import {
+  checkCrashRun,
+  type CrashRun,
+  type CrashVerdict,
+  describeVerdict,
+  runCrashScenario,
+} from "./support/crash_harness.ts";
 
 const CONTAINERS = 300;
 const KILLS = 24;
+
+/** Fails with the summary, every violation and the tail of the daemons' logs when any was found. */
+function assertNoViolations(verdict: CrashVerdict, run: CrashRun, summary: string): void {
+  assert.deepEqual(
+    verdict.violations,
+    [],
+    `${summary}\nviolations:\n${verdict.violations.join("\n")}\n--- daemon logs (tail) ---\n` +
+      run.daemonLogs.slice(-20_000),
+  );
+}
 
 needs("cc").test({
   name: `kill -9 of the daemon ${KILLS} times among ${CONTAINERS} exiting containers loses nothing`,
@@ -28,12 +44,7 @@ needs("cc").test({
   const summary = describeVerdict(verdict, run);
   // The counts are the point of this test: show them even when it passes.
   await Deno.stdout.write(new TextEncoder().encode(`crash: ${summary}\n`));
-  assert.deepEqual(
-    verdict.violations,
-    [],
-    `${summary}\nviolations:\n${verdict.violations.join("\n")}\n--- daemon logs (tail) ---\n` +
-      run.daemonLogs.slice(-20_000),
-  );
+  assertNoViolations(verdict, run, summary);
   assert.equal(verdict.killsSurvived, KILLS);
   assert.ok(verdict.containers >= CONTAINERS, "the pool was topped up, never shrunk");
   assert.ok(verdict.wentThroughGc > 0, "some cleanups went through GC");
@@ -60,12 +71,7 @@ needs("cc").test({
   const verdict = checkCrashRun(run);
   const summary = describeVerdict(verdict, run);
   await Deno.stdout.write(new TextEncoder().encode(`crash: ${summary}\n`));
-  assert.deepEqual(
-    verdict.violations,
-    [],
-    `${summary}\nviolations:\n${verdict.violations.join("\n")}\n--- daemon logs (tail) ---\n` +
-      run.daemonLogs.slice(-20_000),
-  );
+  assertNoViolations(verdict, run, summary);
   assert.equal(verdict.unknown, 0);
   assert.equal(verdict.killsSurvived, STORE_KILLS);
   assert.ok(
