@@ -90,15 +90,19 @@ Deno.test("read load: ps pages (?limit=&after=) add up to the whole list, and th
     const all = whole.body as Array<{ id: string }>;
     assert.deepEqual(all.map((r) => r.id), ids);
     const paged: Array<{ id: string }> = [];
+    const pageSizes: number[] = [];
     let after = "";
     for (;;) {
       const query = after === "" ? "limit=100" : `limit=100&after=${after}`;
       const page = (await d.api("GET", `/v1/containers?${query}`)).body as Array<{ id: string }>;
       paged.push(...page);
+      pageSizes.push(page.length);
       if (page.length < 100) break;
       after = page[page.length - 1]!.id;
     }
     assert.deepEqual(paged, all);
+    // The limit is kept: twelve full pages and the rest, not one page of everything.
+    assert.deepEqual(pageSizes, [...Array(12).fill(100), 3]);
     // An `after` that is not a record: the page starts at the next id.
     const between = await d.api("GET", "/v1/containers?limit=2&after=p-0010a");
     assert.deepEqual((between.body as Array<{ id: string }>).map((r) => r.id), [
