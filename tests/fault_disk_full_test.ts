@@ -119,7 +119,7 @@ asRootWithCc.test("fault: the store's disk fills up: degraded but up, exits kept
   }
 });
 
-Deno.test("fault: SIGTERM while exits are held in memory: written within the shutdown grace, or each one logged", async () => {
+asRootWithCc.test("fault: SIGTERM while exits are held in memory: written within the shutdown grace, or each one logged", async () => {
   const dir = await Deno.makeTempDir({ prefix: "reaperd-fault-term-" });
   const log = `${dir}/runtime.log`;
   const fs = await mountSmallDisk(dir);
