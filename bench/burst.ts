@@ -2,7 +2,8 @@
  * Burst: every monitored container exits at once — the writer puts
  * all their statuses into their FIFOs back to back — and the clock runs from the first write
  * until the last `exit` event is on the stream (every exit durable and visible), and on until
- * the last `stopped` event (every cleanup done, each calling the runtime twice).
+ * the last `stopped` event (every cleanup done, each calling the runtime once: the init is known
+ * dead, so only `delete --force` runs).
  *
  * @module
  */

@@ -7,7 +7,7 @@
  *   Write → line is what an exit costs with nothing but epoll, read and one fsync, on the
  *   filesystem the daemon's store is on: the floor under "exit write → exit event".
  * - **spawn**: `posix_spawn` + `waitpid` of `/bin/true`, one at a time and 8 at once: the
- *   machine's process-creation ceiling, under every cleanup (two runtime calls each).
+ *   machine's process-creation ceiling, under every cleanup (one or two runtime calls each).
  *
  * @module
  */

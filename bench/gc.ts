@@ -1,7 +1,8 @@
 /**
  * GC throughput: `count` containers handed to the collector at once (`POST /v1/gc`, as
- * `reaperd gc add` does) with an instant runtime (`/bin/true`); each entry's cleanup calls the
- * runtime twice (`kill`, `delete --force`: its `--root` exists, as runc's would) and removes
+ * `reaperd gc add` does) with an instant runtime (`/bin/true`); each entry's init is known dead,
+ * so its cleanup calls the runtime once (`delete --force`: its `--root` exists, as runc's would;
+ * `kill` is skipped) and removes
  * the state dir. The clock runs from the first request to the last `gc-done` event.
  *
  * @module
