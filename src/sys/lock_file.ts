@@ -53,12 +53,14 @@ export function tryLock(path: string): HeldLock | { heldBy: number | null } {
 /** The pid holding a flock on the file at `path`, read from /proc/locks; null if unknown. */
 function lockHolder(path: string): number | null {
   try {
-    const inode = Deno.statSync(path).ino;
-    if (inode === null) return null;
+    const { ino, dev } = Deno.statSync(path);
+    if (ino === null || dev === null) return null;
+    // An inode number names a file only together with its device, as /proc/locks gives both.
+    const file = `${hex2(devMajor(dev))}:${hex2(devMinor(dev))}:${ino}`;
     for (const line of Deno.readTextFileSync("/proc/locks").split("\n")) {
       // "1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF" (waiters have a "->" field more).
       const fields = line.trim().split(/\s+/).filter((f) => f !== "->");
-      if (fields[1] === "FLOCK" && fields[5]?.endsWith(`:${inode}`)) {
+      if (fields[1] === "FLOCK" && fields[5] === file) {
         const pid = Number(fields[4]);
         if (Number.isSafeInteger(pid) && pid > 0) return pid;
       }
@@ -67,4 +69,19 @@ function lockHolder(path: string): number | null {
     // The holder is simply unknown.
   }
   return null;
+}
+
+/** The major number of a Linux `dev_t` (glibc's gnu_dev_major). */
+function devMajor(dev: number): number {
+  return Number(((BigInt(dev) >> 8n) & 0xfffn) | ((BigInt(dev) >> 32n) & ~0xfffn));
+}
+
+/** The minor number of a Linux `dev_t` (glibc's gnu_dev_minor). */
+function devMinor(dev: number): number {
+  return Number((BigInt(dev) & 0xffn) | ((BigInt(dev) >> 12n) & ~0xffn));
+}
+
+/** At least two lowercase hex digits, as /proc/locks prints device numbers. */
+function hex2(n: number): string {
+  return n.toString(16).padStart(2, "0");
 }
