@@ -22,6 +22,12 @@ export interface AdmittedIdentity {
   pStartTime: number;
 }
 
+/** A monitor request let in: its identity, and whether its process had already exited. */
+export interface AdmittedMonitor extends AdmittedIdentity {
+  /** The pid was gone or a zombie when /proc was read (the one read admission made). */
+  exited: boolean;
+}
+
 /** One process of a request: which field, its pid, the start time given, and the flag for it. */
 interface Named {
   field: "pid" | "ppid";
@@ -66,15 +72,15 @@ export class Admission {
    * only when `fifoHeld` (create-fifo holds the read end, so the exit is in the FIFO);
    * otherwise there would be nothing to wait for, and the request is refused.
    */
-  monitor(req: MonitorRequest, fifoHeld: boolean): AdmittedIdentity {
+  monitor(req: MonitorRequest, fifoHeld: boolean): AdmittedMonitor {
     this.#container(req.id, req.runtime, req.stateDir);
     const pid = { field: "pid", pid: req.pid, given: req.startTime, flag: "--start-time" } as const;
-    const startTime = this.#monitored(pid, fifoHeld);
+    const { startTime, exited } = this.#monitored(pid, fifoHeld);
     const pStartTime = req.ppid === 0 ? 0 : this.#monitored(
       { field: "ppid", pid: req.ppid, given: req.pStartTime, flag: "--pstart-time" },
       fifoHeld,
-    );
-    return { startTime, pStartTime };
+    ).startTime;
+    return { startTime, pStartTime, exited };
   }
 
   /**
@@ -110,10 +116,14 @@ export class Admission {
     this.#noSymlink(stateDir);
   }
 
-  /** The start time to watch a process by. */
-  #monitored(p: Named, fifoHeld: boolean): number {
+  /**
+   * The start time to watch a process by, and whether it has exited: a live process with
+   * another start time is refused, so a process found is the one named.
+   */
+  #monitored(p: Named, fifoHeld: boolean): { startTime: number; exited: boolean } {
     refuseInit(p);
     const now = this.#readStat(p.pid);
+    const exited = now === null || now.state === "Z";
     if (p.given !== undefined) {
       if (now !== null && now.startTime !== p.given) {
         throw new ApiError(
@@ -122,10 +132,10 @@ export class Admission {
             "that is another process (a reused pid)",
         );
       }
-      return p.given;
+      return { startTime: p.given, exited };
     }
-    if (now !== null) return now.startTime;
-    if (fifoHeld) return 0;
+    if (now !== null) return { startTime: now.startTime, exited };
+    if (fifoHeld) return { startTime: 0, exited };
     throw new ApiError(
       400,
       `${p.field} ${p.pid} does not exist; give ${p.flag} to monitor it anyway`,

@@ -4,10 +4,12 @@ import { Admission } from "./admission.ts";
 import { ApiError } from "./api.ts";
 
 const ROOT = "/nonexistent-reaperd-root";
-const alive = new Map<number, number>([[100, 5000], [101, 4999]]);
+const alive = new Map<number, number>([[100, 5000], [101, 4999], [102, 6000]]);
+const zombies = new Set([102]);
 const readStat = (pid: number): ProcStat | null => {
   const startTime = alive.get(pid);
-  return startTime === undefined ? null : { pid, comm: "x", state: "S", ppid: 1, startTime };
+  const state = zombies.has(pid) ? "Z" : "S";
+  return startTime === undefined ? null : { pid, comm: "x", state, ppid: 1, startTime };
 };
 const admission = new Admission(
   {
@@ -28,7 +30,11 @@ function refused(fn: () => unknown, pattern: RegExp): void {
 }
 
 Deno.test("Admission.monitor() reads live start times and refuses a reused pid", () => {
-  assert.deepEqual(admission.monitor(base, false), { startTime: 5000, pStartTime: 4999 });
+  assert.deepEqual(admission.monitor(base, false), {
+    startTime: 5000,
+    pStartTime: 4999,
+    exited: false,
+  });
   assert.deepEqual(admission.monitor({ ...base, startTime: 5000 }, false).startTime, 5000);
   refused(
     () => admission.monitor({ ...base, startTime: 42 }, false),
@@ -40,9 +46,29 @@ Deno.test("Admission.monitor() reads live start times and refuses a reused pid",
 
 Deno.test("Admission.monitor() takes a gone init as identity unknown only with the FIFO held", () => {
   const gone = { ...base, pid: 200, ppid: 201 };
-  assert.deepEqual(admission.monitor(gone, true), { startTime: 0, pStartTime: 0 });
+  assert.deepEqual(admission.monitor(gone, true), { startTime: 0, pStartTime: 0, exited: true });
   refused(() => admission.monitor(gone, false), /pid 200 does not exist; give --start-time/);
-  assert.deepEqual(admission.monitor({ ...gone, ppid: 0 }, true), { startTime: 0, pStartTime: 0 });
+  assert.deepEqual(admission.monitor({ ...gone, ppid: 0 }, true), {
+    startTime: 0,
+    pStartTime: 0,
+    exited: true,
+  });
+});
+
+Deno.test("Admission.monitor() tells from its one /proc read whether the pid has exited", () => {
+  // A zombie has exited: its status is what the FIFO will carry.
+  assert.deepEqual(admission.monitor({ ...base, pid: 102 }, false), {
+    startTime: 6000,
+    pStartTime: 4999,
+    exited: true,
+  });
+  // Gone, with its start time given: exited, recorded under the given identity.
+  assert.deepEqual(admission.monitor({ ...base, pid: 200, startTime: 7000 }, false), {
+    startTime: 7000,
+    pStartTime: 4999,
+    exited: true,
+  });
+  assert.equal(admission.monitor({ ...base, startTime: 5000 }, false).exited, false);
 });
 
 Deno.test("Admission.gcAdd() refuses a live pid or ppid without its start time", () => {

@@ -12,7 +12,6 @@ import type { Config } from "../config.ts";
 import type { Store } from "../store/store.ts";
 import { createExitFifo, exitFifoName } from "../supervisor/exit_fifo.ts";
 import * as libc from "../sys/libc.ts";
-import { readProcStat } from "../sys/proc.ts";
 import type { ReaperEvent, RestoreCounts } from "../store/events.ts";
 import type { ContainerRecord } from "../types.ts";
 import { Admission, checkNotBeingCleaned } from "./admission.ts";
@@ -97,10 +96,8 @@ export class ReaperService implements ReaperApi {
     }
     // A FIFO created by this request is empty: only a read end held before tells of an exit.
     const heldBefore = held.has(fifo);
-    const { startTime, pStartTime } = this.#admission.monitor(req, heldBefore);
+    const { startTime, pStartTime, exited } = this.#admission.monitor(req, heldBefore);
     checkNotBeingCleaned(this.#parts.collector, req.stateDir);
-    const now = readProcStat(req.pid);
-    const exited = now === null || now.startTime !== startTime || now.state === "Z";
     const memoryCgroup = oom.markFor(req.pid, req.memoryCgroup, exited);
     if (memoryCgroup === null && req.memoryCgroup !== undefined) {
       throw new ApiError(
