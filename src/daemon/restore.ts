@@ -57,7 +57,8 @@ export async function restoreAll(parts: StartUp): Promise<RestoreCounts> {
   const { collector, supervisor, exitPath, store, config } = parts;
   const { stopping } = await collector.restore();
   supervisor.start();
-  const running = restoreRunning(await store.list("running"), parts);
+  const records = await store.list("running");
+  const running = restoreRunning(records, parts);
   // Read ends handed back that no running container took: held again for their monitor
   // (then not swept as orphans), or let go.
   await parts.readEnds.settle(store, parts.held);
@@ -69,6 +70,7 @@ export async function restoreAll(parts: StartUp): Promise<RestoreCounts> {
     watch: (record, fifo, fd) => watchRecord(supervisor, record, fifo, fd),
     exited: (report) => exitPath.report(report),
     held: (fifo) => parts.held.has(fifo),
+    recorded: new Set(records.map((r) => r.id)),
   });
   parts.metrics.adopted = swept.adopted.length;
   collector.start();

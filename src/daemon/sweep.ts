@@ -36,6 +36,12 @@ export interface SweepOptions {
    * the restart, its read end handed back by the service manager): not an orphan, not adopted.
    */
   held?: (fifo: string) => boolean;
+  /**
+   * Ids known to have a record already (those just re-armed from the store): skipped with no
+   * filesystem or store read, so a restart with many running containers does not read each
+   * one again.
+   */
+  recorded?: ReadonlySet<string>;
   /** Wall clock (ms since the epoch). */
   now?: () => number;
 }
@@ -76,7 +82,7 @@ export async function sweepStateRoot(options: SweepOptions): Promise<SweepResult
       const stateDir = `${runtimeDir}/${id}`;
       const fifo = `${stateDir}/${EXIT_FIFO}`;
       try {
-        if (options.held?.(fifo) || !(await isFifo(fifo))) continue;
+        if (options.recorded?.has(id) || options.held?.(fifo) || !(await isFifo(fifo))) continue;
         if (idProblem(id) !== null) {
           result.skipped.push({ dir: stateDir, reason: `not a container id: ${idProblem(id)}` });
           continue;

@@ -104,3 +104,51 @@ Deno.test("sweepStateRoot adopts FIFOs with no record, decodes what waits in the
     await Deno.remove(root, { recursive: true });
   }
 });
+
+Deno.test("sweepStateRoot reads neither the FIFO nor the store for an id known to be recorded", async () => {
+  const root = await Deno.makeTempDir({ prefix: "reaperd-sweep-" });
+  try {
+    await withKvPath((path) =>
+      withKv(path, async (kv) => {
+        const store = await Store.open(kv);
+        for (const id of ["known", "orphan"]) {
+          libc.mkfifo(`${await stateDir(root, "runc", id)}/exit_fifo`, 0o600);
+        }
+        await store.register({
+          id: "known",
+          runtime: "runc",
+          stateDir: `${root}/runc/known`,
+          pid: 0,
+          startTime: 0,
+          ppid: 0,
+          pStartTime: 0,
+        });
+        const asked: string[] = [];
+        const counted = {
+          get: (id: string) => {
+            asked.push(id);
+            return store.get(id);
+          },
+          register: store.register.bind(store),
+          recordAdoption: store.recordAdoption.bind(store),
+        };
+        const exits: ExitReport[] = [];
+        const result = await sweepStateRoot({
+          stateRoot: root,
+          runtimes: ["runc"],
+          store: counted,
+          log: recordingLog([]),
+          watch: (_record, _fifo, fd) => libc.close(fd),
+          exited: (report) => exits.push(report),
+          recorded: new Set(["known"]),
+        });
+        assert.deepEqual(result.adopted, ["orphan"]);
+        assert.deepEqual(asked, ["orphan"]);
+        assert.deepEqual(exits.map((r) => r.id), ["orphan"]);
+        assert.equal((await store.get("known"))?.pid, 0);
+      })
+    );
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
