@@ -121,7 +121,7 @@ export class ConfigError extends Error {
 }
 
 /** Where `runc` and friends are looked for, in this order. */
-export const RUNTIME_SEARCH_DIRS: readonly string[] = [
+const RUNTIME_SEARCH_DIRS: readonly string[] = [
   "/usr/sbin",
   "/usr/bin",
   "/usr/local/sbin",
@@ -131,7 +131,7 @@ export const RUNTIME_SEARCH_DIRS: readonly string[] = [
 ];
 
 /** Runtimes configured by default (name → binary and kind), kept only when the binary is found. */
-export const DEFAULT_RUNTIMES: Readonly<Record<string, { binary: string; kind: string }>> = {
+const DEFAULT_RUNTIMES: Readonly<Record<string, { binary: string; kind: string }>> = {
   runc: { binary: "runc", kind: "oci" },
   crun: { binary: "crun", kind: "oci" },
   kata: { binary: "kata-runtime", kind: "kata" },
@@ -152,17 +152,17 @@ export const DEFAULT_HTTP: Readonly<HttpConfig> = {
 };
 
 /** Longest path a unix socket can bind: sun_path is 108 bytes with the final NUL. */
-export const MAX_SOCKET_PATH_BYTES = 107;
+const MAX_SOCKET_PATH_BYTES = 107;
 /** Longest delay a JS timer can hold (2^31 - 1 ms): every timeout and interval fits it. */
 export const MAX_TIMER_MS = 2 ** 31 - 1;
 /** Longest retention: a hundred years, past which a number is a mistake, not a wish. */
-export const MAX_RETENTION_MS = 100 * 365 * 86_400_000;
+const MAX_RETENTION_MS = 100 * 365 * 86_400_000;
 /** Largest event log, which must fit the store. */
-export const MAX_EVENT_LOG = 100_000_000;
+const MAX_EVENT_LOG = 100_000_000;
 /** Most cleanups at once. */
-export const MAX_GC_CONCURRENCY = 10_000;
+const MAX_GC_CONCURRENCY = 10_000;
 /** Most client connections at once (each is a descriptor). */
-export const MAX_HTTP_CONNECTIONS = 1_000_000;
+const MAX_HTTP_CONNECTIONS = 1_000_000;
 
 /** True when `path` names an executable regular file. */
 function isExecutable(path: string): boolean {
@@ -234,7 +234,7 @@ export function defaultSocketPath(env: ConfigEnvironment = processEnvironment())
 }
 
 /** The config file read when none is named: it is fine for it not to exist. */
-export function defaultConfigFile(env: ConfigEnvironment = processEnvironment()): string {
+function defaultConfigFile(env: ConfigEnvironment = processEnvironment()): string {
   if (env.uid === 0) return "/etc/reaperd/reaperd.json";
   const xdg = env.getEnv("XDG_CONFIG_HOME");
   if (xdg !== undefined && xdg.startsWith("/")) return `${xdg}/reaperd/reaperd.json`;

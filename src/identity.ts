@@ -14,13 +14,13 @@
 import { isValidPid } from "./sys/proc.ts";
 
 /** Longest name of one directory entry (NAME_MAX): an id is one component of its state dir. */
-export const NAME_MAX = 255;
+const NAME_MAX = 255;
 /** Longest path accepted anywhere (PATH_MAX is 4096 with the final NUL). */
-export const MAX_PATH_BYTES = 4095;
+const MAX_PATH_BYTES = 4095;
 /** Longest container id: it must fit one path component. */
 export const MAX_ID_LENGTH = NAME_MAX;
 /** Longest runtime name. */
-export const MAX_RUNTIME_NAME_LENGTH = 64;
+const MAX_RUNTIME_NAME_LENGTH = 64;
 /** The file in a state dir that reaperd creates (the exit FIFO): the deepest path it makes. */
 const FIFO_NAME = "exit_fifo";
 /** The state dir layout iSulad uses, and reaperd's default. */

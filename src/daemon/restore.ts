@@ -26,7 +26,7 @@ import { sweepStateRoot } from "./sweep.ts";
 import { errorMessage } from "../error_message.ts";
 
 /** Why an exit decided at restart is unknown. */
-export const RESTORED_GONE = "exited while reaperd was down";
+const RESTORED_GONE = "exited while reaperd was down";
 
 /** What {@linkcode restoreRunning} needs. */
 export interface RestoreParts {
@@ -86,7 +86,7 @@ export async function restoreAll(parts: StartUp): Promise<RestoreCounts> {
  *
  * @returns How many are watched again and how many had exited.
  */
-export function restoreRunning(
+function restoreRunning(
   running: readonly ContainerRecord[],
   parts: RestoreParts,
 ): { monitored: number; exited: number } {

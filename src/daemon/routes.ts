@@ -52,7 +52,7 @@ import { errorMessage } from "../error_message.ts";
 /** Largest request body accepted, in bytes. */
 export const MAX_BODY_BYTES = 64 * 1024;
 /** Events read from the API per call while streaming. */
-export const EVENT_PAGE_SIZE = 500;
+const EVENT_PAGE_SIZE = 500;
 
 /** Options of {@linkcode createRouter}. */
 export interface RouterOptions {
@@ -86,14 +86,14 @@ const log = getLogger("http");
 const encoder = new TextEncoder();
 
 /** A JSON response; the trailing newline keeps `curl` output tidy. */
-export function jsonResponse(status: number, body: unknown, headers?: HeadersInit): Response {
+function jsonResponse(status: number, body: unknown, headers?: HeadersInit): Response {
   const h = new Headers(headers);
   h.set("content-type", "application/json; charset=utf-8");
   return new Response(`${JSON.stringify(body)}\n`, { status, headers: h });
 }
 
 /** The error body every failure uses. */
-export function errorResponse(status: number, message: string, headers?: HeadersInit): Response {
+function errorResponse(status: number, message: string, headers?: HeadersInit): Response {
   return jsonResponse(status, { error: oneLine(message) || "error" }, headers);
 }
 

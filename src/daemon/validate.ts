@@ -26,9 +26,9 @@ import { ApiError, type CreateFifoRequest, type GcAddRequest, type MonitorReques
 /** Longest wait a client may ask for: the longest delay a JS timer can hold (2^31 - 1 ms). */
 export const MAX_WAIT_MS = 2 ** 31 - 1;
 /** At most this many mounts or paths per container. */
-export const MAX_PATH_LIST = 1024;
+const MAX_PATH_LIST = 1024;
 /** Largest `limit` accepted on the event stream. */
-export const MAX_EVENT_LIMIT = 1_000_000;
+const MAX_EVENT_LIMIT = 1_000_000;
 
 /** An ApiError 400 with `message`. */
 export function badRequest(message: string): ApiError {
