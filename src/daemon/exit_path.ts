@@ -201,14 +201,18 @@ export class ExitPath {
       throw error;
     } finally {
       this.#recordingDone();
-      // After the write, not before: the line is not what the exit waits for.
-      this.#log.info("exit of {id}: {reason}", {
-        id,
-        runtime: report.runtime,
-        code: exit.code,
-        known: exit.known,
-        reason: exit.reason,
-      });
+      // After the write, not before: the line is not what the exit waits for. An exit held
+      // for a store that cannot write is tried again every retryMs: logged once, when the
+      // store answers, not at each try.
+      if (!this.#held.has(id)) {
+        this.#log.info("exit of {id}: {reason}", {
+          id,
+          runtime: report.runtime,
+          code: exit.code,
+          known: exit.known,
+          reason: exit.reason,
+        });
+      }
     }
     if (this.#held.size === 0) this.#storeProblem = null;
     this.#settled(id);

@@ -11,8 +11,11 @@ import { ExitPath, type ExitPathEvent } from "./exit_path.ts";
 /** A real store whose writes can be made to fail, and that refuses ids starting "big". */
 class Faulty implements Pick<Store, "recordExits"> {
   unavailable = false;
+  /** Writes tried, failed ones included. */
+  tries = 0;
   constructor(readonly store: RealStore) {}
   async recordExits(items: readonly ExitInput[]): Promise<ExitRecordResult[]> {
+    this.tries++;
     if (this.unavailable) throw new StoreUnavailableError("record exits: No space left on device");
     const ok = items.filter((i) => !i.id.startsWith("big"));
     const written = await this.store.recordExits(ok);
@@ -164,5 +167,19 @@ Deno.test("ExitPath.close() writes held exits within its grace, and logs each on
       );
     }
     assert.equal((await store.get("a"))?.state, "running");
+  });
+});
+
+Deno.test("ExitPath logs an exit once, however many times the store could not take it", async () => {
+  await withExitPath(async ({ store, faulty, path, handed, acks, lines }) => {
+    await store.register(registration("c1"));
+    faulty.unavailable = true;
+    path.report(report("c1", 7, acks));
+    await until("four tries", () => faulty.tries >= 4);
+    faulty.unavailable = false;
+    await until("recorded", () => handed.length === 1);
+    const logged = lines.filter((l) => l.startsWith("<6>") && /exit of "?c1"?: /.test(l));
+    assert.equal(logged.length, 1, lines.join(""));
+    await path.close(100);
   });
 });
