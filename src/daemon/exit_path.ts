@@ -193,6 +193,11 @@ export class ExitPath {
         startTime: report.pidInfo.startTime,
         exit,
       });
+      if (result.outcome === "unavailable") {
+        // Other exits of its batch were committed before the store stopped taking writes.
+        this.#hold(report, new StoreUnavailableError(result.reason));
+        return;
+      }
     } catch (error) {
       if (error instanceof StoreUnavailableError) {
         this.#hold(report, error);

@@ -11,17 +11,21 @@ import { ExitPath, type ExitPathEvent } from "./exit_path.ts";
 /** A real store whose writes can be made to fail, and that refuses ids starting "big". */
 class Faulty implements Pick<Store, "recordExits"> {
   unavailable = false;
+  /** Ids the store answers "unavailable" for, as after a commit that failed mid-batch. */
+  readonly unavailableIds = new Set<string>();
   /** Writes tried, failed ones included. */
   tries = 0;
   constructor(readonly store: RealStore) {}
   async recordExits(items: readonly ExitInput[]): Promise<ExitRecordResult[]> {
     this.tries++;
     if (this.unavailable) throw new StoreUnavailableError("record exits: No space left on device");
-    const ok = items.filter((i) => !i.id.startsWith("big"));
-    const written = await this.store.recordExits(ok);
-    return items.map((i) =>
+    const taken = (i: ExitInput) => !i.id.startsWith("big") && !this.unavailableIds.has(i.id);
+    const written = await this.store.recordExits(items.filter(taken));
+    return items.map((i): ExitRecordResult =>
       i.id.startsWith("big")
         ? { outcome: "refused", reason: "the record cannot grow by its exit" }
+        : this.unavailableIds.has(i.id)
+        ? { outcome: "unavailable", reason: "record exits: database is locked" }
         : written.shift()!
     );
   }
@@ -133,6 +137,25 @@ Deno.test("ExitPath holds exits the store cannot take, says so, and records them
     await until("both recorded", () => handed.length === 2);
     assert.deepEqual(path.problems(), []);
     assert.deepEqual((await store.get("c1"))?.exit?.code, 7);
+    await path.close(100);
+  });
+});
+
+Deno.test("ExitPath holds an exit the store left unavailable beside committed ones, and records it once it can", async () => {
+  await withExitPath(async ({ store, faulty, path, handed, acks }) => {
+    await store.register(registration("c1"));
+    await store.register(registration("c2"));
+    faulty.unavailableIds.add("c2");
+    path.report(report("c1", 7, acks));
+    path.report(report("c2", 8, acks));
+    await until("c1 recorded, c2 held", () => handed.length === 1 && path.held === 1);
+    assert.deepEqual(acks, ["c1"]);
+    assert.equal((await store.get("c2"))?.state, "running");
+    faulty.unavailableIds.clear();
+    await until("c2 recorded", () => handed.length === 2);
+    assert.deepEqual(acks, ["c1", "c2"]);
+    assert.equal((await store.get("c2"))?.exit?.code, 8);
+    assert.deepEqual(path.problems(), []);
     await path.close(100);
   });
 });

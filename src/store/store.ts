@@ -192,12 +192,14 @@ export interface ExitInput {
 /**
  * What {@linkcode Store.recordExits} did with one exit: recorded (running → stopping, with the
  * record as written), ignored (unknown id, not running, another pid or start time, or a repeat),
- * or refused (this exit can never be written as given; the reason says why).
+ * refused (this exit can never be written as given; the reason says why), or unavailable (the
+ * store could not take the write after other exits of the same call were committed: try again).
  */
 export type ExitRecordResult =
   | { outcome: "recorded"; record: ContainerRecord }
   | { outcome: "ignored" }
-  | { outcome: "refused"; reason: string };
+  | { outcome: "refused"; reason: string }
+  | { outcome: "unavailable"; reason: string };
 
 /** One exit of a batch, ready to commit. */
 interface ExitWrite {
@@ -620,7 +622,16 @@ export class Store {
     for (const item of items) checkId(item.id);
     const results: ExitRecordResult[] = [];
     for (let start = 0; start < items.length; start += EXIT_BATCH) {
-      results.push(...await this.#recordExitBatch(items.slice(start, start + EXIT_BATCH)));
+      try {
+        results.push(...await this.#recordExitBatch(items.slice(start, start + EXIT_BATCH)));
+      } catch (error) {
+        // Earlier batches are durable: their answers stand, the rest are to be tried again.
+        if (!(error instanceof StoreUnavailableError) || start === 0) throw error;
+        for (let i = start; i < items.length; i++) {
+          results.push({ outcome: "unavailable", reason: error.message });
+        }
+        break;
+      }
     }
     return results;
   }
@@ -678,24 +689,38 @@ export class Store {
     });
     // One commit per run of writes that fits Deno KV's commit size; each batch is already
     // within its check and mutation counts.
-    for (const together of commitGroups(writes, writes.length)) {
-      let events: ReaperEvent[] | null;
-      try {
-        events = await this.#commitExits(together);
-      } catch (error) {
-        // A limit the estimate missed: each item on its own, so that one never sinks the rest.
-        if (!(error instanceof StoreInputError)) throw error;
-        events = null;
-      }
-      if (events === null) {
-        // Something changed under the group, or it was too large: each item finds its own answer.
-        for (const write of together) {
-          this.#running.drop(write.item.id);
-          results[write.index] = await this.#recordOneExit(write.item);
+    // Indexes of writes whose answer is final; once one is durable, a store that stops taking
+    // writes leaves the others "unavailable" rather than hiding what was committed.
+    const answered = new Set<number>();
+    try {
+      for (const together of commitGroups(writes, writes.length)) {
+        let events: ReaperEvent[] | null;
+        try {
+          events = await this.#commitExits(together);
+        } catch (error) {
+          // A limit the estimate missed: each item on its own, so that one never sinks the rest.
+          if (!(error instanceof StoreInputError)) throw error;
+          events = null;
         }
-        continue;
+        if (events === null) {
+          // Something changed under the group, or it was too large: each finds its own answer.
+          for (const write of together) {
+            this.#running.drop(write.item.id);
+            results[write.index] = await this.#recordOneExit(write.item);
+            answered.add(write.index);
+          }
+          continue;
+        }
+        for (const write of together) answered.add(write.index);
+        for (const event of events) this.#notify(event);
       }
-      for (const event of events) this.#notify(event);
+    } catch (error) {
+      if (!(error instanceof StoreUnavailableError) || answered.size === 0) throw error;
+      for (const write of writes) {
+        if (!answered.has(write.index)) {
+          results[write.index] = { outcome: "unavailable", reason: error.message };
+        }
+      }
     }
     await this.#maybeTrim();
     return results;

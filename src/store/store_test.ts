@@ -643,6 +643,50 @@ Deno.test("Store.recordExits() records 60 exits of records with 110 mounts of 25
   );
 });
 
+Deno.test("Store.recordExits(): a store that stops taking writes after one commit of a batch leaves the rest unavailable, the committed ones recorded", async () => {
+  await withKvPath((path) =>
+    withKv(path, async (kv) => {
+      let commits = 0;
+      let failFrom = Infinity;
+      const flaky = interceptCommits(kv, () => {
+        if (++commits >= failFrom) return Promise.reject(new TypeError("database is locked"));
+        return Promise.resolve();
+      });
+      const store = await Store.open(flaky);
+      for (let i = 0; i < 40; i++) {
+        await store.register({
+          ...registration(`big-${i}`, 100 + i),
+          mounts: manyMounts(`big-${i}`, 110, 250),
+        });
+      }
+      // 40 records of about 28 KB take more than one commit: the second one fails.
+      failFrom = commits + 2;
+      const items = Array.from({ length: 40 }, (_, i) => ({
+        id: `big-${i}`,
+        pid: 100 + i,
+        startTime: (100 + i) * 10,
+        exit: exitWith(i),
+      }));
+      const results = await store.recordExits(items);
+      const recorded = results.filter((r) => r.outcome === "recorded").length;
+      const unavailable = results.filter((r) => r.outcome === "unavailable").length;
+      assert.ok(recorded > 0 && unavailable > 0, JSON.stringify(results.map((r) => r.outcome)));
+      assert.equal(recorded + unavailable, 40);
+      for (const [i, result] of results.entries()) {
+        const stored = await store.get(`big-${i}`);
+        assert.equal(stored?.state, result.outcome === "recorded" ? "stopping" : "running");
+      }
+      // Tried again once the store takes writes: each of the rest is recorded, none twice.
+      failFrom = Infinity;
+      const again = await store.recordExits(
+        items.filter((_, i) => results[i]!.outcome !== "recorded"),
+      );
+      assert.deepEqual(again.map((r) => r.outcome), Array(unavailable).fill("recorded"));
+      assert.equal((await allEvents(store)).filter((e) => e.kind === "exit").length, 40);
+    })
+  );
+});
+
 Deno.test("Store.recordExits() refuses the one exit a stored record cannot take, and records the 38 beside it", async () => {
   await withKvPath((path) =>
     withKv(path, async (kv) => {
