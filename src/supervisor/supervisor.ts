@@ -241,13 +241,26 @@ export class Supervisor {
     this.#onDone(monitor.fifo);
   }
 
-  /** Stops watching a container without reporting anything; its read end is done with. */
+  /**
+   * Stops watching a container without reporting anything, or lets go of its reported exit
+   * that was never acknowledged (a refused record would otherwise hold its read end for the
+   * life of the process); either way its read end is closed and done with.
+   */
   remove(id: string): boolean {
     const w = this.#byId.get(id);
-    if (w === undefined) return false;
-    this.#release(w);
-    this.#onDone(w.monitor.fifo);
-    return true;
+    if (w !== undefined) {
+      this.#release(w);
+      this.#onDone(w.monitor.fifo);
+      return true;
+    }
+    for (const waiting of this.#awaiting) {
+      if (waiting.monitor.id !== id) continue;
+      this.#awaiting.delete(waiting);
+      libc.close(waiting.monitor.fd);
+      this.#onDone(waiting.monitor.fifo);
+      return true;
+    }
+    return false;
   }
 
   #watchProcess(w: Watched): void {

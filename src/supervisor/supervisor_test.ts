@@ -345,6 +345,31 @@ Deno.test("Supervisor says a read end is done with on remove, never on stop", as
   });
 });
 
+Deno.test("Supervisor.remove lets go of a reported exit never acknowledged", async () => {
+  await withSupervisor(
+    async (h, dir) => {
+      const fifo = h.watch(dir, "refused", selfAsShim());
+      await startWriter(fifo, { exit: 3 }).status;
+      const report = await h.exitOf("refused");
+      assert.equal(h.supervisor.awaitingAcknowledgement, 1);
+      // The daemon could not record it (refused) and the container is removed.
+      assert.ok(h.supervisor.remove("refused"));
+      assert.equal(h.supervisor.awaitingAcknowledgement, 0);
+      assert.deepEqual(h.done, [fifo]);
+      assert.throws(
+        () => libc.open(fifo, libc.O.WRONLY | libc.O.NONBLOCK | libc.O.CLOEXEC),
+        /ENXIO|No such device/,
+        "no read end is left open on the FIFO",
+      );
+      report.acknowledge!();
+      assert.deepEqual(h.done, [fifo], "a late acknowledgement does nothing more");
+      assert.equal(h.supervisor.remove("refused"), false);
+    },
+    300,
+    false,
+  );
+});
+
 Deno.test("Supervisor.stop reports a status already waiting in a FIFO the loop has not turned to", async () => {
   const dir = await Deno.makeTempDir({ prefix: "reaperd-sup-" });
   const h = new Harness(300, false);
