@@ -90,8 +90,6 @@ const READ_CHUNK = 64;
 const REPORTED_MEMORY = 65_536;
 /** A FIFO holds at most this much unless resized; tee copies up to it. */
 const PEEK_MAX = 65_536;
-/** How soon a FIFO holding part of a status is looked at again. */
-const PARTIAL_RECHECK_MS = 25;
 /** Bytes consumed from a FIFO after its status, at most (the rest goes with the close). */
 const CONSUME_MAX = 1 << 20;
 
@@ -105,8 +103,8 @@ interface Watched {
   /** Which process the pidfd names: "shim" or "container". */
   pidfdOf: string;
   graceTimer: ReturnType<typeof setTimeout> | null;
-  /** Set while the FIFO is out of the loop because it holds part of a status. */
-  recheckTimer: ReturnType<typeof setTimeout> | null;
+  /** Whether the loop reports the FIFO only on new bytes or a hang-up (it holds part of a status). */
+  onlyOnNew: boolean;
 }
 
 /** The supervisor; start it, add monitors, stop it to release every fd. */
@@ -220,7 +218,7 @@ export class Supervisor {
       pidfd: null,
       pidfdOf: "",
       graceTimer: null,
-      recheckTimer: null,
+      onlyOnNew: false,
     };
     try {
       this.#loop.add(monitor.fd, (events) => this.#onFifoReady(watched, events));
@@ -232,7 +230,7 @@ export class Supervisor {
     // Anything already waiting is decoded now; with no writer, watch the process instead.
     const found = this.#drain(watched, 0);
     if (found === "no-writer" && this.#byId.has(id)) this.#watchProcess(watched);
-    if (found === "partial") this.#recheckLater(watched);
+    if (found === "partial") this.#waitForRest(watched);
   }
 
   /** Closes a read end handed to add() and never watched: it is done with. */
@@ -321,25 +319,20 @@ export class Supervisor {
     if ((events & libc.EPOLL.ERR) !== 0) {
       this.#finish(w, unknownExit("error condition on the exit FIFO", this.#now()));
     } else if (found === "partial") {
-      this.#recheckLater(w);
+      this.#waitForRest(w);
     }
   }
 
   /**
    * Part of a status sits in the FIFO, unconsumed, so the level-triggered loop would report it
-   * again at once, forever: take the FIFO out of the loop and look again shortly. A writer
-   * that never finishes is caught by the process watch.
+   * again at once, forever: from now on the loop reports the FIFO only when more bytes come or
+   * its writer goes. A writer that never finishes is caught by the process watch.
    */
-  #recheckLater(w: Watched): void {
-    if (w.recheckTimer !== null) return;
-    this.#loop.remove(w.monitor.fd);
+  #waitForRest(w: Watched): void {
+    if (w.onlyOnNew) return;
+    w.onlyOnNew = true;
+    this.#loop.onlyOnNew(w.monitor.fd);
     if (w.pidfd === null) this.#watchProcess(w);
-    if (!this.#byId.has(w.monitor.id)) return;
-    w.recheckTimer = setTimeout(() => {
-      w.recheckTimer = null;
-      if (this.#byId.get(w.monitor.id) !== w) return;
-      this.#loop.add(w.monitor.fd, (events) => this.#onFifoReady(w, events));
-    }, PARTIAL_RECHECK_MS);
   }
 
   /** The private pipe, made on first use. */
@@ -452,8 +445,6 @@ export class Supervisor {
     this.#byId.delete(w.monitor.id);
     if (w.graceTimer !== null) clearTimeout(w.graceTimer);
     w.graceTimer = null;
-    if (w.recheckTimer !== null) clearTimeout(w.recheckTimer);
-    w.recheckTimer = null;
     this.#loop.remove(w.monitor.fd);
     if (closeFifo) libc.close(w.monitor.fd);
     if (w.pidfd !== null) {

@@ -334,6 +334,43 @@ Deno.test("Supervisor waits for the rest of a status written in pieces, without 
   });
 });
 
+Deno.test("Supervisor does not poll a FIFO that holds part of a status while its writer lives", async () => {
+  await withSupervisor(async (h, dir) => {
+    const fifo = h.watch(dir, "stalled", selfAsShim());
+    const w = libc.open(fifo, libc.O.WRONLY | libc.O.NONBLOCK | libc.O.CLOEXEC);
+    try {
+      const status = encodeExitStatus(9);
+      libc.write(w, status.slice(0, 1));
+      await new Promise((r) => setTimeout(r, 50));
+      const turns = h.supervisor.loopTurns;
+      await new Promise((r) => setTimeout(r, 300));
+      assert.ok(
+        h.supervisor.loopTurns - turns <= 1,
+        `the loop turned ${h.supervisor.loopTurns - turns} times for one stalled byte`,
+      );
+      assert.equal(h.reports.length, 0);
+      libc.write(w, status.slice(1));
+      const report = await h.exitOf("stalled");
+      assert.deepEqual([report.exit.code, report.exit.known], [9, true]);
+    } finally {
+      libc.close(w);
+    }
+  });
+});
+
+Deno.test("Supervisor decides unknown at once when a writer closes after part of a status", async () => {
+  await withSupervisor(async (h, dir) => {
+    const fifo = h.watch(dir, "cut", selfAsShim());
+    const w = libc.open(fifo, libc.O.WRONLY | libc.O.NONBLOCK | libc.O.CLOEXEC);
+    libc.write(w, encodeExitStatus(9).slice(0, 2));
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(h.reports.length, 0);
+    libc.close(w);
+    const report = await h.exitOf("cut", 250);
+    assert.equal(report.exit.known, false);
+  }, 5000);
+});
+
 Deno.test("Supervisor says a read end is done with on remove, never on stop", async () => {
   await withSupervisor(async (h, dir) => {
     const removed = h.watch(dir, "removed", selfAsShim());

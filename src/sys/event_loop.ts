@@ -56,6 +56,18 @@ export class EventLoop {
     this.#watches.set(fd, { gen, handler });
   }
 
+  /**
+   * Reports `fd` from now on only when something new happens to it (data written, a hang-up),
+   * not for as long as it stays readable: for an owner that leaves bytes it cannot use yet in
+   * the fd. Reported once more at once if it is readable now. Unknown fds are ignored.
+   */
+  onlyOnNew(fd: number): void {
+    const watch = this.#watches.get(fd);
+    if (watch === undefined) return;
+    const events = libc.EPOLL.IN | libc.EPOLL.ET;
+    libc.epollCtl(this.#epfd, libc.EPOLL.CTL_MOD, fd, events, (watch.gen + 1) * FD_SPAN + fd);
+  }
+
   /** Stops watching `fd` (before the caller closes it). Unknown fds are ignored. */
   remove(fd: number): void {
     if (!this.#watches.delete(fd)) return;

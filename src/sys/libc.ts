@@ -33,6 +33,8 @@ export const EPOLL = {
   IN: 0x001,
   ERR: 0x008,
   HUP: 0x010,
+  /** Edge-triggered: reported when something new happens, not while it stays ready. */
+  ET: 0x80000000,
   CTL_ADD: 1,
   CTL_DEL: 2,
   CTL_MOD: 3,
