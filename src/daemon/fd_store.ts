@@ -135,11 +135,6 @@ export class FifoReadEnds {
     }
   }
 
-  /** Whether read ends are sent to the manager. */
-  get storing(): boolean {
-    return this.#socket !== null;
-  }
-
   /** Fds handed back and not yet taken. */
   get untaken(): number {
     return this.#handedBack.size;

@@ -26,7 +26,7 @@ export function parseOomKills(text: string): number | null {
 }
 
 /** The cgroup and memory controller mounts of a mountinfo, the only ones this module needs. */
-export function cgroupMounts(mounts: readonly MountInfo[]): MountInfo[] {
+function cgroupMounts(mounts: readonly MountInfo[]): MountInfo[] {
   return mounts.filter((m) =>
     m.fsType === "cgroup2" ||
     (m.fsType === "cgroup" && m.superOptions.split(",").includes("memory"))
