@@ -115,23 +115,36 @@ export class FifoReadEnds {
     }
     this.#socket = options.socket;
     this.#log = options.log;
+    const letGo: { fd: number; name: string }[] = [];
     for (const { fd, name } of options.handedBack ?? []) {
       const path = this.#fromReal(pathOfFd(fd));
-      if (path === null || this.#handedBack.has(path) || !isValidFdName(name)) {
-        // A FIFO unlinked while the daemon was down, a copy the manager kept twice, or an fd
-        // reaperd never stored: nothing can wait on it.
-        this.#log.info("letting go of fd {fd} handed back as {name} ({path})", {
-          fd,
-          name,
-          path: pathOfFd(fd) ?? "closed",
-        });
-        discard(fd);
-        if (isValidFdName(name) && !this.#usedNames.has(name)) this.#socket?.remove(name);
+      if (
+        path === null || this.#handedBack.has(path) || !isValidFdName(name) ||
+        this.#usedNames.has(name)
+      ) {
+        letGo.push({ fd, name });
         continue;
       }
       this.#handedBack.set(path, { fd, name });
       this.#kept.set(path, { name, count: 1 });
       this.#usedNames.add(name);
+    }
+    // Only once every kept name is known: removing a name drops every copy under it, and a
+    // second copy under a kept name (a remove the manager never got) goes with that one.
+    const removed = new Set<string>();
+    for (const { fd, name } of letGo) {
+      // A FIFO unlinked while the daemon was down, a copy the manager kept twice, or an fd
+      // reaperd never stored. Closed, not read out: a copy of a FIFO some other fd is kept
+      // for shares its pipe, and the status waiting there is that one's.
+      this.#log.info("letting go of fd {fd} handed back as {name} ({path})", {
+        fd,
+        name,
+        path: pathOfFd(fd) ?? "closed",
+      });
+      libc.close(fd);
+      if (!isValidFdName(name) || this.#usedNames.has(name) || removed.has(name)) continue;
+      removed.add(name);
+      this.#socket?.remove(name);
     }
   }
 

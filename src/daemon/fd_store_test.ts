@@ -91,6 +91,49 @@ Deno.test("FifoReadEnds adopts a handed-back fd instead of reopening, and refuse
   });
 });
 
+Deno.test("FifoReadEnds keeps one fd per handed-back name and never removes the name of one it keeps", async () => {
+  await withRoot(async (root) => {
+    const socket = new Recorder();
+    const gone = createExitFifo(`${root}/runc/gone`);
+    const goneFd = openExitFifo(gone);
+    await Deno.remove(gone);
+    const first = createExitFifo(`${root}/runc/c1`);
+    const second = createExitFifo(`${root}/runc/c2`);
+    const firstFd = openExitFifo(first);
+    const secondFd = openExitFifo(second);
+    // The manager's own copy, which keeps the pipe and its waiting status alive.
+    const managerCopy = openExitFifo(second);
+    const writer = libc.open(second, libc.O.WRONLY | libc.O.NONBLOCK | libc.O.CLOEXEC);
+    libc.write(writer, new Uint8Array([7, 0, 0, 0]));
+    libc.close(writer);
+    // Two copies under one name (a remove the manager never got): removing the name would
+    // drop both, so only the first is kept and the name stays until it is done with.
+    const ends = new FifoReadEnds({
+      stateRoot: root,
+      socket,
+      log,
+      handedBack: [
+        { fd: goneFd, name: "000" },
+        { fd: firstFd, name: "000" },
+        { fd: secondFd, name: "000" },
+      ],
+    });
+    assert.deepEqual(socket.sent, [], "the name of a kept fd is not removed");
+    assert.equal(ends.untaken, 1);
+    assert.equal(ends.open(first), firstFd);
+    const fresh = ends.open(second);
+    assert.notEqual(fresh, secondFd);
+    assert.deepEqual(socket.sent, ["store 001"], "the second FIFO gets a name of its own");
+    const waiting = new Uint8Array(8);
+    assert.equal(libc.read(fresh, waiting), 4, "the status waiting in it was not read out");
+    libc.close(managerCopy);
+    libc.close(firstFd);
+    ends.done(first);
+    assert.deepEqual(socket.sent, ["store 001", "remove 000"]);
+    libc.close(fresh);
+  });
+});
+
 Deno.test("FifoReadEnds.settle() holds again what create-fifo held and releases the rest", async () => {
   await withRoot(async (root) => {
     const socket = new Recorder();
