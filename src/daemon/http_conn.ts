@@ -296,7 +296,8 @@ export async function serveConnection(conn: Deno.Conn, ctx: ConnContext): Promis
     let body: Uint8Array | null = null;
     const deadline = performance.now() + limits.idleTimeoutMs;
     if (te !== null) {
-      if (!/(^|,)\s*chunked\s*$/i.test(te)) {
+      // Only chunked alone: no other coding is decoded, so a body under one cannot be read.
+      if (te.trim().toLowerCase() !== "chunked") {
         throw new BadRequest(501, `transfer-encoding ${te} is not supported`);
       }
       // Both framings at once is how requests are smuggled: answer this one, then close.

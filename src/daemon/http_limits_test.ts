@@ -168,3 +168,21 @@ Deno.test("http limits: pipelined, chunked and 100-continue requests on one keep
     }
   });
 });
+
+Deno.test("http limits: a transfer coding other than chunked alone is refused with 501, not read as plain", async () => {
+  await withServer({ maxConnections: 10, idleTimeoutMs: 2000 }, async (path) => {
+    for (const te of ["gzip, chunked", "deflate,chunked", "chunked, gzip", "identity"]) {
+      const conn = await Deno.connect({ transport: "unix", path });
+      try {
+        await conn.write(encoder.encode(
+          `POST /v1/fifos HTTP/1.1\r\ntransfer-encoding: ${te}\r\n\r\n2\r\n{}\r\n0\r\n\r\n`,
+        ));
+        const got = await readAll(conn, 1000);
+        assert.match(got.text, /^HTTP\/1\.1 501 /, te);
+        assert.equal(got.closed, true, te);
+      } finally {
+        conn.close();
+      }
+    }
+  });
+});
