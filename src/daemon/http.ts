@@ -147,6 +147,44 @@ function isFdExhaustion(e: unknown): boolean {
   return /EMFILE|ENFILE|os error 2[34]\b/.test(text);
 }
 
+/** Refused connections at most whose request is read before closing (the rest just close). */
+const MAX_LINGERING = 64;
+/** How long a refused connection's request is read for (ms). */
+const LINGER_MS = 1000;
+/** Bytes at most read off a refused connection. */
+const LINGER_BYTES = 64 * 1024;
+
+/**
+ * Reads and drops what the peer sends until it closes, `ms` pass, too much came, or (with
+ * `headOnly`) the bytes read so far end a request head.
+ */
+async function discardInput(conn: Deno.Conn, ms: number, headOnly: boolean): Promise<void> {
+  const buf = new Uint8Array(4096);
+  /** The last bytes read, to find a head's end split across reads. */
+  let tail = "";
+  const deadline = performance.now() + ms;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<null>((resolve) => {
+    timer = setTimeout(() => resolve(null), ms);
+  });
+  try {
+    for (let total = 0; total < LINGER_BYTES && performance.now() < deadline;) {
+      const n = await Promise.race([conn.read(buf), late]);
+      if (n === null) return;
+      total += n;
+      if (headOnly) {
+        const text = tail + latin1.decode(buf.subarray(0, n));
+        if (text.includes("\r\n\r\n")) return;
+        tail = text.slice(-3);
+      }
+    }
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+const latin1 = new TextDecoder("latin1");
+
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
@@ -204,6 +242,7 @@ export async function startHttpServer(
   let lastAcceptLog = -Infinity;
   let lastRefusalLog = -Infinity;
   let refused = 0;
+  let lingering = 0;
   const throttled = (last: number) => performance.now() - last >= ACCEPT_LOG_INTERVAL_MS;
 
   const refuse = (conn: Deno.Conn, cap: number) => {
@@ -217,8 +256,21 @@ export async function startHttpServer(
       });
     }
     const bytes = errorBytes(503, `too many connections (${cap}): try again later`);
-    // A small answer fits the socket buffer: the write does not wait for the client.
-    conn.write(bytes).catch(() => {}).finally(() => {
+    // A client whose answer comes before its request is written takes it for a broken
+    // connection, and closing a socket with its request unread resets it: either way the client
+    // would read "connection reset", not the 503. So, for a bounded time, the request head is
+    // read first and whatever follows it is read and dropped after the answer.
+    const linger = lingering < MAX_LINGERING;
+    if (linger) lingering++;
+    (async () => {
+      if (linger) await discardInput(conn, LINGER_MS, true);
+      // A small answer fits the socket buffer: the write does not wait for the client.
+      await conn.write(bytes);
+      if (!linger) return;
+      await conn.closeWrite();
+      await discardInput(conn, LINGER_MS, false);
+    })().catch(() => {}).finally(() => {
+      if (linger) lingering--;
       try {
         conn.close();
       } catch {

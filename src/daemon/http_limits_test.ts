@@ -186,3 +186,26 @@ Deno.test("http limits: a transfer coding other than chunked alone is refused wi
     }
   });
 });
+
+Deno.test("http limits: 60 fetch clients at once past maxConnections each get the 503, not a connection error", async () => {
+  await withServer({ maxConnections: 2, idleTimeoutMs: 10_000 }, async (path) => {
+    const held = await Promise.all([1, 2].map(() => Deno.connect({ transport: "unix", path })));
+    try {
+      await new Promise((r) => setTimeout(r, 50));
+      const answers = await Promise.all(Array.from({ length: 60 }, async () => {
+        using client = Deno.createHttpClient({ proxy: { transport: "unix", path } });
+        try {
+          const response = await fetch("http://127.0.0.1/v1/health", { client });
+          return `${response.status} ${(await response.json()).error}`;
+        } catch (e) {
+          return e instanceof Error ? e.name : String(e);
+        }
+      }));
+      const counts: Record<string, number> = {};
+      for (const a of answers) counts[a] = (counts[a] ?? 0) + 1;
+      assert.deepEqual(counts, { "503 too many connections (2): try again later": 60 });
+    } finally {
+      for (const c of held) c.close();
+    }
+  });
+});
