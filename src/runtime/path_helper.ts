@@ -19,6 +19,7 @@ import { Errno, SysError } from "../sys/errno.ts";
 import { EventLoop } from "../sys/event_loop.ts";
 import * as libc from "../sys/libc.ts";
 import { readProcStat } from "../sys/proc.ts";
+import { isAtOrUnder } from "../sys/mounts.ts";
 import { reapChild, spawnChild } from "../sys/spawn.ts";
 import type { PathOp, PathOpResult } from "./path_ops.ts";
 import { PATH_HELPER_COMMAND } from "./path_helper_serve.ts";
@@ -307,7 +308,8 @@ export class PathHelperPool implements PathRunner {
   #refusal(key: string, what: string): PathRunResult | null {
     if (this.#closed) return { ok: false, detail: "path helpers are shut down", code: "EIO" };
     this.#sweep();
-    const earlier = this.#stuck.find((s) => s.key === key);
+    // A path at, under or above one a helper hangs on reaches the same dead filesystem.
+    const earlier = this.#stuck.find((s) => isAtOrUnder(key, s.key) || isAtOrUnder(s.key, key));
     if (earlier !== undefined) {
       const state = readProcStat(earlier.pid)?.state ?? "?";
       return {

@@ -1,7 +1,10 @@
 import assert from "node:assert/strict";
+import { needs } from "../../tests/support/needs.ts";
 import { readProcStat } from "../sys/proc.ts";
 import { PathHelperPool } from "./path_helper.ts";
 import { PATH_HELPER_COMMAND } from "./path_helper_serve.ts";
+
+const withFreezerV1 = needs("root", "freezer-v1");
 
 function pidIn(detail: string): number {
   const m = /pid (\d+)/.exec(detail);
@@ -82,7 +85,7 @@ Deno.test("reaperd itself serves as the path helper under its hidden command", a
   }
 });
 
-Deno.test("a request that waited for a free helper still honours the stuck cap", async () => {
+withFreezerV1.test("a request that waited for a free helper still honours the stuck cap", async () => {
   // A task frozen by the v1 freezer does not die of SIGKILL until thawed: a stuck helper.
   const cg = `/sys/fs/cgroup/freezer/reaperd-helper-test-${Deno.pid}`;
   await Deno.mkdir(cg);
@@ -114,7 +117,7 @@ Deno.test("a request that waited for a free helper still honours the stuck cap",
   }
 });
 
-Deno.test("a helper that hangs before its ready and will not die counts as stuck", async () => {
+withFreezerV1.test("a helper that hangs before its ready and will not die counts as stuck", async () => {
   const cg = `/sys/fs/cgroup/freezer/reaperd-helper-start-${Deno.pid}`;
   await Deno.mkdir(cg);
   const pool = new PathHelperPool({
@@ -132,6 +135,36 @@ Deno.test("a helper that hangs before its ready and will not die counts as stuck
     assert.deepEqual(pool.stuck().map((s) => s.pid), [pidIn(first.detail)]);
     const second = await pool.run({ op: "remove", path: "/hung/b" }, 5_000);
     assert.match(second.detail, /not tried: 1 path helpers are stuck/);
+  } finally {
+    await Deno.writeTextFile(`${cg}/freezer.state`, "THAWED");
+    const deadline = performance.now() + 5_000;
+    while (pool.stuck().length > 0 && performance.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    await pool.close();
+    await Deno.remove(cg);
+  }
+});
+
+withFreezerV1.test("a path under or above one a stuck helper hangs on is not sent to another helper", async () => {
+  const cg = `/sys/fs/cgroup/freezer/reaperd-helper-nested-${Deno.pid}`;
+  await Deno.mkdir(cg);
+  const pool = new PathHelperPool({
+    argv: [
+      "sh",
+      "-c",
+      `echo $$ > ${cg}/cgroup.procs; echo ready; echo FROZEN > ${cg}/freezer.state; exec sleep 600`,
+    ],
+    maxStuck: 4,
+  });
+  try {
+    const first = await pool.run({ op: "unmount", path: "/hung/c/rootfs" }, 300);
+    assert.match(first.detail, /stuck in state . \(left behind\)$/);
+    const under = await pool.run({ op: "remove", path: "/hung/c/rootfs/etc" }, 300);
+    assert.match(under.detail, /still hung: .*no other helper is sent there/);
+    const above = await pool.run({ op: "remove-state-dir", dir: "/hung/c", root: "/hung" }, 300);
+    assert.match(above.detail, /still hung: .*no other helper is sent there/);
+    assert.equal(pool.stuck().length, 1);
   } finally {
     await Deno.writeTextFile(`${cg}/freezer.state`, "THAWED");
     const deadline = performance.now() + 5_000;
