@@ -286,7 +286,15 @@ export class PathHelperPool implements PathRunner {
     if (this.#closed) return { ok: false, detail: "path helpers are shut down", code: "EIO" };
     const key = op.op === "remove-state-dir" ? op.dir : op.path;
     const what = `${op.op} ${key}`;
-    await this.#take();
+    // The longest one request like this holds a helper: a start, the op, the kill's grace.
+    const waitMs = this.#startTimeoutMs + timeoutMs + KILL_GRACE_MS;
+    if (!await this.#take(waitMs)) {
+      return {
+        ok: false,
+        code: "ETIMEDOUT",
+        detail: `${what}: not tried: no path helper came free within ${waitMs} ms`,
+      };
+    }
     // Checked once a helper is free: the stuck helpers may have grown while this request waited.
     const refusal = this.#refusal(key, what);
     if (refusal !== null) {
@@ -479,12 +487,27 @@ export class PathHelperPool implements PathRunner {
     if (!helper.reaped()) this.#retiring.push(helper);
   }
 
-  async #take(): Promise<void> {
+  /**
+   * Takes a helper slot, waiting at most `timeoutMs` for one to come free; false when none did,
+   * so a cleanup queued behind helpers on hung filesystems fails its step rather than waiting on.
+   */
+  async #take(timeoutMs: number): Promise<boolean> {
     if (this.#busy < this.#maxHelpers) {
       this.#busy++;
-      return;
+      return true;
     }
-    await new Promise<void>((resolve) => this.#waiting.push(resolve));
+    return await new Promise<boolean>((resolve) => {
+      const wake = () => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+      const timer = setTimeout(() => {
+        const at = this.#waiting.indexOf(wake);
+        if (at >= 0) this.#waiting.splice(at, 1);
+        resolve(false);
+      }, timeoutMs);
+      this.#waiting.push(wake);
+    });
   }
 
   #give(): void {

@@ -47,6 +47,27 @@ Deno.test("a helper that does not answer in time is killed, and the next request
   }
 });
 
+Deno.test("a request that finds every helper busy waits no longer than one request may hold one", async () => {
+  const pool = new PathHelperPool({
+    argv: ["sh", "-c", "echo ready; exec sleep 600"],
+    maxHelpers: 1,
+    startTimeoutMs: 100,
+  });
+  try {
+    const [first, second] = await Promise.all([
+      pool.run({ op: "remove", path: "/nonexistent/a" }, 1_000),
+      pool.run({ op: "remove", path: "/nonexistent/b" }, 100),
+    ]);
+    assert.match(first.detail, /no answer within 1000 ms; path helper pid \d+ killed$/);
+    assert.equal(second.ok, false);
+    assert.equal(second.code, "ETIMEDOUT");
+    // 100 ms to start, 100 ms for the op, 300 ms for a kill: 500 ms, well before the first ends.
+    assert.match(second.detail, /not tried: no path helper came free within 500 ms$/);
+  } finally {
+    await pool.close();
+  }
+});
+
 Deno.test("a helper that ends mid-request, or cannot start, fails the op with the reason", async () => {
   const dies = new PathHelperPool({
     argv: ["sh", "-c", "echo ready; read line; echo 'out of luck' >&2; exit 3"],
