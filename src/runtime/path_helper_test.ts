@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { needs } from "../../tests/support/needs.ts";
 import { readProcStat } from "../sys/proc.ts";
-import { PathHelperPool } from "./path_helper.ts";
+import { type PathHelperOptions, PathHelperPool } from "./path_helper.ts";
 import { PATH_HELPER_COMMAND } from "./path_helper_serve.ts";
 
 const withFreezerV1 = needs("root", "freezer-v1");
@@ -106,20 +106,43 @@ Deno.test("reaperd itself serves as the path helper under its hidden command", a
   }
 });
 
-withFreezerV1.test("a request that waited for a free helper still honours the stuck cap", async () => {
-  // A task frozen by the v1 freezer does not die of SIGKILL until thawed: a stuck helper.
-  const cg = `/sys/fs/cgroup/freezer/reaperd-helper-test-${Deno.pid}`;
+/**
+ * Runs `fn` with a pool whose helpers put themselves in a v1 freezer cgroup and freeze it, once
+ * `readyFirst` after saying ready, else before: helpers that survive SIGKILL, as on a dead
+ * filesystem. Thaws and reaps them afterwards.
+ */
+async function withFrozenHelpers(
+  readyFirst: boolean,
+  options: Omit<PathHelperOptions, "argv">,
+  fn: (pool: PathHelperPool) => Promise<void>,
+): Promise<void> {
+  const cg = `/sys/fs/cgroup/freezer/reaperd-helper-test-${Deno.pid}-${crypto.randomUUID()}`;
   await Deno.mkdir(cg);
+  const freeze = `echo FROZEN > ${cg}/freezer.state`;
   const pool = new PathHelperPool({
+    ...options,
     argv: [
       "sh",
       "-c",
-      `echo $$ > ${cg}/cgroup.procs; echo ready; echo FROZEN > ${cg}/freezer.state; exec sleep 600`,
+      `echo $$ > ${cg}/cgroup.procs; ` +
+      (readyFirst ? `echo ready; ${freeze}; exec sleep 600` : `${freeze}; echo ready`),
     ],
-    maxHelpers: 1,
-    maxStuck: 1,
   });
   try {
+    await fn(pool);
+  } finally {
+    await Deno.writeTextFile(`${cg}/freezer.state`, "THAWED");
+    const deadline = performance.now() + 5_000;
+    while (pool.stuck().length > 0 && performance.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    await pool.close();
+    await Deno.remove(cg);
+  }
+}
+
+withFreezerV1.test("a request that waited for a free helper still honours the stuck cap", async () => {
+  await withFrozenHelpers(true, { maxHelpers: 1, maxStuck: 1 }, async (pool) => {
     const [first, second] = await Promise.all([
       pool.run({ op: "remove", path: "/hung/a" }, 300),
       pool.run({ op: "remove", path: "/hung/b" }, 300),
@@ -127,58 +150,21 @@ withFreezerV1.test("a request that waited for a free helper still honours the st
     assert.match(first.detail, /stuck in state . \(left behind\)$/);
     assert.match(second.detail, /not tried: 1 path helpers are stuck on hung filesystems/);
     assert.equal(pool.stuck().length, 1);
-  } finally {
-    await Deno.writeTextFile(`${cg}/freezer.state`, "THAWED");
-    const deadline = performance.now() + 5_000;
-    while (pool.stuck().length > 0 && performance.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-    await pool.close();
-    await Deno.remove(cg);
-  }
+  });
 });
 
 withFreezerV1.test("a helper that hangs before its ready and will not die counts as stuck", async () => {
-  const cg = `/sys/fs/cgroup/freezer/reaperd-helper-start-${Deno.pid}`;
-  await Deno.mkdir(cg);
-  const pool = new PathHelperPool({
-    argv: [
-      "sh",
-      "-c",
-      `echo $$ > ${cg}/cgroup.procs; echo FROZEN > ${cg}/freezer.state; echo ready`,
-    ],
-    startTimeoutMs: 300,
-    maxStuck: 1,
-  });
-  try {
+  await withFrozenHelpers(false, { startTimeoutMs: 300, maxStuck: 1 }, async (pool) => {
     const first = await pool.run({ op: "remove", path: "/hung/a" }, 5_000);
     assert.match(first.detail, /did not start: no "ready" within 300 ms/);
     assert.deepEqual(pool.stuck().map((s) => s.pid), [pidIn(first.detail)]);
     const second = await pool.run({ op: "remove", path: "/hung/b" }, 5_000);
     assert.match(second.detail, /not tried: 1 path helpers are stuck/);
-  } finally {
-    await Deno.writeTextFile(`${cg}/freezer.state`, "THAWED");
-    const deadline = performance.now() + 5_000;
-    while (pool.stuck().length > 0 && performance.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-    await pool.close();
-    await Deno.remove(cg);
-  }
+  });
 });
 
 withFreezerV1.test("a path under or above one a stuck helper hangs on is not sent to another helper", async () => {
-  const cg = `/sys/fs/cgroup/freezer/reaperd-helper-nested-${Deno.pid}`;
-  await Deno.mkdir(cg);
-  const pool = new PathHelperPool({
-    argv: [
-      "sh",
-      "-c",
-      `echo $$ > ${cg}/cgroup.procs; echo ready; echo FROZEN > ${cg}/freezer.state; exec sleep 600`,
-    ],
-    maxStuck: 4,
-  });
-  try {
+  await withFrozenHelpers(true, { maxStuck: 4 }, async (pool) => {
     const first = await pool.run({ op: "unmount", path: "/hung/c/rootfs" }, 300);
     assert.match(first.detail, /stuck in state . \(left behind\)$/);
     const under = await pool.run({ op: "remove", path: "/hung/c/rootfs/etc" }, 300);
@@ -186,13 +172,5 @@ withFreezerV1.test("a path under or above one a stuck helper hangs on is not sen
     const above = await pool.run({ op: "remove-state-dir", dir: "/hung/c", root: "/hung" }, 300);
     assert.match(above.detail, /still hung: .*no other helper is sent there/);
     assert.equal(pool.stuck().length, 1);
-  } finally {
-    await Deno.writeTextFile(`${cg}/freezer.state`, "THAWED");
-    const deadline = performance.now() + 5_000;
-    while (pool.stuck().length > 0 && performance.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-    await pool.close();
-    await Deno.remove(cg);
-  }
+  });
 });
