@@ -448,7 +448,10 @@ Examples:
     );
 
   gc.command("add")
-    .description("Hand a container to the collector directly (idempotent per id).")
+    .description(
+      "Hand a container to the collector directly (idempotent per id). Refused for one " +
+        "monitored as running (stop it with its runtime: its exit is recorded, then cleaned).",
+    )
     .argument("<id>", "container id")
     .requiredOption("--runtime <name>", "runtime name from the config")
     .requiredOption("--pid <pid>", "the container's init process", pidArg)

@@ -114,6 +114,10 @@ export interface ReaperApi {
    * it is when `timeoutMs` passes. Aborts with the signal.
    */
   wait(id: string, timeoutMs: number, signal?: AbortSignal): Promise<ContainerRecord>;
+  /**
+   * Hands a container to GC; idempotent per id. Throws ApiError 409 for one running with a
+   * known process (its exit is still to come); one stopping is answered with its GC status.
+   */
   gcAdd(req: GcAddRequest): Promise<GcStatus>;
   gcList(): Promise<GcStatus[]>;
   /** Throws ApiError 404 when the container is not in GC. */

@@ -9,6 +9,7 @@
 
 import type { Logger } from "@logtape/logtape";
 import type { Config } from "../config.ts";
+import { ConflictError } from "../store/errors.ts";
 import type { Store } from "../store/store.ts";
 import { createExitFifo, exitFifoName } from "../supervisor/exit_fifo.ts";
 import * as libc from "../sys/libc.ts";
@@ -180,28 +181,45 @@ export class ReaperService implements ReaperApi {
     return await this.inspect(id);
   }
 
+  /**
+   * `gc add`: hands a container to the collector. One reaperd follows is not taken from it: a
+   * running one whose process is known is refused (409), as its cleanup would kill it and its
+   * exit would be lost; one stopping, its first cleanup under way, is answered with its GC
+   * status. An engine that retries a `gc add` after a container died wants to hear that it is
+   * being cleaned, not an error to retry forever, and a second cleanup with other processes
+   * would only race the first.
+   */
   async gcAdd(req: GcAddRequest): Promise<GcStatus> {
     this.#open();
     const { stateDir, startTime, pStartTime } = this.#admission.gcAdd(req);
-    try {
-      const { record, entry } = await this.#parts.collector.add({
-        id: req.id,
-        runtime: req.runtime,
-        stateDir,
-        pid: req.pid,
-        startTime,
-        ppid: req.ppid,
-        pStartTime,
-        mounts: req.mounts,
-        paths: req.paths,
-        reason: "gc add",
-      });
-      // A container handed to GC is no longer watched for an exit.
-      this.#parts.supervisor.remove(req.id);
-      this.#parts.oom.forget(req.id);
-      return { record, entry };
-    } catch (error) {
-      throw toApiError(error);
+    // Twice at most: a first cleanup that ends between the refusal and the status read leaves
+    // the container stopped, which may be handed to GC again.
+    for (let attempt = 1;; attempt++) {
+      try {
+        const { record, entry } = await this.#parts.collector.add({
+          id: req.id,
+          runtime: req.runtime,
+          stateDir,
+          pid: req.pid,
+          startTime,
+          ppid: req.ppid,
+          pStartTime,
+          mounts: req.mounts,
+          paths: req.paths,
+          reason: "gc add",
+        });
+        // One running with its identity unknown (adopted) is cleaned now, by the processes
+        // named: nothing is left to watch for.
+        this.#parts.supervisor.remove(req.id);
+        this.#parts.oom.forget(req.id);
+        return { record, entry };
+      } catch (error) {
+        if (!(error instanceof ConflictError)) throw toApiError(error);
+        if (error.state === "running") throw runningRefusal(req.id);
+        const view = await this.#parts.collector.status(req.id);
+        if (view !== null) return view;
+        if (attempt === 2) throw toApiError(error);
+      }
     }
   }
 
@@ -258,4 +276,14 @@ export class ReaperService implements ReaperApi {
   #open(): void {
     if (this.#closed) throw new ApiError(503, "reaperd is shutting down");
   }
+}
+
+/** The 409 for `gc add` of a container that runs and is monitored: what to do instead. */
+function runningRefusal(id: string): ApiError {
+  return new ApiError(
+    409,
+    `container ${id} is running and monitored by reaperd: gc add would kill it and lose its ` +
+      `exit; stop it with its runtime instead, and its exit is recorded and it is cleaned up ` +
+      `by itself (reaperd wait ${id}, then reaperd gc status ${id})`,
+  );
 }

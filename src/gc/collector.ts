@@ -308,6 +308,8 @@ export class Collector {
    * @returns What the store did.
    * @throws {StoreInputError} on bad input; {@linkcode StoreUnavailableError} when the store
    *   cannot take the write (nothing is scheduled then).
+   * @throws {ConflictError} when the container runs with a known process or is stopping (see
+   *   `Store.gcAdd`): nothing is written or scheduled.
    */
   async add(input: GcAddInput): Promise<GcAddResult> {
     const result = await this.#store.gcAdd(input);

@@ -3,6 +3,7 @@ import FakeTimers from "@sinonjs/fake-timers";
 import type { ContainerRecord } from "../types.ts";
 import { type GcAddInput, Store } from "../store/store.ts";
 import { isEvent } from "../store/events.ts";
+import { ConflictError } from "../store/errors.ts";
 import {
   exitWith,
   interceptCommits,
@@ -590,7 +591,7 @@ Deno.test("Collector.restore() takes containers left stopping, and waits for yie
   });
 });
 
-Deno.test("Collector: a gc add during a first attempt is cleaned with its own processes", async () => {
+Deno.test("Collector: a gc add during a first attempt is refused, and that attempt stays the only one", async () => {
   await withStore(async (store) => {
     const seen: number[] = [];
     let release = () => {};
@@ -606,13 +607,12 @@ Deno.test("Collector: a gc add during a first attempt is cleaned with its own pr
     gc.start();
     gc.takeExited(await exited(store, "c1"));
     await waitFor(() => seen.length === 1, "the first attempt");
-    await gc.add(gcInput("c1", { pid: 4242, startTime: 77 }));
+    await assert.rejects(gc.add(gcInput("c1", { pid: 4242, startTime: 77 })), ConflictError);
     release();
-    await waitFor(() => seen.length === 2, "the GC attempt");
     await waitFor(() => gc.stats().running + gc.stats().queued === 0, "c1");
-    assert.deepEqual(seen, [100, 4242]);
+    assert.deepEqual(seen, [100]);
     const kinds = (await store.eventsSince(0)).map((e) => e.kind);
-    assert.deepEqual(kinds, ["monitor", "exit", "gc", "gc-done"]);
+    assert.deepEqual(kinds, ["monitor", "exit", "stopped"]);
     await gc.stop();
   });
 });

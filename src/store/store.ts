@@ -282,9 +282,9 @@ const REGISTER_BATCH = 100;
  * closes); one process should own the KV file.
  *
  * Transitions (docs/architecture.md §4): `register` (→ running), `recordExit` (running →
- * stopping), `markStopped` (stopping|gc → stopped), `enterGc` (stopping → gc), `gcAdd` (any →
- * gc), `recordGcAttempt` (gc → gc), `finishGc` (gc → stopped). Each is one atomic commit with
- * its event. Errors: {@linkcode NotFoundError}, {@linkcode ConflictError},
+ * stopping), `markStopped` (stopping|gc → stopped), `enterGc` (stopping → gc), `gcAdd` (none,
+ * stopped, or running of unknown identity → gc), `recordGcAttempt` (gc → gc), `finishGc`
+ * (gc → stopped). Each is one atomic commit with its event. Errors: {@linkcode NotFoundError}, {@linkcode ConflictError},
  * {@linkcode StoreInputError}, {@linkcode StoreUnavailableError} (retry later).
  *
  * @example Record a container's life
@@ -889,12 +889,20 @@ export class Store {
 
   /**
    * Hands a container to GC directly (seed `gc_add_container`): durable and idempotent per id.
-   * An unknown id gets a record in state `gc`; a known one moves to `gc` with the given
+   * An unknown id gets a record in state `gc`; a stopped one, or a running one whose identity
+   * is unknown (adopted, or monitored after its pid was gone), moves to `gc` with the given
    * processes (they are what cleanup must kill). An id already in GC keeps its one entry and
    * nothing is written.
    *
+   * A running container whose process is known has its exit still to come, and one stopping
+   * has its first cleanup under way: taking either would kill a process reaperd follows, or
+   * clean it twice, and lose its exit or its attempt. Both are refused, nothing written, in
+   * the same commit check as the write, so no exit recorded meanwhile can slip between them.
+   *
    * @param input The container, its runtime and its processes.
    * @returns The record, the entry, and whether anything was written.
+   * @throws {ConflictError} when the container is running with a known process, or stopping
+   *   (`state` says which).
    * @throws {StoreInputError} on a bad id, runtime, path or pid.
    * @throws {StoreUnavailableError} when the KV file cannot take the write now.
    */
@@ -904,6 +912,20 @@ export class Store {
     return await this.#transition<GcAddResult>(input.id, "gc add", (record, gc, now) => {
       if (record !== null && record.state === "gc" && gc !== null) {
         return { result: { record, entry: gc, added: false } };
+      }
+      if (record?.state === "running" && record.startTime !== 0) {
+        throw new ConflictError(
+          input.id,
+          "running",
+          `container ${input.id} is running (pid ${record.pid}): its exit is still to come`,
+        );
+      }
+      if (record?.state === "stopping") {
+        throw new ConflictError(
+          input.id,
+          "stopping",
+          `container ${input.id} is stopping: its first cleanup is under way`,
+        );
       }
       const next: ContainerRecord = {
         id: input.id,

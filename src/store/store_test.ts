@@ -314,6 +314,62 @@ Deno.test("Store.gcAdd() is durable and idempotent per id", async () => {
   });
 });
 
+Deno.test("Store.gcAdd() refuses a running container whose process is known, and one stopping, writing nothing", async () => {
+  await withKvPath((path) =>
+    withKv(path, async (kv) => {
+      const store = await Store.open(kv);
+      const handed = { ...registration("c1", 4242), reason: "gc add" };
+      const { record: running } = await store.register(registration("c1"));
+      const seq = store.lastSeq;
+      // Its exit is still to come: taking it would kill its process and lose that exit.
+      await assert.rejects(store.gcAdd(handed), (error: unknown) => {
+        assert.ok(error instanceof ConflictError);
+        assert.equal(error.state, "running");
+        assert.match(error.message, /^container c1 is running/);
+        return true;
+      });
+      assert.deepEqual(await store.get("c1"), running, "the record is untouched");
+      assert.equal(await store.getGc("c1"), null);
+      assert.equal(store.lastSeq, seq, "no event");
+      // The exit recorded, the record written for it stays; its cleanup is under way.
+      assert.equal(await store.recordExit("c1", 100, 1000, exitWith(7)), true);
+      const stopping = await store.get("c1");
+      assert.equal(stopping?.state, "stopping");
+      await assert.rejects(store.gcAdd(handed), (error: unknown) => {
+        assert.ok(error instanceof ConflictError);
+        assert.equal(error.state, "stopping");
+        return true;
+      });
+      assert.deepEqual(await store.get("c1"), stopping);
+      assert.equal(await store.getGc("c1"), null);
+      // Once stopped it may be handed to GC again, keeping its exit.
+      await store.markStopped("c1");
+      const again = await store.gcAdd(handed);
+      assert.equal(again.added, true);
+      assert.equal(again.record.pid, 4242);
+      assert.equal(again.record.exit?.code, 7);
+    })
+  );
+});
+
+Deno.test("Store.gcAdd() takes a running container whose identity is unknown, with the processes given", async () => {
+  await withKvPath((path) =>
+    withKv(path, async (kv) => {
+      const store = await Store.open(kv);
+      // Adopted from the state root (pid 0), and monitored after its pid was gone (start time 0).
+      await store.register({ ...registration("a1"), pid: 0, startTime: 0, ppid: 0, pStartTime: 0 });
+      await store.register({ ...registration("a2", 300), startTime: 0, pStartTime: 0 });
+      for (const id of ["a1", "a2"]) {
+        const result = await store.gcAdd({ ...registration(id, 500), reason: "gc add" });
+        assert.equal(result.added, true, id);
+        assert.equal(result.record.state, "gc");
+        assert.deepEqual([result.record.pid, result.record.startTime], [500, 5000]);
+        assert.equal((await store.getGc(id))?.attempts, 0);
+      }
+    })
+  );
+});
+
 Deno.test("Store.recordGcAttempt() and finishGc() keep attempts and end GC", async () => {
   await withKvPath(async (path) => {
     await withKv(path, async (kv) => {
