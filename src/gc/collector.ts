@@ -12,15 +12,17 @@
  * failing, or one whose cleanup hangs, holds at most one slot and never delays the others.
  *
  * The store is the truth: an entry is added to the store before it is scheduled, and its due
- * time survives a restart. The heap runs on a monotonic clock, so a wall clock that steps
- * backwards (NTP at boot) cannot park an entry for longer than the backoff cap.
+ * time survives a restart. An attempt whose result the store cannot write is made again, whole,
+ * after a backoff, until the result is written: no outcome is kept only in memory. The heap runs
+ * on a monotonic clock, so a wall clock that steps backwards (NTP at boot) cannot park an entry
+ * for longer than the backoff cap.
  *
  * @module
  */
 
-import type { ContainerRecord, GcEntry } from "../types.ts";
+import type { ContainerRecord, GcEntry, StepResult } from "../types.ts";
 import { ConflictError, NotFoundError } from "../store/errors.ts";
-import type { GcAddInput, GcAddResult, GcView, Store } from "../store/store.ts";
+import type { GcAddInput, GcAddResult, GcAttempt, GcView, Store } from "../store/store.ts";
 import {
   assertBackoffPolicy,
   backoffDelay,
@@ -487,99 +489,25 @@ export class Collector {
 
   // ---------------------------------------------------------------- one attempt
 
+  /**
+   * One attempt for `id`, the first one (the container still `stopping`, its record handed
+   * over) or a retry (its GC entry read from the store): clean, then save the result.
+   *
+   * A result the store cannot write is not kept anywhere: the container stays owned and
+   * scheduled, and the whole attempt (cleanup included, it is idempotent) is made again, with
+   * the same attempt number, after a backoff that grows with the store failures; a failed
+   * cleanup waits at least its own backoff too. So nothing lives only in memory, and a
+   * restart in between cleans from the store's state.
+   */
   async #attempt(id: string): Promise<void> {
     await this.#yieldTo();
-    const exited = this.#exited.get(id);
-    if (exited !== undefined) return await this.#firstAttempt(exited);
-    let view: GcView | null;
-    try {
-      view = await this.#store.gcView(id);
-    } catch (error) {
-      this.#retryLater(id, error);
-      return;
-    }
-    if (view === null || view.record.state !== "gc") {
-      this.#forget(id);
-      this.#emit({ type: "dropped", id, reason: "no longer in garbage collection" });
-      return;
-    }
-    const attempt = view.entry.attempts + 1;
-    const startedAt = this.#monotonic();
-    const runtime = view.record.runtime;
-    this.#emit({ type: "attempt-started", id, runtime, attempt, at: this.#clock() });
-    const outcome = await this.#clean(view.record);
-    const durationMs = this.#monotonic() - startedAt;
-
-    if (outcome.ok) {
-      const finished = () =>
-        this.#emit({
-          type: "attempt-finished",
-          id,
-          runtime,
-          attempt,
-          ok: true,
-          durationMs,
-          nextAttemptAt: null,
-          outcome,
-        });
-      try {
-        await this.#store.finishGc(id, outcome.steps);
-      } catch (error) {
-        finished();
-        if (!this.#isGone(id, error)) this.#retryLater(id, error);
-        return;
-      }
-      this.#storeFailures = 0;
-      this.#forget(id);
-      finished();
-      return;
-    }
-
-    const nextAttemptAt = this.#clock() + this.#delay(attempt);
-    const failed: GcEntry = {
-      ...view.entry,
-      attempts: attempt,
-      nextAttemptAt,
-      lastStep: outcome.failedStep,
-      lastError: outcome.error,
-      stderrTail: outcome.stderrTail,
-      procState: outcome.procState,
-    };
-    let entry: GcEntry;
-    try {
-      entry = await this.#store.recordGcAttempt(id, { ...failed, steps: outcome.steps });
-      this.#storeFailures = 0;
-    } catch (error) {
-      if (this.#isGone(id, error)) return;
-      // The attempt is lost from the store (its entry keeps the older count and due time),
-      // but the retry still waits the backoff rather than hammering a broken disk.
-      this.#emit({ type: "store-error", id, error, retryInMs: nextAttemptAt - this.#clock() });
-      entry = failed;
-    }
-    this.#scheduleEntry(entry);
-    this.#emit({
-      type: "attempt-finished",
-      id,
-      runtime,
-      attempt,
-      ok: false,
-      durationMs,
-      nextAttemptAt,
-      outcome,
-    });
-  }
-
-  /**
-   * The first attempt for a container just recorded `stopping`: the record handed over is what
-   * is cleaned (nothing is read back). When the store cannot take the outcome, the whole
-   * attempt runs again after a backoff (cleanup is idempotent), so the container never stays
-   * `stopping` while the daemon runs.
-   */
-  async #firstAttempt(record: ContainerRecord): Promise<void> {
-    const id = record.id;
-    const startedAt = this.#monotonic();
+    const subject = await this.#subject(id);
+    if (subject === null) return;
+    const { record, entry } = subject;
     const runtime = record.runtime;
-    this.#emit({ type: "attempt-started", id, runtime, attempt: 1, at: this.#clock() });
+    const attempt = (entry?.attempts ?? 0) + 1;
+    const startedAt = this.#monotonic();
+    this.#emit({ type: "attempt-started", id, runtime, attempt, at: this.#clock() });
     const outcome = await this.#clean(record);
     const durationMs = this.#monotonic() - startedAt;
     const finished = (nextAttemptAt: number | null) =>
@@ -587,48 +515,97 @@ export class Collector {
         type: "attempt-finished",
         id,
         runtime,
-        attempt: 1,
+        attempt,
         ok: outcome.ok,
         durationMs,
         nextAttemptAt,
         outcome,
       });
-    if (outcome.ok) {
-      try {
-        // Only from `stopping`: a container handed to GC meanwhile (`gc add` with other
-        // processes) is the GC entry's business, not this attempt's.
-        await this.#store.markStopped(id, "cleaned up", "stopping");
-      } catch (error) {
-        finished(null);
-        if (!this.#isGone(id, error)) this.#retryLater(id, error);
-        return;
-      }
-      this.#storeFailures = 0;
-      this.#forget(id);
-      finished(null);
-      return;
-    }
-    const nextAttemptAt = this.#clock() + this.#delay(1);
-    let entry: GcEntry;
+
+    const backoffMs = outcome.ok ? 0 : this.#delay(attempt);
+    const failed: GcAttempt | null = outcome.ok ? null : {
+      attempts: attempt,
+      nextAttemptAt: this.#clock() + backoffMs,
+      lastStep: outcome.failedStep,
+      lastError: outcome.error,
+      stderrTail: outcome.stderrTail,
+      procState: outcome.procState,
+      steps: outcome.steps,
+    };
+    let saved: GcEntry | null;
     try {
-      entry = await this.#store.enterGc(id, {
-        attempts: 1,
-        nextAttemptAt,
-        lastStep: outcome.failedStep,
-        lastError: outcome.error,
-        stderrTail: outcome.stderrTail,
-        procState: outcome.procState,
-        steps: outcome.steps,
-      });
+      saved = await this.#save(id, entry, outcome.steps, failed);
     } catch (error) {
-      finished(nextAttemptAt);
-      if (!this.#isGone(id, error)) this.#retryLater(id, error);
+      if (error instanceof NotFoundError || error instanceof ConflictError) {
+        // The store says the container is not this attempt's to clean any more.
+        finished(null);
+        return this.#drop(id, error.message);
+      }
+      // A failed cleanup also waits its own backoff, not to rerun it sooner than planned.
+      const retryInMs = this.#storeBackoff(backoffMs);
+      finished(failed === null ? null : this.#clock() + retryInMs);
+      this.#retryLater(id, error, retryInMs);
       return;
     }
     this.#storeFailures = 0;
+    if (saved === null) {
+      this.#forget(id);
+      return finished(null);
+    }
     this.#exited.delete(id);
-    this.#scheduleEntry(entry);
-    finished(entry.nextAttemptAt);
+    this.#scheduleEntry(saved);
+    finished(saved.nextAttemptAt);
+  }
+
+  /**
+   * What the attempt for `id` cleans: the record handed over while the container is
+   * `stopping`, else its GC view from the store. Null when there is nothing to do now: the
+   * container left GC (forgotten), or the store could not be read (retried later).
+   */
+  async #subject(
+    id: string,
+  ): Promise<{ record: ContainerRecord; entry: GcEntry | null } | null> {
+    const exited = this.#exited.get(id);
+    if (exited !== undefined) return { record: exited, entry: null };
+    let view: GcView | null;
+    try {
+      view = await this.#store.gcView(id);
+    } catch (error) {
+      this.#retryLater(id, error);
+      return null;
+    }
+    if (view === null || view.record.state !== "gc") {
+      this.#drop(id, "no longer in garbage collection");
+      return null;
+    }
+    return view;
+  }
+
+  /**
+   * Writes an attempt's result: success moves the container to `stopped` (from `stopping`, or
+   * out of GC), failure to `gc` with the attempt counted (entering GC, or updating the entry).
+   *
+   * @param entry The container's GC entry, null on its first attempt (it is `stopping`).
+   * @param steps The attempt's steps, kept in the event.
+   * @param failed The failed attempt to record, null when the cleanup succeeded.
+   * @returns The GC entry as written after a failure, null after success.
+   */
+  async #save(
+    id: string,
+    entry: GcEntry | null,
+    steps: readonly StepResult[],
+    failed: GcAttempt | null,
+  ): Promise<GcEntry | null> {
+    if (failed === null) {
+      // Only from `stopping`: a container handed to GC meanwhile (`gc add` with other
+      // processes) is the GC entry's business, not this attempt's.
+      if (entry === null) await this.#store.markStopped(id, "cleaned up", "stopping");
+      else await this.#store.finishGc(id, steps);
+      return null;
+    }
+    return entry === null
+      ? await this.#store.enterGc(id, failed)
+      : await this.#store.recordGcAttempt(id, failed);
   }
 
   /** Runs the cleaner; a throw or a malformed answer counts as a failed attempt. */
@@ -644,12 +621,10 @@ export class Collector {
     }
   }
 
-  /** True (and the id forgotten) when the store says the container is not this one's to clean. */
-  #isGone(id: string, error: unknown): boolean {
-    if (!(error instanceof NotFoundError || error instanceof ConflictError)) return false;
+  /** Forgets `id`, which left GC another way, and says why. */
+  #drop(id: string, reason: string): void {
     this.#forget(id);
-    this.#emit({ type: "dropped", id, reason: error.message });
-    return true;
+    this.#emit({ type: "dropped", id, reason });
   }
 
   #own(record: ContainerRecord): void {
@@ -673,12 +648,19 @@ export class Collector {
     if (dir !== undefined && this.#idAt.get(dir) === id) this.#idAt.delete(dir);
   }
 
-  /** Puts `id` back after a store failure, backing off on failures in a row. */
-  #retryLater(id: string, error: unknown): void {
+  /** Puts `id` back after a store failure, `retryInMs` from now. */
+  #retryLater(id: string, error: unknown, retryInMs = this.#storeBackoff()): void {
     this.#storeFailures++;
-    const retryInMs = this.#delay(this.#storeFailures);
     this.#emit({ type: "store-error", id, error, retryInMs });
     this.#queue.schedule(id, this.#monotonic() + retryInMs);
+  }
+
+  /**
+   * How long to wait after one more store failure: backing off on the store's failures in a
+   * row, and at least `atLeastMs`.
+   */
+  #storeBackoff(atLeastMs = 0): number {
+    return Math.max(this.#delay(this.#storeFailures + 1), atLeastMs);
   }
 
   #delay(failures: number): number {

@@ -81,6 +81,22 @@ function withStore(fn: (store: Store) => Promise<void>): Promise<void> {
   return withKvPath((path) => withKv(path, async (kv) => fn(await Store.open(kv))));
 }
 
+/**
+ * Runs `fn` with a fake clock and a store on a KV file of its own that takes its time from that
+ * clock; `wrap` may put a layer under the store (commits that fail on demand).
+ */
+function withClockedStore(
+  fn: (store: Store, clock: FakeTimers.Clock) => Promise<void>,
+  wrap: (kv: Deno.Kv) => Deno.Kv = (kv) => kv,
+): Promise<void> {
+  return withKvPath((path) =>
+    withKv(path, async (kv) => {
+      const clock = FakeTimers.createClock(1_700_000_000_000);
+      await fn(await Store.open(wrap(kv), { clock: () => clock.now }), clock);
+    })
+  );
+}
+
 /** Resolves once `predicate` holds, polling with a real timer; rejects after `timeoutMs`. */
 async function waitFor(predicate: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
   const deadline = performance.now() + timeoutMs;
@@ -124,55 +140,51 @@ function fakeTimed(clock: FakeTimers.Clock): Partial<CollectorOptions> {
 }
 
 Deno.test("Collector retries a failing cleanup on the backoff schedule, then stops it", async () => {
-  await withKvPath((path) =>
-    withKv(path, async (kv) => {
-      const clock = FakeTimers.createClock(1_700_000_000_000);
-      const store = await Store.open(kv, { clock: () => clock.now });
-      const recorder = new Recorder();
-      const gc = new Collector({
-        store,
-        cleaner: new FlakyCleaner(3),
-        backoffBaseMs: 500,
-        backoffMaxMs: 1_000,
-        jitter: "equal",
-        random: () => 0.5,
-        onEvent: recorder.observe,
-        ...fakeTimed(clock),
-      });
-      await gc.add(gcInput("c1"));
-      gc.start();
-      assert.equal(clock.countTimers(), 1);
-      clock.tick(0);
-      assert.equal(gc.stats().running, 1);
+  await withClockedStore(async (store, clock) => {
+    const recorder = new Recorder();
+    const gc = new Collector({
+      store,
+      cleaner: new FlakyCleaner(3),
+      backoffBaseMs: 500,
+      backoffMaxMs: 1_000,
+      jitter: "equal",
+      random: () => 0.5,
+      onEvent: recorder.observe,
+      ...fakeTimed(clock),
+    });
+    await gc.add(gcInput("c1"));
+    gc.start();
+    assert.equal(clock.countTimers(), 1);
+    clock.tick(0);
+    assert.equal(gc.stats().running, 1);
 
-      // Equal jitter at 0.5 is 3/4 of the ceiling: 500 → 375, 1 000 → 750, capped 1 000 → 750.
-      const expected = [375, 750, 750];
-      for (const [i, delay] of expected.entries()) {
-        await waitFor(() => gc.stats().running === 0, `attempt ${i + 1}`);
-        const entry = await store.getGc("c1");
-        assert.equal(entry?.attempts, i + 1, "each failure is counted durably");
-        assert.equal(entry?.nextAttemptAt, clock.now + delay);
-        assert.equal(entry?.lastStep, "runtime-delete");
-        assert.equal(entry?.procState, "D");
-        assert.equal(gc.isInProgress("c1"), true);
-        assert.equal(clock.countTimers(), 1, "one timer, armed for the next due time");
-        tickToDue(clock, gc, delay, `attempt ${i + 2}`);
-      }
-      await waitFor(() => gc.stats().running === 0, "the last attempt");
-      assert.equal((await store.get("c1"))?.state, "stopped");
-      assert.equal(await store.isInGc("c1"), false);
-      assert.equal(gc.isInProgress("c1"), false);
-      assert.equal(clock.countTimers(), 0);
-      assert.deepEqual(recorder.of("attempt-started").map((e) => e.event.attempt), [1, 2, 3, 4]);
-      assert.deepEqual(recorder.of("attempt-finished").map((e) => e.event.ok), [
-        false,
-        false,
-        false,
-        true,
-      ]);
-      assert.equal(await gc.stop(), true);
-    })
-  );
+    // Equal jitter at 0.5 is 3/4 of the ceiling: 500 → 375, 1 000 → 750, capped 1 000 → 750.
+    const expected = [375, 750, 750];
+    for (const [i, delay] of expected.entries()) {
+      await waitFor(() => gc.stats().running === 0, `attempt ${i + 1}`);
+      const entry = await store.getGc("c1");
+      assert.equal(entry?.attempts, i + 1, "each failure is counted durably");
+      assert.equal(entry?.nextAttemptAt, clock.now + delay);
+      assert.equal(entry?.lastStep, "runtime-delete");
+      assert.equal(entry?.procState, "D");
+      assert.equal(gc.isInProgress("c1"), true);
+      assert.equal(clock.countTimers(), 1, "one timer, armed for the next due time");
+      tickToDue(clock, gc, delay, `attempt ${i + 2}`);
+    }
+    await waitFor(() => gc.stats().running === 0, "the last attempt");
+    assert.equal((await store.get("c1"))?.state, "stopped");
+    assert.equal(await store.isInGc("c1"), false);
+    assert.equal(gc.isInProgress("c1"), false);
+    assert.equal(clock.countTimers(), 0);
+    assert.deepEqual(recorder.of("attempt-started").map((e) => e.event.attempt), [1, 2, 3, 4]);
+    assert.deepEqual(recorder.of("attempt-finished").map((e) => e.event.ok), [
+      false,
+      false,
+      false,
+      true,
+    ]);
+    assert.equal(await gc.stop(), true);
+  });
 });
 
 Deno.test("Collector spaces real retries within the jittered backoff bounds", async () => {
@@ -347,50 +359,42 @@ Deno.test("Collector drains 1,000 entries quickly", async () => {
 });
 
 Deno.test("Collector arms one timer for many entries and runs each when due", async () => {
-  await withKvPath((path) =>
-    withKv(path, async (kv) => {
-      const clock = FakeTimers.createClock(1_700_000_000_000);
-      const store = await Store.open(kv, { clock: () => clock.now });
-      for (let i = 0; i < 100; i++) {
-        await store.gcAdd(gcInput(`c${i}`, { nextAttemptAt: clock.now + 1_000 + (99 - i) * 10 }));
-      }
-      const gc = new Collector({ store, cleaner: new FlakyCleaner(0), ...fakeTimed(clock) });
-      await gc.restore();
-      assert.equal(clock.countTimers(), 0, "no timer before start()");
-      gc.start();
-      assert.equal(clock.countTimers(), 1);
-      tickToDue(clock, gc, 1_000, "the earliest (c99), alone,");
-      assert.equal(gc.isInProgress("c99"), true);
-      await waitFor(() => gc.stats().running === 0, "c99");
-      assert.equal((await store.get("c99"))?.state, "stopped");
-      assert.equal((await store.get("c98"))?.state, "gc");
-      assert.equal(clock.countTimers(), 1);
-      assert.equal(await gc.stop(), true);
-      assert.equal(clock.countTimers(), 0, "stop() clears the timer");
-    })
-  );
+  await withClockedStore(async (store, clock) => {
+    for (let i = 0; i < 100; i++) {
+      await store.gcAdd(gcInput(`c${i}`, { nextAttemptAt: clock.now + 1_000 + (99 - i) * 10 }));
+    }
+    const gc = new Collector({ store, cleaner: new FlakyCleaner(0), ...fakeTimed(clock) });
+    await gc.restore();
+    assert.equal(clock.countTimers(), 0, "no timer before start()");
+    gc.start();
+    assert.equal(clock.countTimers(), 1);
+    tickToDue(clock, gc, 1_000, "the earliest (c99), alone,");
+    assert.equal(gc.isInProgress("c99"), true);
+    await waitFor(() => gc.stats().running === 0, "c99");
+    assert.equal((await store.get("c99"))?.state, "stopped");
+    assert.equal((await store.get("c98"))?.state, "gc");
+    assert.equal(clock.countTimers(), 1);
+    assert.equal(await gc.stop(), true);
+    assert.equal(clock.countTimers(), 0, "stop() clears the timer");
+  });
 });
 
 Deno.test("Collector waits no longer than the cap when the wall clock stepped back", async () => {
-  await withKvPath((path) =>
-    withKv(path, async (kv) => {
-      const clock = FakeTimers.createClock(1_700_000_000_000);
-      const store = await Store.open(kv, { clock: () => clock.now });
-      await store.gcAdd(gcInput("c1", { nextAttemptAt: clock.now + 86_400_000 }));
-      const gc = new Collector({
-        store,
-        cleaner: new FlakyCleaner(0),
-        backoffMaxMs: 2_000,
-        ...fakeTimed(clock),
-      });
-      await gc.restore();
-      gc.start();
-      tickToDue(clock, gc, 2_000, "the capped attempt");
-      await waitFor(() => gc.stats().running === 0, "c1");
-      assert.equal((await store.get("c1"))?.state, "stopped");
-      await gc.stop();
-    })
-  );
+  await withClockedStore(async (store, clock) => {
+    await store.gcAdd(gcInput("c1", { nextAttemptAt: clock.now + 86_400_000 }));
+    const gc = new Collector({
+      store,
+      cleaner: new FlakyCleaner(0),
+      backoffMaxMs: 2_000,
+      ...fakeTimed(clock),
+    });
+    await gc.restore();
+    gc.start();
+    tickToDue(clock, gc, 2_000, "the capped attempt");
+    await waitFor(() => gc.stats().running === 0, "c1");
+    assert.equal((await store.get("c1"))?.state, "stopped");
+    await gc.stop();
+  });
 });
 
 /** Registers `id` and records its exit, as the daemon does; returns the record as written. */
@@ -404,35 +408,31 @@ async function exited(store: Store, id: string): Promise<ContainerRecord> {
 }
 
 Deno.test("Collector.takeExited() runs the first attempt at once and moves the container to stopped", async () => {
-  await withKvPath((path) =>
-    withKv(path, async (kv) => {
-      const clock = FakeTimers.createClock(1_700_000_000_000);
-      const store = await Store.open(kv, { clock: () => clock.now });
-      const recorder = new Recorder();
-      const cleaner = new FlakyCleaner(0);
-      const gc = new Collector({ store, cleaner, onEvent: recorder.observe, ...fakeTimed(clock) });
-      gc.start();
-      gc.takeExited(await exited(store, "c1"));
-      assert.equal(gc.isInProgress("c1"), true);
-      assert.deepEqual([gc.stats().stopping, gc.stats().entries], [1, 0]);
-      assert.equal((await gc.status("c1"))?.entry.attempts, 0, "in progress while stopping");
-      assert.deepEqual((await gc.list()).map((v) => [v.record.id, v.record.state]), [
-        ["c1", "stopping"],
-      ]);
-      clock.tick(0);
-      await waitFor(() => gc.stats().running === 0, "the first attempt");
-      assert.equal((await store.get("c1"))?.state, "stopped");
-      assert.equal(cleaner.calls.get("c1"), 1);
-      assert.equal(recorder.of("attempt-finished")[0]?.event.attempt, 1);
-      assert.equal(gc.isInProgress("c1"), false);
-      assert.equal(await gc.status("c1"), null);
-      assert.deepEqual(await gc.list(), []);
-      assert.equal(gc.ownerOf("/run/test/runc/c1"), null);
-      const kinds = (await store.eventsSince(0)).map((e) => e.kind);
-      assert.deepEqual(kinds, ["monitor", "exit", "stopped"]);
-      await gc.stop();
-    })
-  );
+  await withClockedStore(async (store, clock) => {
+    const recorder = new Recorder();
+    const cleaner = new FlakyCleaner(0);
+    const gc = new Collector({ store, cleaner, onEvent: recorder.observe, ...fakeTimed(clock) });
+    gc.start();
+    gc.takeExited(await exited(store, "c1"));
+    assert.equal(gc.isInProgress("c1"), true);
+    assert.deepEqual([gc.stats().stopping, gc.stats().entries], [1, 0]);
+    assert.equal((await gc.status("c1"))?.entry.attempts, 0, "in progress while stopping");
+    assert.deepEqual((await gc.list()).map((v) => [v.record.id, v.record.state]), [
+      ["c1", "stopping"],
+    ]);
+    clock.tick(0);
+    await waitFor(() => gc.stats().running === 0, "the first attempt");
+    assert.equal((await store.get("c1"))?.state, "stopped");
+    assert.equal(cleaner.calls.get("c1"), 1);
+    assert.equal(recorder.of("attempt-finished")[0]?.event.attempt, 1);
+    assert.equal(gc.isInProgress("c1"), false);
+    assert.equal(await gc.status("c1"), null);
+    assert.deepEqual(await gc.list(), []);
+    assert.equal(gc.ownerOf("/run/test/runc/c1"), null);
+    const kinds = (await store.eventsSince(0)).map((e) => e.kind);
+    assert.deepEqual(kinds, ["monitor", "exit", "stopped"]);
+    await gc.stop();
+  });
 });
 
 Deno.test("Collector.takeExited(): the first attempt starts within the same turn, not after a timer", async () => {
@@ -454,97 +454,89 @@ Deno.test("Collector.takeExited(): the first attempt starts within the same turn
 });
 
 Deno.test("Collector.takeExited(): a failed first attempt is attempt 1 in GC, retried after one backoff", async () => {
-  await withKvPath((path) =>
-    withKv(path, async (kv) => {
-      const clock = FakeTimers.createClock(1_700_000_000_000);
-      const store = await Store.open(kv, { clock: () => clock.now });
-      const recorder = new Recorder();
-      const gc = new Collector({
-        store,
-        cleaner: new FlakyCleaner(1),
-        random: () => 0,
-        onEvent: recorder.observe,
-        ...fakeTimed(clock),
-      });
-      gc.start();
-      gc.takeExited(await exited(store, "c1"));
-      clock.tick(0);
-      await waitFor(() => gc.stats().running === 0, "the first attempt");
-      const exitedAt = clock.now;
-      assert.deepEqual(await store.getGc("c1"), {
-        id: "c1",
-        addedAt: exitedAt,
-        attempts: 1,
-        nextAttemptAt: exitedAt + 250,
-        lastStep: "runtime-delete",
-        lastError: "runc delete exited with status 1",
-        stderrTail: "device or resource busy",
-        procState: "D",
-      });
-      const gcEvent = (await store.eventsSince(0)).at(-1);
-      assert.equal(gcEvent?.kind, "gc");
-      assert.deepEqual(gcEvent?.detail.steps, FAILED.steps);
-      assert.deepEqual(gc.stats(), {
-        entries: 1,
-        stopping: 0,
-        dState: 1,
-        byProcState: { none: 0, D: 1 },
-        queued: 1,
-        running: 0,
-        concurrency: 8,
-        started: true,
-      });
-      tickToDue(clock, gc, 250, "the second attempt");
-      await waitFor(() => gc.stats().running === 0, "c1");
-      assert.deepEqual(recorder.of("attempt-started").map((e) => e.event.attempt), [1, 2]);
-      assert.equal((await store.get("c1"))?.state, "stopped");
-      assert.equal(gc.stats().entries, 0);
-      await gc.stop();
-    })
-  );
+  await withClockedStore(async (store, clock) => {
+    const recorder = new Recorder();
+    const gc = new Collector({
+      store,
+      cleaner: new FlakyCleaner(1),
+      random: () => 0,
+      onEvent: recorder.observe,
+      ...fakeTimed(clock),
+    });
+    gc.start();
+    gc.takeExited(await exited(store, "c1"));
+    clock.tick(0);
+    await waitFor(() => gc.stats().running === 0, "the first attempt");
+    const exitedAt = clock.now;
+    assert.deepEqual(await store.getGc("c1"), {
+      id: "c1",
+      addedAt: exitedAt,
+      attempts: 1,
+      nextAttemptAt: exitedAt + 250,
+      lastStep: "runtime-delete",
+      lastError: "runc delete exited with status 1",
+      stderrTail: "device or resource busy",
+      procState: "D",
+    });
+    const gcEvent = (await store.eventsSince(0)).at(-1);
+    assert.equal(gcEvent?.kind, "gc");
+    assert.deepEqual(gcEvent?.detail.steps, FAILED.steps);
+    assert.deepEqual(gc.stats(), {
+      entries: 1,
+      stopping: 0,
+      dState: 1,
+      byProcState: { none: 0, D: 1 },
+      queued: 1,
+      running: 0,
+      concurrency: 8,
+      started: true,
+    });
+    tickToDue(clock, gc, 250, "the second attempt");
+    await waitFor(() => gc.stats().running === 0, "c1");
+    assert.deepEqual(recorder.of("attempt-started").map((e) => e.event.attempt), [1, 2]);
+    assert.equal((await store.get("c1"))?.state, "stopped");
+    assert.equal(gc.stats().entries, 0);
+    await gc.stop();
+  });
 });
 
 Deno.test("Collector.takeExited(): a cleaner that throws leaves the container in GC, retried with backoff", async () => {
-  await withKvPath((path) =>
-    withKv(path, async (kv) => {
-      const clock = FakeTimers.createClock(1_700_000_000_000);
-      const store = await Store.open(kv, { clock: () => clock.now });
-      const recorder = new Recorder();
-      let calls = 0;
-      const gc = new Collector({
-        store,
-        cleaner: {
-          clean: () => {
-            calls++;
-            return Promise.reject(new Error("plan for runtime kata is missing"));
-          },
+  await withClockedStore(async (store, clock) => {
+    const recorder = new Recorder();
+    let calls = 0;
+    const gc = new Collector({
+      store,
+      cleaner: {
+        clean: () => {
+          calls++;
+          return Promise.reject(new Error("plan for runtime kata is missing"));
         },
-        backoffBaseMs: 500,
-        backoffMaxMs: 4_000,
-        random: () => 0.5,
-        onEvent: recorder.observe,
-        ...fakeTimed(clock),
-      });
-      gc.start();
-      gc.takeExited(await exited(store, "c1"));
-      clock.tick(0);
-      await waitFor(() => recorder.of("attempt-finished").length === 1, "the first attempt");
-      assert.equal((await store.get("c1"))?.state, "gc");
-      // Equal jitter at 0.5 is 3/4 of the ceiling: 500 → 375, 1 000 → 750, 2 000 → 1 500.
-      for (const [i, delay] of [375, 750, 1_500].entries()) {
-        const entry = await store.getGc("c1");
-        assert.equal(entry?.attempts, i + 1);
-        assert.equal(entry?.lastError, "plan for runtime kata is missing");
-        assert.equal(entry?.nextAttemptAt, clock.now + delay);
-        tickToDue(clock, gc, delay, `attempt ${i + 2}`);
-        await waitFor(() => recorder.of("attempt-finished").length === i + 2, `attempt ${i + 2}`);
-      }
-      assert.equal(calls, 4);
-      assert.equal((await store.get("c1"))?.state, "gc");
-      assert.equal(gc.isInProgress("c1"), true);
-      await gc.stop();
-    })
-  );
+      },
+      backoffBaseMs: 500,
+      backoffMaxMs: 4_000,
+      random: () => 0.5,
+      onEvent: recorder.observe,
+      ...fakeTimed(clock),
+    });
+    gc.start();
+    gc.takeExited(await exited(store, "c1"));
+    clock.tick(0);
+    await waitFor(() => recorder.of("attempt-finished").length === 1, "the first attempt");
+    assert.equal((await store.get("c1"))?.state, "gc");
+    // Equal jitter at 0.5 is 3/4 of the ceiling: 500 → 375, 1 000 → 750, 2 000 → 1 500.
+    for (const [i, delay] of [375, 750, 1_500].entries()) {
+      const entry = await store.getGc("c1");
+      assert.equal(entry?.attempts, i + 1);
+      assert.equal(entry?.lastError, "plan for runtime kata is missing");
+      assert.equal(entry?.nextAttemptAt, clock.now + delay);
+      tickToDue(clock, gc, delay, `attempt ${i + 2}`);
+      await waitFor(() => recorder.of("attempt-finished").length === i + 2, `attempt ${i + 2}`);
+    }
+    assert.equal(calls, 4);
+    assert.equal((await store.get("c1"))?.state, "gc");
+    assert.equal(gc.isInProgress("c1"), true);
+    await gc.stop();
+  });
 });
 
 Deno.test("Collector: first attempts and retries share one concurrency limit", async () => {
@@ -664,6 +656,94 @@ Deno.test("Collector retries the store write when the KV file fails, then finish
     })
   );
 });
+
+/** The four ways an attempt's result reaches the store, each of which the KV file may refuse. */
+const UNWRITTEN_RESULTS = [
+  { first: true, outcome: OK, write: "markStopped" },
+  { first: true, outcome: FAILED, write: "enterGc" },
+  { first: false, outcome: OK, write: "finishGc" },
+  { first: false, outcome: FAILED, write: "recordGcAttempt" },
+] as const;
+
+for (const { first, outcome, write } of UNWRITTEN_RESULTS) {
+  const which = first ? "a first attempt" : "a retry";
+  const cleanup = outcome.ok ? "succeeded" : "failed";
+  Deno.test(`Collector: ${which} whose cleanup ${cleanup} but whose ${write} the store refuses is made again with backoff until written`, async () => {
+    let full = false;
+    const fillable = (kv: Deno.Kv) =>
+      interceptCommits(
+        kv,
+        () => full ? Promise.reject(new Error("database or disk is full")) : Promise.resolve(),
+      );
+    await withClockedStore(async (store, clock) => {
+      const recorder = new Recorder();
+      let next = outcome;
+      let calls = 0;
+      const gc = new Collector({
+        store,
+        cleaner: {
+          clean: () => {
+            calls++;
+            return Promise.resolve(next);
+          },
+        },
+        backoffBaseMs: 500,
+        backoffMaxMs: 4_000,
+        random: () => 0.5,
+        onEvent: recorder.observe,
+        ...fakeTimed(clock),
+      });
+      if (first) {
+        gc.start();
+        gc.takeExited(await exited(store, "c1"));
+      } else {
+        await store.gcAdd(gcInput("c1"));
+        await gc.restore();
+        gc.start();
+      }
+      const before = (await store.eventsSince(0)).map((e) => e.kind);
+      full = true;
+      clock.tick(0);
+      // Equal jitter at 0.5 is 3/4 of the ceiling: 500 → 375, 1 000 → 750, 2 000 → 1 500.
+      for (const [i, delay] of [375, 750, 1_500].entries()) {
+        await waitFor(() => recorder.of("store-error").length === i + 1, `store error ${i + 1}`);
+        await waitFor(() => gc.stats().running === 0, `attempt ${i + 1}`);
+        assert.deepEqual(
+          recorder.events.slice(-2).map((e) => e.event.type),
+          ["attempt-finished", "store-error"],
+          "the attempt is reported, then that its result was not written",
+        );
+        assert.equal(recorder.of("store-error").at(-1)?.event.retryInMs, delay);
+        const status = await gc.status("c1");
+        assert.equal(status?.record.state, first ? "stopping" : "gc", "still in progress");
+        assert.equal(status?.entry.attempts, 0, "nothing half-written");
+        assert.equal(gc.isInProgress("c1"), true);
+        assert.equal(gc.ownerOf("/run/test/runc/c1"), "c1", "its state dir stays owned");
+        tickToDue(clock, gc, delay, `attempt ${i + 2}`);
+      }
+      await waitFor(() => recorder.of("store-error").length === 4, "store error 4");
+      await waitFor(() => gc.stats().running === 0, "attempt 4");
+      full = false;
+      next = OK;
+      tickToDue(clock, gc, 3_000, "the attempt once the store takes writes");
+      await waitFor(() => gc.stats().running === 0, "the last attempt");
+
+      assert.equal((await store.get("c1"))?.state, "stopped");
+      assert.equal(await gc.status("c1"), null);
+      assert.equal(gc.isInProgress("c1"), false);
+      assert.equal(gc.ownerOf("/run/test/runc/c1"), null);
+      assert.equal(calls, 5, "the cleanup is made again each time (it is idempotent)");
+      assert.deepEqual(
+        recorder.of("attempt-started").map((e) => e.event.attempt),
+        [1, 1, 1, 1, 1],
+        "an attempt whose result was not written is not counted",
+      );
+      const after = (await store.eventsSince(0)).map((e) => e.kind).slice(before.length);
+      assert.deepEqual(after, [first ? "stopped" : "gc-done"]);
+      assert.equal(await gc.stop(), true);
+    }, fillable);
+  });
+}
 
 Deno.test("Collector forgets a container that left GC another way", async () => {
   await withStore(async (store) => {
