@@ -224,6 +224,8 @@ export class Collector {
   #started = false;
   /** Store failures in a row, for the backoff of store retries. */
   #storeFailures = 0;
+  /** Store failures in a row for each container, for the same backoff. */
+  readonly #storeRetries = new Map<string, number>();
 
   /**
    * @param options Store, cleaner and knobs.
@@ -542,12 +544,13 @@ export class Collector {
         return this.#drop(id, error.message);
       }
       // A failed cleanup also waits its own backoff, not to rerun it sooner than planned.
-      const retryInMs = this.#storeBackoff(backoffMs);
+      const retryInMs = this.#storeBackoff(id, backoffMs);
       finished(failed === null ? null : this.#clock() + retryInMs);
       this.#retryLater(id, error, retryInMs);
       return;
     }
     this.#storeFailures = 0;
+    this.#storeRetries.delete(id);
     if (saved === null) {
       this.#forget(id);
       return finished(null);
@@ -642,6 +645,7 @@ export class Collector {
   #forget(id: string): void {
     this.#exited.delete(id);
     this.#procStates.delete(id);
+    this.#storeRetries.delete(id);
     if (this.#queue.has(id) || this.#deferred.has(id)) return;
     const dir = this.#dirOf.get(id);
     this.#dirOf.delete(id);
@@ -649,18 +653,21 @@ export class Collector {
   }
 
   /** Puts `id` back after a store failure, `retryInMs` from now. */
-  #retryLater(id: string, error: unknown, retryInMs = this.#storeBackoff()): void {
+  #retryLater(id: string, error: unknown, retryInMs = this.#storeBackoff(id)): void {
     this.#storeFailures++;
+    this.#storeRetries.set(id, (this.#storeRetries.get(id) ?? 0) + 1);
     this.#emit({ type: "store-error", id, error, retryInMs });
     this.#queue.schedule(id, this.#monotonic() + retryInMs);
   }
 
   /**
-   * How long to wait after one more store failure: backing off on the store's failures in a
-   * row, and at least `atLeastMs`.
+   * How long `id` waits after one more store failure: backing off on the store's failures in a
+   * row, or on this container's own when more (another container's write that succeeds does
+   * not reset them), and at least `atLeastMs`.
    */
-  #storeBackoff(atLeastMs = 0): number {
-    return Math.max(this.#delay(this.#storeFailures + 1), atLeastMs);
+  #storeBackoff(id: string, atLeastMs = 0): number {
+    const failures = Math.max(this.#storeFailures, this.#storeRetries.get(id) ?? 0) + 1;
+    return Math.max(this.#delay(failures), atLeastMs);
   }
 
   #delay(failures: number): number {

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import FakeTimers from "@sinonjs/fake-timers";
-import type { ContainerRecord } from "../types.ts";
+import type { ContainerRecord, StepResult } from "../types.ts";
+import { StoreUnavailableError } from "../store/errors.ts";
 import { type GcAddInput, Store } from "../store/store.ts";
 import { isEvent } from "../store/events.ts";
 import { ConflictError } from "../store/errors.ts";
@@ -744,6 +745,51 @@ for (const { first, outcome, write } of UNWRITTEN_RESULTS) {
     }, fillable);
   });
 }
+
+Deno.test("Collector: another container's write does not reset the backoff of one whose result the store keeps refusing", async () => {
+  await withClockedStore(async (store, clock) => {
+    // The store refuses c1's result only, as under a writer that keeps changing its record.
+    const refusing = new Proxy(store, {
+      get(target, prop) {
+        if (prop === "finishGc") {
+          return (id: string, steps: StepResult[]) =>
+            id === "c1"
+              ? Promise.reject(new StoreUnavailableError("finish gc: the record kept changing"))
+              : target.finishGc(id, steps);
+        }
+        const value = Reflect.get(target, prop, target);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    const recorder = new Recorder();
+    const gc = new Collector({
+      store: refusing,
+      cleaner: new FlakyCleaner(0),
+      backoffBaseMs: 500,
+      backoffMaxMs: 4_000,
+      random: () => 0.5,
+      onEvent: recorder.observe,
+      ...fakeTimed(clock),
+    });
+    await gc.add(gcInput("c1"));
+    gc.start();
+    clock.tick(0);
+    await waitFor(() => recorder.of("store-error").length === 1, "c1's first store error");
+    await gc.add(gcInput("c2"));
+    clock.tick(0);
+    await waitFor(() => gc.stats().running === 0, "c2");
+    assert.equal((await store.get("c2"))?.state, "stopped");
+    // Equal jitter at 0.5 is 3/4 of the ceiling: 500 → 375, 1 000 → 750, 2 000 → 1 500.
+    for (const [i, delay] of [375, 750].entries()) {
+      tickToDue(clock, gc, delay, `c1's attempt ${i + 2}`);
+      await waitFor(() => recorder.of("store-error").length === i + 2, `store error ${i + 2}`);
+    }
+    assert.deepEqual(recorder.of("store-error").map((e) => e.event.retryInMs), [375, 750, 1_500]);
+    assert.equal((await store.get("c1"))?.state, "gc");
+    assert.equal(gc.isInProgress("c1"), true);
+    assert.equal(await gc.stop(), true);
+  });
+});
 
 Deno.test("Collector forgets a container that left GC another way", async () => {
   await withStore(async (store) => {
