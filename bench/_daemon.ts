@@ -6,6 +6,7 @@
  * @module
  */
 
+import { RawHttpClient } from "./_raw_http.ts";
 import { nowMs } from "./_clock.ts";
 import { sleep } from "./_stats.ts";
 
@@ -69,7 +70,7 @@ export class BenchDaemon {
   readonly configPath: string;
   readonly logPath: string;
   #process: Deno.ChildProcess | null = null;
-  #client: Deno.HttpClient | null = null;
+  #client: RawHttpClient | null = null;
   #notify: Deno.DatagramConn | null = null;
   /** When the process was spawned (shared clock, ms). */
   spawnedAt = NaN;
@@ -220,18 +221,16 @@ export class BenchDaemon {
     path: string,
     body?: unknown,
   ): Promise<{ status: number; body: unknown }> {
-    this.#client ??= Deno.createHttpClient({ proxy: { transport: "unix", path: this.socket } });
-    const res = await fetch(`http://reaperd${path}`, {
+    this.#client ??= new RawHttpClient(this.socket);
+    const res = await this.#client.request(
       method,
-      client: this.#client,
-      headers: body === undefined ? {} : { "content-type": "application/json" },
-      body: body === undefined ? null : JSON.stringify(body),
-    });
-    const text = await res.text();
+      path,
+      body === undefined ? undefined : JSON.stringify(body),
+    );
     try {
-      return { status: res.status, body: JSON.parse(text) };
+      return { status: res.status, body: JSON.parse(res.body) };
     } catch {
-      return { status: res.status, body: text };
+      return res;
     }
   }
 

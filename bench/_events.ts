@@ -8,7 +8,7 @@
 import { nowMs } from "./_clock.ts";
 import { sleep } from "./_stats.ts";
 import type { ReaperEvent } from "../src/store/events.ts";
-import { lines } from "./_writer.ts";
+import { RawHttpClient } from "./_raw_http.ts";
 
 /** An event as the daemon streams it: one NDJSON line of `/v1/events`. */
 export type StreamedEvent = ReaperEvent;
@@ -21,39 +21,32 @@ export interface Arrival {
 
 /** The follower. */
 export class EventFeed {
-  readonly #client: Deno.HttpClient;
+  readonly #client: RawHttpClient;
   readonly #abort = new AbortController();
   readonly #seen = new Map<string, Arrival>();
   readonly #waiters = new Map<string, (a: Arrival) => void>();
   readonly #counts = new Map<string, number>();
   readonly #countWaiters: { kind: string; n: number; resolve: () => void }[] = [];
   #done: Promise<void> = Promise.resolve();
-  #body: ReadableStream<Uint8Array> | null = null;
   #lastSeq = 0;
   #failure: unknown = null;
 
   private constructor(socket: string) {
-    this.#client = Deno.createHttpClient({ proxy: { transport: "unix", path: socket } });
+    this.#client = new RawHttpClient(socket);
   }
 
   /** Starts following the daemon on `socket` from the event after `since`. */
   static async start(socket: string, since = 0): Promise<EventFeed> {
     const feed = new EventFeed(socket);
-    const res = await fetch(`http://reaperd/v1/events?since=${since}&follow=1`, {
-      client: feed.#client,
-      signal: feed.#abort.signal,
-    });
-    if (res.status !== 200 || res.body === null) {
-      throw new Error(`event stream: ${res.status} ${await res.text()}`);
-    }
-    feed.#body = res.body;
-    feed.#done = feed.#read(res.body);
+    feed.#done = feed.#read(
+      await feed.#client.follow(`/v1/events?since=${since}&follow=1`),
+    );
     return feed;
   }
 
-  async #read(body: ReadableStream<Uint8Array>): Promise<void> {
+  async #read(stream: AsyncGenerator<string>): Promise<void> {
     try {
-      for await (const line of lines(body)) {
+      for await (const line of stream) {
         if (line === "") continue;
         const arrivedAt = nowMs();
         const event = JSON.parse(line) as StreamedEvent;
@@ -140,9 +133,8 @@ export class EventFeed {
   async close(): Promise<void> {
     if (this.#abort.signal.aborted) return;
     this.#abort.abort();
-    // Aborting the request alone does not end a body that is being read: cancel it too.
-    await this.#body?.cancel().catch(() => {});
-    await Promise.race([this.#done, sleep(2000)]);
+    // Closing the connection ends the read under way.
     this.#client.close();
+    await Promise.race([this.#done, sleep(2000)]);
   }
 }
