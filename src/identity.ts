@@ -48,6 +48,12 @@ export function byteLength(text: string): number {
   return encoder.encode(text).length;
 }
 
+/** Whether `text` is at most `max` UTF-8 bytes; encodes only a text that could be longer. */
+function fitsBytes(text: string, max: number): boolean {
+  // A UTF-16 code unit is at most 3 bytes in UTF-8 (a surrogate pair, 2 units, is 4).
+  return text.length * 3 <= max || byteLength(text) <= max;
+}
+
 /**
  * Why `value` is not a valid container id, or null when it is. Valid: 1–255 characters of
  * `[A-Za-z0-9_.-]`, starting with a letter or digit, never containing `..`. An id becomes a
@@ -97,9 +103,10 @@ export function absolutePathProblem(value: unknown, maxBytes = MAX_PATH_BYTES): 
   if (value.split("/").some((part) => part === "." || part === "..")) {
     return `must not contain "." or ".." components, got ${showValue(value)}`;
   }
-  const bytes = byteLength(value);
-  if (bytes > maxBytes) return `must be at most ${maxBytes} bytes, got ${bytes}`;
-  if (value.split("/").some((part) => byteLength(part) > NAME_MAX)) {
+  if (!fitsBytes(value, maxBytes)) {
+    return `must be at most ${maxBytes} bytes, got ${byteLength(value)}`;
+  }
+  if (!fitsBytes(value, NAME_MAX) && value.split("/").some((part) => !fitsBytes(part, NAME_MAX))) {
     return `must not have a component longer than ${NAME_MAX} bytes`;
   }
   return null;
@@ -225,28 +232,30 @@ export class StateLayout {
   parse(stateDir: string): StateDirParts | string {
     const dir = stateDir.replace(/\/+$/, "");
     const expected = this.dirOf("<runtime>", "<id>");
-    const bad = `stateDir must be a container's state dir ${expected}, got ${showValue(stateDir)}`;
+    // Built only for an answer that uses it: this runs for every create-fifo.
+    const bad = () =>
+      `stateDir must be a container's state dir ${expected}, got ${showValue(stateDir)}`;
     if (!dir.startsWith(`${this.root}/`)) {
       return `stateDir ${showValue(stateDir)} is not inside the state root ${this.root}: ` +
         `it must be ${expected}`;
     }
     const parts = dir.slice(this.root.length + 1).split("/");
-    if (parts.length !== this.#parts.length) return bad;
+    if (parts.length !== this.#parts.length) return bad();
     let runtime: string | undefined;
     let id = "";
     for (const [i, want] of this.#parts.entries()) {
       const got = parts[i]!;
       if (want === "{id}") {
         const problem = idProblem(got);
-        if (problem !== null) return `${bad}: id ${problem}`;
+        if (problem !== null) return `${bad()}: id ${problem}`;
         id = got;
       } else if (want === "{runtime}") {
         const problem = runtimeNameProblem(got);
-        if (problem !== null) return `${bad}: runtime ${problem}`;
-        if (runtime !== undefined && runtime !== got) return bad;
+        if (problem !== null) return `${bad()}: runtime ${problem}`;
+        if (runtime !== undefined && runtime !== got) return bad();
         runtime = got;
       } else if (got !== want) {
-        return bad;
+        return bad();
       }
     }
     const length = this.#lengthProblem(dir);
@@ -255,7 +264,9 @@ export class StateLayout {
 
   /** A dir whose exit FIFO's path would not fit PATH_MAX cannot be used. */
   #lengthProblem(dir: string): string | null {
-    const bytes = byteLength(`${dir}/${FIFO_NAME}`);
+    const fifo = `${dir}/${FIFO_NAME}`;
+    if (fitsBytes(fifo, MAX_PATH_BYTES)) return null;
+    const bytes = byteLength(fifo);
     return bytes > MAX_PATH_BYTES
       ? `stateDir ${showValue(dir)} is too long: its exit FIFO's path would be ${bytes} bytes ` +
         `(at most ${MAX_PATH_BYTES})`

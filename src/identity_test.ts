@@ -50,6 +50,11 @@ Deno.test("absolutePathProblem() rejects relative, NUL, control chars, dot compo
   assert.match(absolutePathProblem(`/${"a/".repeat(2500)}`) ?? "", /at most 4095 bytes/);
   assert.match(absolutePathProblem(`/x/${"a".repeat(256)}`) ?? "", /longer than 255 bytes/);
   assert.equal(absolutePathProblem(`/x/${"a".repeat(255)}`), null);
+  // Limits count UTF-8 bytes, not characters: 128 "é" are 256 bytes, 127 are 254.
+  assert.match(absolutePathProblem(`/x/${"é".repeat(128)}`) ?? "", /longer than 255 bytes/);
+  assert.equal(absolutePathProblem(`/x/${"é".repeat(127)}`), null);
+  assert.match(absolutePathProblem(`/${"é/".repeat(1400)}`) ?? "", /at most 4095 bytes, got 4201/);
+  assert.equal(absolutePathProblem(`/${"é/".repeat(1364)}`), null);
 });
 
 Deno.test("StateLayout: a state dir is exactly <stateRoot>/<runtime>/<id>, never a parent", () => {

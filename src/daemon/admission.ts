@@ -73,7 +73,9 @@ export class Admission {
    * otherwise there would be nothing to wait for, and the request is refused.
    */
   monitor(req: MonitorRequest, fifoHeld: boolean): AdmittedMonitor {
-    this.#container(req.id, req.runtime, req.stateDir);
+    // With the read end held, monitor makes and opens nothing by path: create-fifo's walk was
+    // the one that counted, and cleanup resolves every path without following links anyway.
+    this.#container(req.id, req.runtime, req.stateDir, !fifoHeld);
     const pid = { field: "pid", pid: req.pid, given: req.startTime, flag: "--start-time" } as const;
     const { startTime, exited } = this.#monitored(pid, fifoHeld);
     const pStartTime = req.ppid === 0 ? 0 : this.#monitored(
@@ -105,7 +107,7 @@ export class Admission {
     return { stateDir: stateDir.replace(/\/+$/, ""), startTime, pStartTime };
   }
 
-  #container(id: string, runtime: string, stateDir: string): void {
+  #container(id: string, runtime: string, stateDir: string, walk = true): void {
     this.id(id);
     if (!Object.hasOwn(this.#runtimes, runtime)) {
       const known = Object.keys(this.#runtimes).sort().join(", ") || "none";
@@ -113,7 +115,7 @@ export class Admission {
     }
     const problem = this.layout.problem(stateDir, runtime, id);
     if (problem !== null) throw new ApiError(400, problem);
-    this.#noSymlink(stateDir);
+    if (walk) this.#noSymlink(stateDir);
   }
 
   /**

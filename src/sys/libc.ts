@@ -127,6 +127,39 @@ export function open(path: string, flags: number, mode = 0): number {
   return check(libc().open(cString(path), flags, mode), "open", path);
 }
 
+/**
+ * The bytes of a small file read into `buf` (open, read until full or end, close); null when
+ * the path is not there (ENOENT, or ESRCH: a /proc entry whose process went meanwhile). No
+ * exception for a miss: a process that is gone is the usual answer of a /proc read, and an
+ * exception per miss cost more than the read itself.
+ */
+export function readFileInto(path: string, buf: Uint8Array<ArrayBuffer>): number | null {
+  const fd = libc().open(cString(path), O.RDONLY | O.CLOEXEC, 0);
+  if (fd < 0) {
+    const e = errno();
+    if (e === Errno.ENOENT || e === Errno.ESRCH) return null;
+    throw new SysError("open", e, path);
+  }
+  try {
+    let total = 0;
+    while (total < buf.length) {
+      const n = Number(libc().read(fd, buf.subarray(total), BigInt(buf.length - total)));
+      if (n === 0) break;
+      if (n > 0) {
+        total += n;
+        continue;
+      }
+      const e = errno();
+      if (e === Errno.EINTR) continue;
+      if (e === Errno.ESRCH) return null;
+      throw new SysError("read", e, path);
+    }
+    return total;
+  } finally {
+    libc().close(fd);
+  }
+}
+
 /** close(2); EBADF and EINTR are not reported (the fd is gone either way). */
 export function close(fd: number): void {
   libc().close(fd);

@@ -14,6 +14,7 @@
 import { posix } from "node:path";
 import type { MemoryCgroupMark } from "../types.ts";
 import { isAtOrUnder, type MountInfo, parseMountInfo } from "./mounts.ts";
+import { readProcText } from "./proc.ts";
 
 export type { MemoryCgroupMark };
 
@@ -91,7 +92,8 @@ export class MemoryCgroups {
    */
   constructor(
     readMountInfo: () => string = () => Deno.readTextFileSync("/proc/self/mountinfo"),
-    readProcCgroup: (pid: number) => string = (pid) => Deno.readTextFileSync(`/proc/${pid}/cgroup`),
+    // A process that is gone has no cgroup lines: no memory cgroup, without an exception.
+    readProcCgroup: (pid: number) => string = (pid) => readProcText(`/proc/${pid}/cgroup`) ?? "",
   ) {
     this.#readMountInfo = readMountInfo;
     this.#readProcCgroup = readProcCgroup;

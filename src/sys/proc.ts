@@ -7,6 +7,7 @@
  */
 
 import type { ProcessIdentity } from "../types.ts";
+import { readFileInto } from "./libc.ts";
 
 /** What reaperd reads from `/proc/<pid>/stat`. */
 export interface ProcStat {
@@ -62,21 +63,26 @@ export function parseProcStat(text: string): ProcStat | null {
 
 /**
  * Reads `/proc/<pid>/stat`; null when the process does not exist (or pid is not valid).
- * Throws when the read is not allowed (Deno's permissions), rather than calling it gone.
+ * Throws when the read is refused (an unprivileged daemon reading another user's process
+ * gets its stat, so a refusal means something is wrong), rather than calling it gone.
  */
 export function readProcStat(pid: number): ProcStat | null {
   if (!isValidPid(pid)) return null;
-  let text: string;
-  try {
-    // Synchronous on purpose: procfs answers at once, and the blocking pool is kept for others.
-    text = Deno.readTextFileSync(`/proc/${pid}/stat`);
-  } catch (e) {
-    // Without --allow-all Deno refuses every /proc read: every process would look dead and
-    // nothing would ever be killed. That must fail loudly, not pass for "gone".
-    if (e instanceof Deno.errors.NotCapable || e instanceof Deno.errors.PermissionDenied) throw e;
-    return null;
-  }
-  return parseProcStat(text);
+  const text = readProcText(`/proc/${pid}/stat`);
+  return text === null ? null : parseProcStat(text);
+}
+
+const procBuf = new Uint8Array(64 * 1024);
+const decoder = new TextDecoder();
+
+/**
+ * The text of a /proc file of at most 64 KiB (`stat`, `cgroup`), or null when it is not there:
+ * the process is gone. Synchronous on purpose: procfs answers at once, and the blocking pool is
+ * kept for others.
+ */
+export function readProcText(path: string): string | null {
+  const n = readFileInto(path, procBuf);
+  return n === null ? null : decoder.decode(procBuf.subarray(0, n));
 }
 
 /**

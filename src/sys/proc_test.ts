@@ -6,7 +6,9 @@ import {
   isValidPid,
   parseProcStat,
   readProcStat,
+  readProcText,
 } from "./proc.ts";
+import { SysError } from "./errno.ts";
 
 Deno.test("parseProcStat() reads field 22 after the last ')' even when comm holds ') ('", () => {
   const line = "4242 (evil) S 1 (x) R 7 4242 4242 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 98072004 0";
@@ -97,4 +99,17 @@ Deno.test("readProcStat() fails loudly without the permission to read /proc", as
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("readProcText() reads a live process's file, says null for a gone one, throws on the rest", async () => {
+  const path = `/proc/${Deno.pid}/cgroup`;
+  assert.equal(readProcText(path), Deno.readTextFileSync(path));
+  assert.equal(readProcStat(Deno.pid)?.pid, Deno.pid);
+  const child = new Deno.Command("true").spawn();
+  await child.status;
+  // Reaped: the pid is free, and nothing has it yet (pids are not reused at once).
+  assert.equal(readProcText(`/proc/${child.pid}/stat`), null);
+  assert.equal(readProcStat(child.pid), null);
+  assert.equal(readProcText("/proc/self/no-such-file"), null);
+  assert.throws(() => readProcText("/proc/self"), SysError);
 });
