@@ -95,3 +95,71 @@ export function registration(id: string, pid = 100): RegisterInput {
 export function exitWith(code: number, at = 1_000): ExitStatus {
   return { code, signal: null, known: true, reason: `exited with code ${code}`, at };
 }
+
+/** What a {@linkcode countingReads} wrapper has read so far. */
+export interface ReadCount {
+  /** `list` calls made. */
+  lists: number;
+  /** Entries read, by `list`, `get` and `getMany` (absent keys not counted). */
+  entries: number;
+  /** Entries read whose key starts with `prefix`, by prefix. */
+  byPrefix: Map<string, number>;
+}
+
+/**
+ * A `Deno.Kv` like `kv` that counts its `list` calls and the entries it reads, by the first
+ * part of their keys: what a scan costs, told apart from what a lookup costs.
+ */
+export function countingReads(kv: Deno.Kv): { kv: Deno.Kv; count: ReadCount; reset: () => void } {
+  const count: ReadCount = { lists: 0, entries: 0, byPrefix: new Map() };
+  const saw = (entry: Deno.KvEntryMaybe<unknown>) => {
+    if (entry.versionstamp === null) return;
+    count.entries++;
+    const prefix = String(entry.key[0]);
+    count.byPrefix.set(prefix, (count.byPrefix.get(prefix) ?? 0) + 1);
+  };
+  const counted = new Proxy(kv, {
+    get(target, prop) {
+      if (prop === "list") {
+        return (selector: Deno.KvListSelector, options?: Deno.KvListOptions) => {
+          count.lists++;
+          const iter = target.list(selector, options);
+          return (async function* () {
+            for await (const entry of iter) {
+              saw(entry);
+              yield entry;
+            }
+          })();
+        };
+      }
+      if (prop === "get") {
+        return async (key: Deno.KvKey, options?: { consistency?: Deno.KvConsistencyLevel }) => {
+          const entry = await target.get(key, options);
+          saw(entry);
+          return entry;
+        };
+      }
+      if (prop === "getMany") {
+        return async (
+          keys: Deno.KvKey[],
+          options?: { consistency?: Deno.KvConsistencyLevel },
+        ) => {
+          const entries = await target.getMany(keys, options);
+          entries.forEach(saw);
+          return entries;
+        };
+      }
+      const value = Reflect.get(target, prop, target);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+  return {
+    kv: counted,
+    count,
+    reset: () => {
+      count.lists = 0;
+      count.entries = 0;
+      count.byPrefix.clear();
+    },
+  };
+}

@@ -594,7 +594,9 @@ export class Store {
         }
         const result = await op.commit();
         if (!result.ok) {
-          this.#seqStale = true;
+          // A record changed under the write (the caller reads it again and the seqs stay
+          // free), or another writer took one of these seqs: only the event keys tell which.
+          if (await this.#seqsTaken(this.#nextSeq, seq)) this.#seqStale = true;
           return null;
         }
         committed(result.versionstamp);
@@ -605,6 +607,25 @@ export class Store {
       this.#nextSeq = seq;
       return events;
     });
+  }
+
+  /**
+   * Whether an event is stored at any seq from `from` up to `to` (exclusive): read only when
+   * a commit of those events failed its checks. True as well when the read fails, so that the
+   * sequence is loaded again before the next commit.
+   */
+  async #seqsTaken(from: number, to: number): Promise<boolean> {
+    try {
+      const reads: Promise<Deno.KvEntryMaybe<unknown>[]>[] = [];
+      for (let at = from; at < to; at += MAX_GET_MANY) {
+        const keys: Deno.KvKey[] = [];
+        for (let seq = at; seq < Math.min(at + MAX_GET_MANY, to); seq++) keys.push(eventKey(seq));
+        reads.push(this.#kv.getMany(keys));
+      }
+      return (await Promise.all(reads)).flat().some((entry) => entry.versionstamp !== null);
+    } catch {
+      return true;
+    }
   }
 
   /**

@@ -1,9 +1,10 @@
 import assert from "node:assert/strict";
 import { isEvent, type ReaperEvent } from "./events.ts";
 import { ConflictError, NotFoundError, StoreInputError, StoreUnavailableError } from "./errors.ts";
-import { containerKey } from "./keys.ts";
+import { containerKey, eventKey } from "./keys.ts";
 import { Store } from "./store.ts";
 import {
+  countingReads,
   exitWith,
   interceptCommits,
   racingKv,
@@ -466,6 +467,69 @@ Deno.test("Store event seq is strictly increasing, without gaps, across reopen",
       assert.deepEqual(seqs, Array.from({ length: 32 }, (_, i) => i + 1));
     });
   });
+});
+
+Deno.test("Store: a registration repeated, or a check that fails, does not reload the event seq", async () => {
+  await withKvPath((path) =>
+    withKv(path, async (kv) => {
+      const { kv: racy, race } = racingKv(kv);
+      const counting = countingReads(racy);
+      const store = await Store.open(counting.kv);
+      await store.register(registration("c1"));
+      await store.register(registration("c2"));
+      counting.reset();
+      for (let i = 0; i < 100; i++) {
+        assert.equal((await store.register(registration("c1"))).created, false);
+      }
+      // Another writer changes c2 between an exit's read and its commit: the check fails and
+      // the exit is tried again.
+      race(async () => {
+        const entry = await kv.get(containerKey("c2"));
+        await kv.set(containerKey("c2"), entry.value);
+      });
+      assert.equal(await store.recordExit("c2", 100, 1000, exitWith(0)), true);
+      assert.equal(counting.count.lists, 0, "the event seq was read again");
+      assert.equal(store.lastSeq, 3);
+      assert.deepEqual((await allEvents(store)).map((e) => [e.seq, e.kind, e.id]), [
+        [1, "monitor", "c1"],
+        [2, "monitor", "c2"],
+        [3, "exit", "c2"],
+      ]);
+    })
+  );
+});
+
+Deno.test("Store takes up the event seq after an event written behind its back", async () => {
+  await withKvPath((path) =>
+    withKv(path, async (kv) => {
+      const store = await Store.open(kv);
+      await store.register(registration("c1"));
+      await store.register(registration("c2"));
+      // Another writer appends an event at the seq the store would use next.
+      const foreign = { ...(await allEvents(store))[0]!, seq: 3 };
+      await kv.set(eventKey(3), foreign);
+      assert.equal((await store.register(registration("c3"))).created, true);
+      // …and one a seq further on than the next, under a commit of three exits.
+      await kv.set(eventKey(6), { ...foreign, seq: 6 });
+      const exits = await store.recordExits(
+        ["c1", "c2", "c3"].map((id) => ({ id, pid: 100, startTime: 1000, exit: exitWith(0) })),
+      );
+      assert.deepEqual(exits.map((e) => e.outcome), ["recorded", "recorded", "recorded"]);
+      // Nothing overwritten, seqs strictly increasing, the newest one known to the store.
+      const events = await allEvents(store);
+      const seqs = events.map((e) => e.seq);
+      assert.deepEqual(seqs, [...seqs].sort((a, b) => a - b));
+      assert.equal(new Set(seqs).size, seqs.length);
+      assert.equal(store.lastSeq, seqs[seqs.length - 1]);
+      assert.deepEqual((await kv.get(eventKey(3))).value, foreign);
+      assert.deepEqual((await kv.get(eventKey(6))).value, { ...foreign, seq: 6 });
+      assert.deepEqual(
+        events.filter((e) => e.kind !== "monitor" || e.id !== "c1").map((e) => `${e.kind}:${e.id}`),
+        ["monitor:c2", "monitor:c3", "exit:c1", "exit:c2", "exit:c3"],
+      );
+      assert.deepEqual(events.map((e) => e.seq).slice(0, 4), [1, 2, 3, 4]);
+    })
+  );
 });
 
 Deno.test("Store.subscribe() sees each committed event in order", async () => {
@@ -1076,10 +1140,23 @@ Deno.test("Store.recordExits() after a failed batch check reads each exit's reco
     withKv(path, async (kv) => {
       let reads = 0;
       const { kv: racy, race } = racingKv(kv);
+      // Reads of records (a failed commit may also look at the event keys it wanted).
+      const isRecord = (key: Deno.KvKey) => key[0] === "container";
       const counting = new Proxy(racy, {
         get(target, prop) {
+          if (prop === "get") {
+            return (key: Deno.KvKey) => {
+              if (isRecord(key)) reads++;
+              return target.get(key);
+            };
+          }
+          if (prop === "getMany") {
+            return (keys: Deno.KvKey[]) => {
+              if (keys.some(isRecord)) reads++;
+              return target.getMany(keys);
+            };
+          }
           const value = Reflect.get(target, prop, target);
-          if (prop === "get" || prop === "getMany") reads++;
           return typeof value === "function" ? value.bind(target) : value;
         },
       });
