@@ -3,7 +3,8 @@
  * for a while after the container ended; kept forever, the records of every container a host
  * ever ran would pile up in the store and be read again by every restore. The sweep deletes
  * the records stopped longer ago than `stoppedRetentionMs`, once at start and then a few times
- * per retention period (at most hourly).
+ * per retention period (at most hourly). The store finds the records due by their stop time, so
+ * a sweep reads those and no other, however many records the store holds.
  *
  * Records carry wall-clock times, and the wall clock can be stepped (NTP, an operator, a VM
  * restored from a snapshot). A step forward must not make fresh records look old, so "now" for

@@ -11,6 +11,12 @@ export const CONTAINER = "container";
 export const GC = "gc";
 /** `["event", seq]` → `ReaperEvent`, seq a strictly increasing number from 1. */
 export const EVENT = "event";
+/**
+ * `["stopped", stoppedAt, id]` → null: present exactly while the record of `id` is in state
+ * `stopped` since `stoppedAt` (its `updatedAt`), so that retention finds the records due by a
+ * range read, oldest first, without reading every record.
+ */
+export const STOPPED = "stopped";
 
 /** The key of a container's record. */
 export function containerKey(id: string): Deno.KvKey {
@@ -27,8 +33,19 @@ export function eventKey(seq: number): Deno.KvKey {
   return [EVENT, seq];
 }
 
+/** The key that names a stopped record in the retention index. */
+export function stoppedKey(stoppedAt: number, id: string): Deno.KvKey {
+  return [STOPPED, stoppedAt, id];
+}
+
 /** Prefix of the store's facts about itself. */
 export const META = "meta";
 
 /** The store's identity: a UUID made when the store was first opened. */
 export const STORE_ID_KEY: Deno.KvKey = [META, "store-id"];
+
+/**
+ * Present once every stopped record has its `["stopped", …]` key: a store written before the
+ * index existed gets its keys once, by one scan of the records.
+ */
+export const STOPPED_INDEX_KEY: Deno.KvKey = [META, "stopped-index"];

@@ -38,7 +38,18 @@ import {
   StoreInputError,
   StoreUnavailableError,
 } from "./errors.ts";
-import { CONTAINER, containerKey, EVENT, eventKey, GC, gcKey, STORE_ID_KEY } from "./keys.ts";
+import {
+  CONTAINER,
+  containerKey,
+  EVENT,
+  eventKey,
+  GC,
+  gcKey,
+  STOPPED,
+  STOPPED_INDEX_KEY,
+  stoppedKey,
+  STORE_ID_KEY,
+} from "./keys.ts";
 import { clampExit, clampSteps, head, MAX_MESSAGE, MAX_TAIL, tail } from "./_clamp.ts";
 import {
   checkId,
@@ -276,6 +287,22 @@ export const EXIT_BATCH = 40;
 const RECENT_EVENTS = 512;
 /** Most registrations taken from the queue at once (committed in groups within the limits). */
 const REGISTER_BATCH = 100;
+/** Retention index keys a sweep reads and deletes per commit: one check each. */
+const FORGET_PAGE = MAX_CHECKS;
+
+/** A record a retention sweep found in the index: its index entry, then the record read. */
+interface DueRecord {
+  index: Deno.KvEntry<null>;
+  /** The stop time the index key names. */
+  at: number;
+  id: string;
+  record: Deno.KvEntryMaybe<ContainerRecord> | null;
+}
+
+/** Whether two keys are the same. */
+function sameKey(a: Deno.KvKey, b: Deno.KvKey): boolean {
+  return a.length === b.length && a.every((part, i) => part === b[i]);
+}
 
 /**
  * The durable store. Open it with {@linkcode Store.open} on a `Deno.Kv` the caller owns (and
@@ -323,6 +350,8 @@ export class Store {
   #registering = false;
   /** Running records as last committed here: an exit is committed from them without a read. */
   readonly #running = new RunningCache();
+  /** Whether every stopped record is known to have its retention index key. */
+  #stoppedIndexed = false;
 
   private constructor(kv: Deno.Kv, options: StoreOptions) {
     this.#kv = kv;
@@ -520,7 +549,7 @@ export class Store {
       }
       const event = write.event;
       const bytes = keySize(containerKey(input.id)) * 2 + keySize(gcKey(input.id)) * 2 +
-        valueSize(write.record) + 64 + valueSize(event);
+        keySize(stoppedKey(0, input.id)) + valueSize(write.record) + 64 + valueSize(event);
       writes.push({
         index: i,
         id: input.id,
@@ -532,7 +561,7 @@ export class Store {
         bytes,
       });
     });
-    // Three checks and at most three mutations each (record, GC entry, event).
+    // Three checks and at most four mutations each (record, GC entry, retention index, event).
     const perCommit = Math.floor(Math.min(MAX_CHECKS, MAX_MUTATIONS) / 3);
     for (const together of commitGroups(writes, perCommit)) {
       let events: ReaperEvent[] | null;
@@ -1277,34 +1306,143 @@ export class Store {
    * A record that changes meanwhile (the id registered again) is left alone. Events about the
    * forgotten containers stay until the event log trims them.
    *
+   * The records due are found through the retention index (`["stopped", stoppedAt, id]`), so a
+   * sweep reads the records it deletes and no other. A store written before the index existed
+   * is indexed by the first sweep, once.
+   *
    * @returns How many records were deleted.
    * @throws {StoreUnavailableError} when the KV file cannot take the deletes now.
    */
   async forgetStopped(before: number): Promise<number> {
-    const old = await this.#read("list stopped containers", async () => {
-      const found: Deno.KvEntry<ContainerRecord>[] = [];
-      for await (const entry of this.#kv.list<ContainerRecord>({ prefix: [CONTAINER] })) {
-        if (entry.value.state === "stopped" && entry.value.updatedAt < before) found.push(entry);
-      }
-      return found;
-    });
+    // No time is before NaN, yet as a key NaN sorts after every number.
+    if (Number.isNaN(before)) return 0;
+    await this.#indexStopped();
     let deleted = 0;
-    // One check and one delete each: Deno KV's check count is the bound.
-    for (let at = 0; at < old.length; at += MAX_CHECKS) {
-      const batch = old.slice(at, at + MAX_CHECKS);
-      const together = this.#kv.atomic();
-      for (const entry of batch) together.check(entry).delete(entry.key);
-      if ((await this.#read("forget stopped containers", () => together.commit())).ok) {
-        deleted += batch.length;
-        continue;
+    // Inclusive: the last index key of the page before, skipped when read again.
+    let start: Deno.KvKey = [STOPPED];
+    for (;;) {
+      const { page, last, full } = await this.#read("list stopped containers", async () => {
+        const found: DueRecord[] = [];
+        let last: Deno.KvKey | null = null;
+        let seen = 0;
+        const iter = this.#kv.list<null>({ start, end: [STOPPED, before] }, {
+          limit: FORGET_PAGE + 1,
+        });
+        for await (const entry of iter) {
+          if (seen === FORGET_PAGE) break;
+          if (sameKey(entry.key, start)) continue;
+          seen++;
+          last = entry.key;
+          const [, at, id] = entry.key;
+          if (typeof at !== "number" || typeof id !== "string") continue;
+          found.push({ index: entry, at, id, record: null });
+        }
+        return { page: found, last, full: seen === FORGET_PAGE };
+      });
+      if (page.length > 0) {
+        await this.#readDue(page);
+        deleted += await this.#forgetDue(page);
       }
-      // One of them changed since the listing: the others still go, one by one.
-      for (const entry of batch) {
-        const alone = this.#kv.atomic().check(entry).delete(entry.key);
-        if ((await this.#read("forget a stopped container", () => alone.commit())).ok) deleted++;
+      if (!full || last === null) break;
+      start = last;
+    }
+    return deleted;
+  }
+
+  /** Reads the record each index key of `page` names. */
+  async #readDue(page: DueRecord[]): Promise<void> {
+    const reads: Promise<void>[] = [];
+    for (let at = 0; at < page.length; at += MAX_GET_MANY) {
+      const part = page.slice(at, at + MAX_GET_MANY);
+      reads.push(
+        this.#read("read stopped containers", async () => {
+          const records = await this.#kv.getMany<ContainerRecord[]>(
+            part.map((due) => containerKey(due.id)),
+          );
+          part.forEach((due, i) => due.record = records[i]!);
+        }),
+      );
+    }
+    await Promise.all(reads);
+  }
+
+  /**
+   * Deletes each record of `page` still stopped since the time its index key names, with that
+   * key, and drops index keys that name no such record. Returns how many records went.
+   */
+  async #forgetDue(page: readonly DueRecord[]): Promise<number> {
+    // One check and at most two deletes each: Deno KV's check count is the bound.
+    const stage = (op: Deno.AtomicOperation, due: DueRecord): boolean => {
+      const record = due.record!;
+      if (record.value?.state === "stopped" && record.value.updatedAt === due.at) {
+        op.check(record).delete(record.key).delete(due.index.key);
+        return true;
+      }
+      // The record left `stopped` or is gone without its key (written by hand, or by a store
+      // before the index): the key alone goes, unless it was written again meanwhile.
+      op.check(due.index).delete(due.index.key);
+      return false;
+    };
+    const together = this.#kv.atomic();
+    let due = 0;
+    for (const entry of page) if (stage(together, entry)) due++;
+    if ((await this.#read("forget stopped containers", () => together.commit())).ok) return due;
+    // One of them changed since it was read: the others still go, one by one.
+    let deleted = 0;
+    for (const entry of page) {
+      const alone = this.#kv.atomic();
+      const isDue = stage(alone, entry);
+      if ((await this.#read("forget a stopped container", () => alone.commit())).ok && isDue) {
+        deleted++;
       }
     }
     return deleted;
+  }
+
+  /**
+   * Gives every stopped record its retention index key, once per store: a store written
+   * before the index existed has none. Each key is written with a check on the record as
+   * scanned; a record changed since was indexed by the transition that changed it.
+   */
+  async #indexStopped(): Promise<void> {
+    if (this.#stoppedIndexed) return;
+    const mark = await this.#read("read retention index mark", () => {
+      return this.#kv.get(STOPPED_INDEX_KEY);
+    });
+    if (mark.versionstamp !== null) {
+      this.#stoppedIndexed = true;
+      return;
+    }
+    const stopped = await this.#read("index stopped containers", async () => {
+      const found: { record: Deno.AtomicCheck; key: Deno.KvKey }[] = [];
+      for await (const entry of this.#kv.list<ContainerRecord>({ prefix: [CONTAINER] })) {
+        const id = entry.key[1];
+        if (entry.value.state !== "stopped" || typeof id !== "string") continue;
+        found.push({
+          record: { key: entry.key, versionstamp: entry.versionstamp },
+          key: stoppedKey(entry.value.updatedAt, id),
+        });
+      }
+      return found;
+    });
+    // One check and one set each.
+    for (let at = 0; at < stopped.length; at += MAX_CHECKS) {
+      const batch = stopped.slice(at, at + MAX_CHECKS);
+      const together = this.#kv.atomic();
+      for (const { record, key } of batch) together.check(record).set(key, null);
+      if ((await this.#read("index stopped containers", () => together.commit())).ok) continue;
+      for (const { record, key } of batch) {
+        const alone = this.#kv.atomic().check(record).set(key, null);
+        await this.#read("index a stopped container", () => alone.commit());
+      }
+    }
+    await this.#read(
+      "write retention index mark",
+      () =>
+        this.#kv.atomic().check(mark).set(STOPPED_INDEX_KEY, { indexedAt: this.#clock() })
+          .commit(),
+    );
+    this.#stoppedIndexed = true;
   }
 
   /**
@@ -1335,7 +1473,7 @@ export class Store {
         );
       }
       const op = this.#kv.atomic();
-      op.check(record, gc).delete(containerKey(id));
+      op.check(record, gc).delete(containerKey(id)).delete(stoppedKey(record.value.updatedAt, id));
       this.#running.drop(id);
       if ((await this.#read("forget a container", () => op.commit())).ok) return record.value;
     }
@@ -1538,9 +1676,30 @@ function stageWrite(
   write: NonNullable<Decision<unknown>["write"]>,
 ): void {
   op.check(record, gc);
-  if (write.record !== undefined) op.set(containerKey(id), write.record);
+  if (write.record !== undefined) {
+    op.set(containerKey(id), write.record);
+    stageStoppedIndex(op, id, record.value, write.record);
+  }
   if (write.gc === null) op.delete(gcKey(id));
   else if (write.gc !== undefined) op.set(gcKey(id), write.gc);
+}
+
+/**
+ * Adds to `op` what keeps the retention index true when the record of `id` goes from `was` to
+ * `next`: its key goes when it leaves `stopped` (or is stopped anew), a key comes when it
+ * becomes `stopped`.
+ */
+function stageStoppedIndex(
+  op: Deno.AtomicOperation,
+  id: string,
+  was: ContainerRecord | null,
+  next: ContainerRecord,
+): void {
+  const wasAt = was?.state === "stopped" ? was.updatedAt : null;
+  const nextAt = next.state === "stopped" ? next.updatedAt : null;
+  if (wasAt === nextAt) return;
+  if (wasAt !== null) op.delete(stoppedKey(wasAt, id));
+  if (nextAt !== null) op.set(stoppedKey(nextAt, id), null);
 }
 
 function decideRegister(

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { isEvent, type ReaperEvent } from "./events.ts";
 import { ConflictError, NotFoundError, StoreInputError, StoreUnavailableError } from "./errors.ts";
-import { containerKey, eventKey } from "./keys.ts";
+import { containerKey, eventKey, STOPPED, STOPPED_INDEX_KEY } from "./keys.ts";
 import { Store } from "./store.ts";
 import {
   countingReads,
@@ -694,6 +694,173 @@ Deno.test("Store.forgetStopped() leaves a record that changes under it, and dele
       assert.equal(await store.get("s1"), null);
       assert.equal((await store.get("s2"))?.state, "running");
       assert.equal(await store.get("s3"), null);
+    })
+  );
+});
+
+/** The retention index as stored: `stoppedAt:id` of each `["stopped", …]` key, in key order. */
+async function stoppedIndex(kv: Deno.Kv): Promise<string[]> {
+  const out: string[] = [];
+  for await (const entry of kv.list({ prefix: [STOPPED] })) {
+    out.push(`${String(entry.key[1])}:${String(entry.key[2])}`);
+  }
+  return out;
+}
+
+/** What the retention index must hold: one key per stopped record, by its stop time. */
+async function stoppedRecords(store: Store): Promise<string[]> {
+  return (await store.list("stopped"))
+    .sort((a, b) => a.updatedAt - b.updatedAt || (a.id < b.id ? -1 : 1))
+    .map((r) => `${r.updatedAt}:${r.id}`);
+}
+
+Deno.test("Store keeps one retention index key per stopped record through every transition", async () => {
+  await withKvPath((path) =>
+    withKv(path, async (kv) => {
+      let now = 1_000;
+      const store = await Store.open(kv, { clock: () => now });
+      const agree = async (expected: string[], when: string) => {
+        assert.deepEqual(await stoppedIndex(kv), expected, when);
+        assert.deepEqual(await stoppedRecords(store), expected, when);
+      };
+      await store.register(registration("a"));
+      await store.recordExit("a", 100, 1000, exitWith(0));
+      await store.markStopped("a");
+      await agree(["1000:a"], "markStopped");
+
+      now = 2_000;
+      await store.register(registration("b"));
+      await store.recordExits([{ id: "b", pid: 100, startTime: 1000, exit: exitWith(1) }]);
+      await store.enterGc("b");
+      await store.finishGc("b");
+      await agree(["1000:a", "2000:b"], "finishGc");
+
+      now = 3_000;
+      assert.equal((await store.register(registration("a", 200))).created, true);
+      await agree(["2000:b"], "a stopped id registered again");
+
+      now = 4_000;
+      await store.gcAdd({ ...registration("b"), pid: 0, startTime: 0, reason: "gc add" });
+      await agree([], "gc add of a stopped id");
+      now = 5_000;
+      await store.finishGc("b");
+      await store.recordExit("a", 200, 2000, exitWith(0));
+      await store.markStopped("a", "cleaned up", "stopping");
+      await agree(["5000:a", "5000:b"], "stopped again");
+
+      await store.forget("b");
+      await agree(["5000:a"], "forget");
+
+      // Registered again together, in one batched commit.
+      now = 6_000;
+      for (const id of ["c", "d"]) {
+        await store.register(registration(id));
+        await store.recordExit(id, 100, 1000, exitWith(0));
+        await store.markStopped(id);
+      }
+      await agree(["5000:a", "6000:c", "6000:d"], "c and d stopped");
+      now = 7_000;
+      const again = await Promise.all(
+        ["c", "d", "e"].map((id) => store.register(registration(id, 300))),
+      );
+      assert.deepEqual(again.map((r) => r.created), [true, true, true]);
+      await agree(["5000:a"], "registered again in a batch");
+
+      assert.equal(await store.forgetStopped(NaN), 0, "nothing stopped before NaN");
+      assert.equal(await store.forgetStopped(100_000), 1);
+      await agree([], "forgotten");
+    })
+  );
+});
+
+Deno.test("Store.forgetStopped() reads the records due, not every record", async () => {
+  await withKvPath((path) =>
+    withKv(path, async (kv) => {
+      const counting = countingReads(kv);
+      let now = 1_000;
+      const store = await Store.open(counting.kv, { clock: () => now });
+      await store.register(registration("due"));
+      await store.recordExit("due", 100, 1000, exitWith(0));
+      await store.markStopped("due");
+      // 2,000 not due: 1,980 running and 20 stopped after the cutoff.
+      now = 5_000;
+      const ids = Array.from({ length: 2_000 }, (_, i) => `c${i}`);
+      await Promise.all(ids.map((id) => store.register(registration(id))));
+      const late = ids.slice(0, 20);
+      await store.recordExits(
+        late.map((id) => ({ id, pid: 100, startTime: 1000, exit: exitWith(0) })),
+      );
+      for (const id of late) await store.markStopped(id);
+      // The first sweep (which may index a store written before the index) is not the measure.
+      assert.equal(await store.forgetStopped(0), 0);
+
+      counting.reset();
+      assert.equal(await store.forgetStopped(3_000), 1);
+      const records = counting.count.byPrefix.get("container") ?? 0;
+      assert.ok(
+        counting.count.entries <= 4 && records <= 1,
+        `one due of 2,001: read ${counting.count.entries} entries, ${records} records`,
+      );
+      assert.equal(await store.get("due"), null);
+      assert.equal((await store.list("stopped")).length, 20);
+      assert.equal((await store.list("running")).length, 1_980);
+
+      counting.reset();
+      assert.equal(await store.forgetStopped(3_000), 0);
+      assert.equal(counting.count.entries, 0, "nothing due: nothing read");
+    })
+  );
+});
+
+Deno.test("Store.forgetStopped() sweeps a store written before the retention index, indexing it once", async () => {
+  await withKvPath((path) =>
+    withKv(path, async (kv) => {
+      let now = 1_000;
+      const first = await Store.open(kv, { clock: () => now });
+      await first.register(registration("old"));
+      await first.recordExit("old", 100, 1000, exitWith(0));
+      await first.markStopped("old");
+      await first.register(registration("alive"));
+      now = 5_000;
+      await first.register(registration("recent"));
+      await first.recordExit("recent", 100, 1000, exitWith(0));
+      await first.markStopped("recent");
+      // 1,500 more records stopped long ago, written as a store without the index wrote them:
+      // the record alone.
+      const template = (await first.get("old"))!;
+      for (let at = 0; at < 1_500; at += 500) {
+        const op = kv.atomic();
+        for (let i = at; i < at + 500; i++) {
+          const id = `legacy-${i}`;
+          op.set(containerKey(id), { ...template, id, name: id, stateDir: `/run/test/runc/${id}` });
+        }
+        assert.ok((await op.commit()).ok);
+      }
+      // …and without any index key or the mark that the index is complete.
+      const op = kv.atomic().delete(STOPPED_INDEX_KEY);
+      for await (const entry of kv.list({ prefix: [STOPPED] })) op.delete(entry.key);
+      assert.ok((await op.commit()).ok);
+      assert.deepEqual(await stoppedIndex(kv), []);
+
+      const counting = countingReads(kv);
+      const upgraded = await Store.open(counting.kv, { clock: () => now });
+      assert.equal(await upgraded.forgetStopped(3_000), 1_501);
+      assert.equal(await upgraded.get("old"), null);
+      assert.equal(await upgraded.get("legacy-0"), null);
+      assert.deepEqual(
+        (await upgraded.list()).map((r) => `${r.id}:${r.state}`),
+        ["alive:running", "recent:stopped"],
+      );
+      assert.deepEqual(await stoppedIndex(kv), ["5000:recent"]);
+      assert.notEqual((await kv.get(STOPPED_INDEX_KEY)).versionstamp, null);
+
+      // Indexed once: a later open sweeps by the index alone.
+      const again = await Store.open(counting.kv, { clock: () => now });
+      counting.reset();
+      assert.equal(await again.forgetStopped(3_000), 0);
+      assert.equal(counting.count.byPrefix.get("container") ?? 0, 0, "no record read");
+      assert.equal(await again.forgetStopped(100_000), 1);
+      assert.equal(await again.get("recent"), null);
     })
   );
 });
