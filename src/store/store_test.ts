@@ -773,6 +773,28 @@ Deno.test("Store keeps one retention index key per stopped record through every 
   );
 });
 
+Deno.test("Store.forgetStopped() keeps an id registered again during the sweep, and its index true", async () => {
+  await withKvPath((path) =>
+    withKv(path, async (kv) => {
+      const { kv: racy, race } = racingKv(kv);
+      const store = await Store.open(racy, { clock: () => 1_000 });
+      for (const id of ["s1", "s2", "s3"]) {
+        await store.register(registration(id));
+        await store.recordExit(id, 100, 1000, exitWith(0));
+        await store.markStopped(id);
+      }
+      assert.equal(await store.forgetStopped(0), 0);
+      // Between the sweep's reads and its delete, s2 is registered again for a new run.
+      race(() => store.register(registration("s2", 200)).then(() => {}));
+      assert.equal(await store.forgetStopped(2_000), 2);
+      assert.deepEqual((await store.list()).map((r) => `${r.id}:${r.state}:${r.pid}`), [
+        "s2:running:200",
+      ]);
+      assert.deepEqual(await stoppedIndex(kv), []);
+    })
+  );
+});
+
 Deno.test("Store.forgetStopped() reads the records due, not every record", async () => {
   await withKvPath((path) =>
     withKv(path, async (kv) => {
