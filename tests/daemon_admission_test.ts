@@ -11,6 +11,7 @@ import { readProcStat } from "../src/sys/proc.ts";
 import type { ContainerRecord } from "../src/types.ts";
 import { fakeRuntime } from "./fixtures/shim.ts";
 import { TestDaemon } from "./support/daemon.ts";
+import { exitWith, startFake, stopAll } from "./support/fake_container.ts";
 import { sleep, waitFor } from "./support/fault_util.ts";
 
 /** The pid of a process that has exited and been reaped. */
@@ -201,6 +202,42 @@ Deno.test("admission: ids whose state dir cannot exist are refused with 400, cre
     assert.equal(ok.status, 200, ok.text);
     assert.equal((await d.api("GET", "/v1/gc")).text.trim(), "[]");
   } finally {
+    await d.dispose();
+  }
+});
+
+Deno.test("admission: monitor again of a run that already exited is refused and its record keeps its exit", async () => {
+  const d = await TestDaemon.start();
+  const c = await startFake(d, "again1");
+  try {
+    const startTime = readProcStat(c.process.pid)!.startTime;
+    c.process.kill("SIGKILL");
+    await c.process.status;
+    exitWith(c, 7);
+    await waitFor("the container to be cleaned", async () => {
+      const r = (await d.api("GET", "/v1/containers/again1")).body as ContainerRecord;
+      return r.state === "stopped";
+    });
+    // An engine retrying its monitor of the same run (same pid and start time), its FIFO again.
+    const stateDir = `${d.stateRoot}/fake/again1`;
+    assert.equal((await d.api("POST", "/v1/fifos", { stateDir })).status, 200);
+    const res = await d.api("POST", "/v1/containers", {
+      id: "again1",
+      runtime: "fake",
+      stateDir,
+      pid: c.process.pid,
+      startTime,
+      ppid: 0,
+    });
+    assert.equal(res.status, 409, res.text);
+    assert.match(res.text, /already exited/);
+    const r = (await d.api("GET", "/v1/containers/again1")).body as ContainerRecord;
+    assert.equal(r.state, "stopped");
+    assert.equal(r.exit?.code, 7);
+    const health = (await d.api("GET", "/v1/health")).body as { monitored: number };
+    assert.equal(health.monitored, 0);
+  } finally {
+    await stopAll([c]);
     await d.dispose();
   }
 });

@@ -1722,6 +1722,18 @@ function decideRegister(
       );
     }
   }
+  // The same process again (an engine retrying its monitor of a run that ended): a new run is
+  // a new process; taking it would overwrite the exit recorded and watch a FIFO for nothing.
+  if (
+    record !== null && record.state === "stopped" && input.startTime !== 0 &&
+    record.pid === input.pid && record.startTime === input.startTime
+  ) {
+    throw new ConflictError(
+      input.id,
+      record.state,
+      `container ${input.id}'s run with pid ${input.pid} (start time ${input.startTime}) already exited and was cleaned up (reaperd inspect ${input.id}); a new run has a new process`,
+    );
+  }
   if (record !== null && record.state !== "stopped" && record.state !== "running") {
     throw new ConflictError(
       input.id,
