@@ -25,6 +25,7 @@ import * as libc from "../sys/libc.ts";
 import { isValidPid, readProcStat } from "../sys/proc.ts";
 import { getLogger } from "../log.ts";
 import { decodeExitStatus, describeBytes, STATUS_SIZE, unknownExit } from "./exit_status.ts";
+import { type Consumed, consumeFifo, FifoPeek } from "./fifo_peek.ts";
 
 /** A container to watch. */
 export interface ExitMonitor {
@@ -86,12 +87,7 @@ export interface SupervisorOptions {
   now?: () => number;
 }
 
-const READ_CHUNK = 64;
 const REPORTED_MEMORY = 65_536;
-/** A FIFO holds at most this much unless resized; tee copies up to it. */
-const PEEK_MAX = 65_536;
-/** Bytes consumed from a FIFO after its status, at most (the rest goes with the close). */
-const CONSUME_MAX = 1 << 20;
 
 const log = getLogger("supervisor");
 
@@ -117,19 +113,16 @@ export class Supervisor {
   readonly #byId = new Map<string, Watched>();
   /** Recently reported (id, pid, start time) keys: an exit is reported once. */
   readonly #reported = new Set<string>();
-  readonly #readBuf = new Uint8Array(READ_CHUNK);
   /**
-   * The first bytes of the FIFO being drained (enough to describe garbage). One for all: a
-   * drain copies and decodes them at once, and a buffer per container would cost a typed array
-   * and its backing store for each of ten thousand FIFOs.
+   * Copies the FIFO being drained, keeping its first bytes. One for all: a drain copies and
+   * decodes them at once, and a buffer per container would cost a typed array and its backing
+   * store for each of ten thousand FIFOs.
    */
-  readonly #statusBuf = new Uint8Array(STATUS_SIZE + 1);
+  readonly #peek = new FifoPeek();
   readonly #consumeBuf = new Uint8Array(4096);
   readonly #onDone: (fifo: string) => void;
   /** Reported, waiting for acknowledgement: their read ends stay open and unconsumed. */
   readonly #awaiting = new Set<Watched>();
-  /** The private pipe the FIFOs are copied into (read end, write end). */
-  #peek: [number, number] | null = null;
   #stopped = false;
 
   constructor(options: SupervisorOptions) {
@@ -143,7 +136,7 @@ export class Supervisor {
 
   /** Starts the event loop. */
   start(): void {
-    this.#peekPipe();
+    this.#peek.open();
     this.#loop.start();
   }
 
@@ -160,8 +153,7 @@ export class Supervisor {
     for (const w of [...this.#byId.values()]) this.#release(w);
     for (const w of this.#awaiting) libc.close(w.monitor.fd);
     this.#awaiting.clear();
-    if (this.#peek !== null) { for (const fd of this.#peek) libc.close(fd); }
-    this.#peek = null;
+    this.#peek.close();
     await this.#loop.stop();
   }
 
@@ -335,21 +327,15 @@ export class Supervisor {
     if (w.pidfd === null) this.#watchProcess(w);
   }
 
-  /** The private pipe, made on first use. */
-  #peekPipe(): [number, number] {
-    return this.#peek ??= libc.pipe();
-  }
-
   /**
    * Copies what the FIFO holds (tee, nothing consumed) and reports the exit as soon as it is
    * decided. `events` are the epoll bits (0 when not called from the loop): the FIFO hung up
    * only when epoll said so, since a writer that never connected looks the same to tee.
    */
   #drain(w: Watched, events: number): "writer" | "no-writer" | "partial" | "done" {
-    const [peekRead, peekWrite] = this.#peekPipe();
     let copied: number | null;
     try {
-      copied = libc.tee(w.monitor.fd, peekWrite, PEEK_MAX);
+      copied = this.#peek.peek(w.monitor.fd);
     } catch (e) {
       this.#finish(
         w,
@@ -358,18 +344,8 @@ export class Supervisor {
       return "done";
     }
     if (copied === null) return "writer";
-    w.total = 0;
-    const bytes = this.#statusBuf;
-    if (copied > 0) {
-      // Empty the private pipe, keeping the first bytes: they are the whole FIFO's content.
-      for (;;) {
-        const n = libc.read(peekRead, this.#readBuf);
-        if (n === null || n === 0) break;
-        const room = bytes.length - w.total;
-        if (room > 0) bytes.set(this.#readBuf.subarray(0, Math.min(n, room)), w.total);
-        w.total += n;
-      }
-    }
+    w.total = copied;
+    const bytes = this.#peek.head;
     const hungUp = (events & libc.EPOLL.HUP) !== 0;
     const exit = decodeExitStatus(
       bytes.subarray(0, Math.min(w.total, bytes.length)),
@@ -415,26 +391,19 @@ export class Supervisor {
   #consume(w: Watched): void {
     if (!this.#awaiting.delete(w)) return;
     const { fd, fifo } = w.monitor;
-    let consumed = 0;
-    const after: number[] = [];
+    let consumed: Consumed = { count: 0, after: new Uint8Array() };
     try {
-      while (consumed < CONSUME_MAX) {
-        const n = libc.read(fd, this.#consumeBuf);
-        if (n === null || n === 0) break;
-        for (let i = 0; i < n && after.length < 16; i++) {
-          if (consumed + i >= STATUS_SIZE) after.push(this.#consumeBuf[i]!);
-        }
-        consumed += n;
-      }
+      consumed = consumeFifo(fd, this.#consumeBuf);
     } catch (e) {
       this.#onError(e);
     }
     libc.close(fd);
-    if (consumed > w.total && consumed > STATUS_SIZE) {
+    const { count, after } = consumed;
+    if (count > w.total && count > STATUS_SIZE) {
       log.warn("{fifo}: after its status, {count} more bytes arrived: {bytes}", {
         fifo,
-        count: consumed - STATUS_SIZE,
-        bytes: describeBytes(new Uint8Array(after), consumed - STATUS_SIZE),
+        count: count - STATUS_SIZE,
+        bytes: describeBytes(after, count - STATUS_SIZE),
       });
     }
     this.#onDone(fifo);
