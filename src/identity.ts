@@ -203,6 +203,14 @@ export class StateLayout {
     this.#parts = pattern.split("/").slice(1);
   }
 
+  /**
+   * The layout's components below the state root, in order: `{runtime}`, `{id}` or a literal
+   * name (for walking the state root).
+   */
+  get components(): readonly string[] {
+    return this.#parts;
+  }
+
   /** The state dir of container `id` of `runtime`. */
   dirOf(runtime: string, id: string): string {
     const parts = this.#parts.map((p) => p === "{id}" ? id : p === "{runtime}" ? runtime : p);

@@ -13,6 +13,7 @@ import type { Logger } from "@logtape/logtape";
 import type { Config } from "../config.ts";
 import type { Collector } from "../gc/collector.ts";
 import type { RestoreCounts } from "../store/events.ts";
+import { StateLayout } from "../identity.ts";
 import type { Store } from "../store/store.ts";
 import { exitFifoName } from "../supervisor/exit_fifo.ts";
 import type { HeldFifos } from "../supervisor/held_fifos.ts";
@@ -33,7 +34,7 @@ export interface RestoreParts {
   supervisor: Pick<Supervisor, "start" | "add" | "has">;
   exitPath: Pick<ExitPath, "report">;
   oom: Pick<OomWatch, "watch">;
-  readEnds: Pick<FifoReadEnds, "open" | "settle">;
+  readEnds: Pick<FifoReadEnds, "open" | "done" | "settle">;
   log: Logger;
   now: () => number;
 }
@@ -63,10 +64,12 @@ export async function restoreAll(parts: StartUp): Promise<RestoreCounts> {
   // (then not swept as orphans), or let go.
   await parts.readEnds.settle(store, parts.held);
   const swept = await sweepStateRoot({
-    stateRoot: config.stateRoot,
+    layout: new StateLayout(config.stateRoot, config.stateDirPattern),
     runtimes: Object.keys(config.runtimes),
     store,
     log: parts.log,
+    open: (fifo) => parts.readEnds.open(fifo),
+    done: (fifo) => parts.readEnds.done(fifo),
     watch: (record, fifo, fd) => watchRecord(supervisor, record, fifo, fd),
     exited: (report) => exitPath.report(report),
     held: (fifo) => parts.held.has(fifo),
