@@ -259,7 +259,7 @@ export class BenchDaemon {
    * at most `maxMs`, and returns it. V8 gives the memory of a burst of garbage back only once
    * its memory reducer has run, some seconds after the allocation rate fell.
    */
-  async settledMemory(minMs = 12_000, quietMs = 4_000, maxMs = 30_000): Promise<Memory> {
+  async settledMemory(minMs = 20_000, quietMs = 6_000, maxMs = 40_000): Promise<Memory> {
     const start = Date.now();
     let last = this.memory();
     let stableSince = Date.now();

@@ -164,7 +164,7 @@ const FULL: Options = {
   restoreGc: 10_000,
   readers: 500,
   conmon: 20,
-  settleMs: 12_000,
+  settleMs: 20_000,
   out: new URL("./RESULTS.md", import.meta.url).pathname,
 };
 
