@@ -195,3 +195,70 @@ asRootWithCc.test({
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
 });
+
+/** Open descriptors of process `pid`. */
+function openFds(pid: number): number {
+  let n = 0;
+  for (const _ of Deno.readDirSync(`/proc/${pid}/fd`)) n++;
+  return n;
+}
+
+withCc.test({
+  name: "fd store: a manager that does not read its socket costs the daemon no descriptor per " +
+    "waiting copy; health says which read ends are not kept, and every copy arrives once it reads",
+  sanitizeResources: false,
+  sanitizeOps: false,
+}, async () => {
+  const COUNT = 2_000;
+  const daemon = await TestDaemon.start({
+    serviceManager: { storeMax: 4096 },
+    extra: { heldFifoTimeoutMs: 600_000 },
+  });
+  try {
+    const before = openFds(daemon.pid);
+    await daemon.pauseFdStore(true);
+    let next = 0;
+    await Promise.all(Array.from({ length: 8 }, async () => {
+      while (next < COUNT) {
+        const stateDir = `${daemon.stateRoot}/runc/burst-${next++}`;
+        const res = await daemon.api("POST", "/v1/fifos", { stateDir });
+        assert.equal(res.status, 200, res.text);
+      }
+    }));
+    // One read end per FIFO and nothing for the copies waiting for the manager.
+    const grown = openFds(daemon.pid) - before;
+    assert.ok(grown <= COUNT + 64, `${grown} descriptors more for ${COUNT} FIFOs`);
+    const health = await daemon.api("GET", "/v1/health");
+    const body = health.body as { status: string; reasons: string[]; held: number };
+    assert.equal(body.held, COUNT);
+    assert.equal(body.status, "degraded", JSON.stringify(body));
+    assert.ok(
+      body.reasons.some((r) => /read ends? not in the service manager's fd store/.test(r)),
+      JSON.stringify(body.reasons),
+    );
+    await waitFor("the warning", () => /service manager's fd store is full/.test(daemon.logs));
+    assert.equal(
+      daemon.logs.match(/service manager's fd store is full/g)?.length,
+      1,
+      "said once, not per FIFO",
+    );
+    await daemon.pauseFdStore(false);
+    const stats = await waitFor("every copy in the manager's store", async () => {
+      const s = await daemon.fdStoreStats();
+      return s.stored === COUNT ? s : null;
+    }, 60_000);
+    assert.equal(stats.duplicates, 0);
+    assert.equal(stats.truncated, 0);
+    await waitFor("health ok again", async () => {
+      const h = await daemon.api("GET", "/v1/health");
+      return (h.body as { status: string }).status === "ok";
+    });
+    // The copies are the FIFOs' own: after a kill -9 each is held again from the store.
+    await daemon.stop("SIGKILL");
+    await daemon.restart();
+    const again = await daemon.api("GET", "/v1/health");
+    assert.equal((again.body as { held: number }).held, COUNT);
+  } finally {
+    await daemon.dispose();
+  }
+});

@@ -16,6 +16,11 @@
  * own path in `/proc/self/fd`. A FIFO unlinked since (its path ends in " (deleted)") matches
  * nothing and is let go.
  *
+ * A manager that falls behind (its socket queue full) costs no descriptor: a copy waiting to be
+ * sent is taken from the daemon's own read end when it goes, and one whose FIFO was let go
+ * meanwhile is not sent at all. Until every copy is sent, a status written while the daemon is
+ * down would be lost for those FIFOs: health says how many they are.
+ *
  * Without `$NOTIFY_SOCKET` nothing is sent, and only fds handed back are adopted.
  *
  * @module
@@ -25,7 +30,7 @@ import type { Logger } from "../log.ts";
 import type { ContainerRecord } from "../types.ts";
 import { EXIT_FIFO, openExitFifo } from "../supervisor/exit_fifo.ts";
 import type { HeldFifos } from "../supervisor/held_fifos.ts";
-import { FdStoreSocket, isValidFdName } from "../sys/fd_store.ts";
+import { type FdSource, FdStoreSocket, isValidFdName } from "../sys/fd_store.ts";
 import * as libc from "../sys/libc.ts";
 import type { ListenFd } from "../sys/listen_fds.ts";
 import { errorMessage } from "../error_message.ts";
@@ -70,8 +75,11 @@ export interface SettleResult {
 
 /** What {@linkcode FifoReadEnds} asks of the manager ({@linkcode FdStoreSocket}). */
 export interface FdStoreRequests {
-  store(name: string, fd: number): void;
+  /** Sends `fd` now, or what `later` gives once the manager's queue has room. */
+  store(name: string, fd: number, later: FdSource): void;
   remove(name: string): void;
+  /** Copies not sent yet: the manager's queue is full. */
+  readonly waitingStores: number;
 }
 
 /** Options of {@linkcode FifoReadEnds}. */
@@ -88,6 +96,10 @@ interface Kept {
   name: string;
   /** The daemon's own open read ends of the FIFO: the copy goes when the last one does. */
   count: number;
+  /** Fds the daemon opened or took for it, some maybe closed since (see liveFd). */
+  fds: number[];
+  /** Its path as /proc/self/fd shows it. */
+  procPath: string | null;
 }
 
 /** The daemon's FIFO read ends as the fd store sees them. */
@@ -126,7 +138,7 @@ export class FifoReadEnds {
         continue;
       }
       this.#handedBack.set(path, { fd, name });
-      this.#kept.set(path, { name, count: 1 });
+      this.#kept.set(path, { name, count: 1, fds: [fd], procPath: pathOfFd(fd) });
       this.#usedNames.add(name);
     }
     // Only once every kept name is known: removing a name drops every copy under it, and a
@@ -151,6 +163,18 @@ export class FifoReadEnds {
   /** Fds handed back and not yet taken. */
   get untaken(): number {
     return this.#handedBack.size;
+  }
+
+  /** Why the FIFOs are not all safe across a restart now; empty when they are. */
+  problems(): string[] {
+    const waiting = this.#socket?.waitingStores ?? 0;
+    if (waiting === 0) return [];
+    return [
+      `${waiting} exit FIFO read end${waiting === 1 ? "" : "s"} not in the service manager's ` +
+      `fd store yet (its queue is full): a status written to ${
+        waiting === 1 ? "it" : "them"
+      } while reaperd is down would be lost`,
+    ];
   }
 
   /**
@@ -247,24 +271,43 @@ export class FifoReadEnds {
   }
 
   #keep(fifo: string, fd: number): void {
-    const kept = this.#kept.get(fifo);
-    if (kept !== undefined) {
-      kept.count++;
+    const existing = this.#kept.get(fifo);
+    if (existing !== undefined) {
+      existing.count++;
+      existing.fds.push(fd);
       return;
     }
     if (this.#socket === null) return;
     const name = this.#allocateName();
     if (name === null) return;
+    const kept: Kept = { name, count: 1, fds: [fd], procPath: pathOfFd(fd) };
     try {
-      this.#socket.store(name, fd);
-      this.#kept.set(fifo, { name, count: 1 });
+      this.#kept.set(fifo, kept);
       this.#usedNames.add(name);
+      this.#socket.store(name, fd, () => this.#liveFd(fifo, kept));
     } catch (error) {
+      this.#kept.delete(fifo);
+      this.#usedNames.delete(name);
       this.#log.warn("cannot keep the read end of {fifo} with the service manager: {error}", {
         fifo,
         error: errorMessage(error),
       });
     }
+  }
+
+  /**
+   * One of the daemon's read ends of `fifo` still open, for a copy sent late; null when the
+   * FIFO was let go meanwhile. An fd number closed and reused since names another file (or
+   * none) in /proc/self/fd and is passed over.
+   */
+  #liveFd(fifo: string, kept: Kept): number | null {
+    if (this.#kept.get(fifo) !== kept || kept.procPath === null) return null;
+    while (kept.fds.length > 0) {
+      const fd = kept.fds[kept.fds.length - 1]!;
+      if (pathOfFd(fd) === kept.procPath && isFifo(fd)) return fd;
+      kept.fds.pop();
+    }
+    return null;
   }
 
   #allocateName(): string | null {
@@ -313,6 +356,9 @@ function discard(fd: number): void {
   libc.close(fd);
 }
 
+/** How long the manager's queue may stay full before it is worth a warning (ms). */
+const FULL_WARN_MS = 1_000;
+
 /**
  * The read ends as the environment sets them up: a socket to the manager when
  * `notifyAddress` is set, and the fds handed back.
@@ -324,13 +370,37 @@ export function fifoReadEnds(
   log: Logger,
 ): FifoReadEnds {
   let failures = 0;
-  const socket = notifyAddress === null ? null : new FdStoreSocket(notifyAddress, (error) => {
-    // Said once: every FIFO would repeat it while the manager is unreachable.
-    if (failures++ === 0) {
-      log.warn("cannot reach the service manager's fd store: {error}", {
-        error: errorMessage(error),
-      });
-    }
+  // A burst fills the manager's queue for a moment now and then: only one that lasts is said.
+  let fullTimer: ReturnType<typeof setTimeout> | null = null;
+  let warned = false;
+  const socket = notifyAddress === null ? null : new FdStoreSocket(notifyAddress, {
+    onError: (error) => {
+      // Said once: every FIFO would repeat it while the manager is unreachable.
+      if (failures++ === 0) {
+        log.warn("cannot reach the service manager's fd store: {error}", {
+          error: errorMessage(error),
+        });
+      }
+    },
+    onFull: () => {
+      fullTimer = setTimeout(() => {
+        fullTimer = null;
+        warned = true;
+        log.warn(
+          "the service manager's fd store is full (it does not read its socket): {count} exit " +
+            "FIFO read ends wait to be kept, and a status written to them while reaperd is " +
+            "down would be lost",
+          { count: socket?.waitingStores ?? 0 },
+        );
+      }, FULL_WARN_MS);
+      Deno.unrefTimer(fullTimer);
+    },
+    onCaughtUp: () => {
+      if (fullTimer !== null) clearTimeout(fullTimer);
+      fullTimer = null;
+      if (warned) log.info("the service manager's fd store took every read end that waited");
+      warned = false;
+    },
   });
   return new FifoReadEnds({ stateRoot, socket, handedBack, log });
 }

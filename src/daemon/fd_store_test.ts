@@ -24,6 +24,7 @@ Deno.test("fdName() gives unique three-character names LISTEN_FDNAMES can carry 
 /** Records what would be sent to the manager. */
 class Recorder {
   readonly sent: string[] = [];
+  readonly waitingStores = 0;
   store(name: string) {
     this.sent.push(`store ${name}`);
   }

@@ -66,7 +66,7 @@ export function wireParts(input: PartsInput, version: string): Parts {
   // The parts refer to each other through this object, filled in below.
   const p = {} as Parts;
   const atStart = (input.storeProblems ?? []).map((problem) => `store: ${problem}`);
-  p.problems = () => [...p.exitPath.problems(), ...atStart];
+  p.problems = () => [...p.exitPath.problems(), ...p.readEnds.problems(), ...atStart];
   p.oom = new OomWatch();
   p.readEnds = input.readEnds ??
     new FifoReadEnds({ stateRoot: config.stateRoot, socket: null, log });

@@ -5,8 +5,12 @@
  *
  * Every message is sent with `FDPOLL=0`: the manager must not drop a descriptor when it
  * reports a hang-up, since a FIFO whose writer closed is exactly the one holding a status.
- * Sends never block; when the manager's queue is full the message waits, in order, for a
- * retry (a descriptor waiting is a private copy, so its owner may close it meanwhile).
+ *
+ * Sends never block. When the manager's queue is full, what waits is the request, not a
+ * descriptor: a store request asks its owner for the fd only when it is sent at last (nothing
+ * to send when the owner closed it meanwhile), so a manager that falls behind costs the
+ * process no descriptor. Requests wait by name, the latest per name winning (a remove before
+ * a store), so their number is bounded by the names in use.
  *
  * @module
  */
@@ -23,97 +27,159 @@ export function isValidFdName(name: string): boolean {
 }
 
 /**
- * How soon a full queue is tried again. The manager's queue holds few datagrams
- * (net.unix.max_dgram_qlen: 10 by default, 512 under systemd) and drains fast; a message that
- * waits is a read end not yet kept, so it is retried at once rather than later.
+ * How soon a full queue is tried again while the manager takes messages. The manager's queue
+ * holds few datagrams (net.unix.max_dgram_qlen: 10 by default, 512 under systemd) and drains
+ * fast; a request that waits is a read end not yet kept, so it is retried at once.
  */
 const RETRY_MS = 1;
+/** How far apart tries get while the manager takes nothing (each try is one sendmsg). */
+const RETRY_MAX_MS = 100;
 const encoder = new TextEncoder();
 
-interface Queued {
-  payload: Uint8Array<ArrayBuffer>;
-  /** A private copy of the fd to send, closed once sent. */
-  fd: number | null;
+/** The fd to store, asked for when it is sent: null when there is nothing left to keep. */
+export type FdSource = () => number | null;
+
+/** What waits for one name: a remove of the copies under it, then a store. */
+interface Waiting {
+  remove: boolean;
+  store: FdSource | null;
+}
+
+/** What {@linkcode FdStoreSocket} tells its owner. */
+export interface FdStoreSocketEvents {
+  /** A request the manager could not be given (it is dropped). */
+  onError: (error: unknown) => void;
+  /** The manager's queue is full: requests wait (told once until they are all sent). */
+  onFull?: () => void;
+  /** Every request that waited is sent. */
+  onCaughtUp?: () => void;
 }
 
 /** Sends store and remove requests to the manager at `address` (NOTIFY_SOCKET's value). */
 export class FdStoreSocket {
   readonly #address: string;
-  readonly #onError: (error: unknown) => void;
+  readonly #events: FdStoreSocketEvents;
   #sock: number | null = null;
-  readonly #queue: Queued[] = [];
+  /** Requests waiting for the manager's queue to drain, by name, oldest first. */
+  readonly #waiting = new Map<string, Waiting>();
   #timer: ReturnType<typeof setTimeout> | null = null;
+  #retryMs = RETRY_MS;
 
   /**
    * @param address an absolute path, or an abstract name with its leading NUL
-   * @param onError told of a message the manager could not be given (it is dropped)
+   * @param events told of dropped requests and of a full queue
    */
-  constructor(address: string, onError: (error: unknown) => void) {
+  constructor(address: string, events: FdStoreSocketEvents | ((error: unknown) => void)) {
     this.#address = address;
-    this.#onError = onError;
+    this.#events = typeof events === "function" ? { onError: events } : events;
   }
 
-  /** Messages waiting for the manager's queue to drain. */
+  /** Names with a request waiting for the manager's queue to drain. */
   get waiting(): number {
-    return this.#queue.length;
+    return this.#waiting.size;
   }
 
-  /** Asks the manager to keep a copy of `fd` under `name`. */
-  store(name: string, fd: number): void {
-    this.#send(`FDSTORE=1\nFDPOLL=0\nFDNAME=${checkName(name)}`, fd);
+  /** Store requests waiting: read ends the manager does not hold yet. */
+  get waitingStores(): number {
+    let n = 0;
+    for (const w of this.#waiting.values()) if (w.store !== null) n++;
+    return n;
+  }
+
+  /**
+   * Asks the manager to keep a copy of `fd` under `name`. When the manager's queue is full the
+   * request waits, and `later` gives the fd to send when it goes (null: nothing left to keep);
+   * `fd` itself may be closed by then.
+   */
+  store(name: string, fd: number, later: FdSource): void {
+    checkName(name);
+    const waiting = this.#waiting.get(name);
+    if (waiting !== undefined) {
+      waiting.store = later;
+      return;
+    }
+    if (this.#trySend(storeText(name), fd)) return;
+    this.#wait(name, { remove: false, store: later });
   }
 
   /** Asks the manager to close every copy it keeps under `name`. */
   remove(name: string): void {
-    this.#send(`FDSTOREREMOVE=1\nFDNAME=${checkName(name)}`, null);
+    checkName(name);
+    const waiting = this.#waiting.get(name);
+    if (waiting !== undefined) {
+      // A store not sent yet needs no remove of its own; one sent earlier still does.
+      waiting.store = null;
+      waiting.remove = true;
+      return;
+    }
+    if (this.#trySend(removeText(name), null)) return;
+    this.#wait(name, { remove: true, store: null });
   }
 
   /** Closes the socket and drops whatever still waits. */
   close(): void {
     if (this.#timer !== null) clearTimeout(this.#timer);
     this.#timer = null;
-    for (const q of this.#queue.splice(0)) if (q.fd !== null) libc.close(q.fd);
+    this.#waiting.clear();
     if (this.#sock !== null) libc.close(this.#sock);
     this.#sock = null;
   }
 
-  #send(text: string, fd: number | null): void {
-    const payload = encoder.encode(text);
-    if (this.#queue.length === 0 && this.#trySend(payload, fd)) return;
-    try {
-      this.#queue.push({ payload, fd: fd === null ? null : libc.dupCloseOnExec(fd) });
-    } catch (e) {
-      this.#onError(e);
-      return;
-    }
-    this.#timer ??= setTimeout(() => this.#flush(), RETRY_MS);
+  #wait(name: string, waiting: Waiting): void {
+    if (this.#waiting.size === 0) this.#events.onFull?.();
+    this.#waiting.set(name, waiting);
+    this.#timer ??= setTimeout(() => this.#flush(), this.#retryMs);
   }
 
   /** True when sent or dropped for good; false when the manager's queue is full. */
-  #trySend(payload: Uint8Array<ArrayBuffer>, fd: number | null): boolean {
+  #trySend(text: string, fd: number | null): boolean {
     try {
       this.#sock ??= libc.unixDatagramSocket();
-      libc.sendDatagram(this.#sock, this.#address, payload, fd === null ? [] : [fd]);
+      libc.sendDatagram(this.#sock, this.#address, encoder.encode(text), fd === null ? [] : [fd]);
       return true;
     } catch (e) {
       if (e instanceof SysError && e.errno === Errno.EAGAIN) return false;
-      this.#onError(e);
+      this.#events.onError(e);
       return true;
     }
   }
 
   #flush(): void {
     this.#timer = null;
-    while (this.#queue.length > 0) {
-      const next = this.#queue[0]!;
-      if (!this.#trySend(next.payload, next.fd)) {
-        this.#timer = setTimeout(() => this.#flush(), RETRY_MS);
-        return;
+    let sent = false;
+    for (const [name, waiting] of this.#waiting) {
+      if (waiting.remove) {
+        if (!this.#trySend(removeText(name), null)) break;
+        waiting.remove = false;
+        sent = true;
       }
-      this.#queue.shift();
-      if (next.fd !== null) libc.close(next.fd);
+      if (waiting.store !== null) {
+        const fd = waiting.store();
+        if (fd !== null) {
+          if (!this.#trySend(storeText(name), fd)) break;
+          sent = true;
+        }
+        waiting.store = null;
+      }
+      this.#waiting.delete(name);
     }
+    if (this.#waiting.size === 0) {
+      this.#retryMs = RETRY_MS;
+      this.#events.onCaughtUp?.();
+      return;
+    }
+    // At once while the manager takes messages; further apart while it takes none.
+    this.#retryMs = sent ? RETRY_MS : Math.min(RETRY_MAX_MS, this.#retryMs * 2);
+    this.#timer = setTimeout(() => this.#flush(), this.#retryMs);
   }
+}
+
+function storeText(name: string): string {
+  return `FDSTORE=1\nFDPOLL=0\nFDNAME=${name}`;
+}
+
+function removeText(name: string): string {
+  return `FDSTOREREMOVE=1\nFDNAME=${name}`;
 }
 
 function checkName(name: string): string {

@@ -137,6 +137,15 @@ export class TestDaemon {
     return stats as unknown as FdStoreStats;
   }
 
+  /**
+   * Stops (true) or resumes (false) the test service manager's reading of its socket: while it
+   * is paused, the daemon finds the manager's queue full.
+   */
+  async pauseFdStore(paused: boolean): Promise<void> {
+    const reply = await this.#managerCommand(paused ? "pause" : "resume");
+    if (reply !== (paused ? "paused" : "resumed")) throw new Error(`service manager: ${reply}`);
+  }
+
   async #managerCommand(line: string): Promise<string> {
     const m = this.#manager;
     if (m === null) throw new Error("no service manager");

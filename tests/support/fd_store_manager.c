@@ -18,6 +18,10 @@
  *                     handled first, as systemd does before it processes the death)
  *   stats          -> "stats stored=N received=N removed=N refused=N hup=N duplicates=N
  *                     truncated=N"
+ *   pause          -> "paused": the socket is no longer read (a manager too busy to keep up)
+ *                     and its receive buffer is made as small as the kernel allows, so that
+ *                     senders soon find its queue full
+ *   resume         -> "resumed": the socket is read again
  *   quit           -> kills the command with SIGKILL if it runs, then exits
  */
 #define _GNU_SOURCE
@@ -47,6 +51,7 @@ static struct kept *kept;
 static size_t n_kept, cap_kept, store_max;
 static unsigned long received, removed, refused, hup_dropped, duplicates, truncated;
 static int sock = -1;
+static int paused = 0;
 static pid_t child = 0;
 static const char *notify_path, *log_path;
 static char **command;
@@ -136,6 +141,7 @@ static int receive_one(void) {
 }
 
 static void drain_socket(void) {
+  if (paused) return;
   while (receive_one()) {
   }
 }
@@ -246,6 +252,17 @@ static void command_line(char *line) {
     printf("stats stored=%zu received=%lu removed=%lu refused=%lu hup=%lu duplicates=%lu "
            "truncated=%lu\n",
            n_kept, received, removed, refused, hup_dropped, duplicates, truncated);
+  } else if (strcmp(line, "pause") == 0) {
+    int small = 1;
+    setsockopt(sock, SOL_SOCKET, SO_RCVBUFFORCE, &small, sizeof small);
+    paused = 1;
+    printf("paused\n");
+  } else if (strcmp(line, "resume") == 0) {
+    int big = 8 << 20;
+    setsockopt(sock, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof big);
+    paused = 0;
+    drain_socket();
+    printf("resumed\n");
   } else if (strcmp(line, "quit") == 0) {
     if (child > 0) kill_child(SIGKILL);
     exit(0);
@@ -294,7 +311,7 @@ int main(int argc, char **argv) {
       pfds = realloc(pfds, cap_pfds * sizeof *pfds);
     }
     pfds[0] = (struct pollfd){.fd = 0, .events = POLLIN};
-    pfds[1] = (struct pollfd){.fd = sock, .events = POLLIN};
+    pfds[1] = (struct pollfd){.fd = sock, .events = paused ? 0 : POLLIN};
     size_t k = 2;
     for (size_t i = 0; i < n_kept; i++) {
       if (kept[i].poll) pfds[k++] = (struct pollfd){.fd = kept[i].fd, .events = 0};
