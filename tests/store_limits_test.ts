@@ -3,9 +3,17 @@
  * together; many stopped records due for retention at once.
  */
 import assert from "node:assert/strict";
+import { serialize } from "node:v8";
 import { Store } from "../src/store/store.ts";
 import { TestDaemon } from "./support/daemon.ts";
-import { exitWith, type FakeContainer, monitorFake, stopAll } from "./support/fake_container.ts";
+import {
+  exitWith,
+  type FakeContainer,
+  monitorFake,
+  startFake,
+  stopAll,
+} from "./support/fake_container.ts";
+import { needs } from "./support/needs.ts";
 import { until } from "./support/poll.ts";
 
 /** `count` mount points of `length` bytes each. */
@@ -125,6 +133,77 @@ Deno.test("store limits: 1,000 stopped records due for retention at once are all
     assert.match(d.logs, /forgot 1000 containers/);
     assert.doesNotMatch(d.logs, /Too many checks/);
   } finally {
+    await d.dispose();
+  }
+});
+
+/** The daemon's descriptors open on `fifo` (as /proc/<pid>/fd shows them). */
+function fdsOn(pid: number, fifo: string): string[] {
+  const found: string[] = [];
+  for (const entry of Deno.readDirSync(`/proc/${pid}/fd`)) {
+    try {
+      if (Deno.readLinkSync(`/proc/${pid}/fd/${entry.name}`) === fifo) found.push(entry.name);
+    } catch {
+      // Closed meanwhile.
+    }
+  }
+  return found;
+}
+
+const LOST = "exit of huge could not be recorded, it is lost";
+
+needs("cc").test({
+  name: "store limits: an exit refused for good is logged once across a restart, its status " +
+    "consumed, and neither the daemon nor the fd store holds its FIFO afterwards",
+  sanitizeResources: false,
+  sanitizeOps: false,
+}, async () => {
+  const d = await TestDaemon.start({ serviceManager: { storeMax: 4096 } });
+  const containers: FakeContainer[] = [];
+  try {
+    const huge = await startFake(d, "huge");
+    containers.push(huge);
+    const fifo = Deno.realPathSync(`${d.stateRoot}/fake/huge/exit_fifo`);
+    await d.stop();
+    // A record written before the store refused such records: no room left for an exit.
+    const kv = await Deno.openKv(d.db);
+    try {
+      const entry = await kv.get<Record<string, unknown>>(["container", "huge"]);
+      // 65,400 bytes: within Deno KV's 64 KiB, with no room for an exit in the store's budget.
+      const base = serialize({ ...entry.value!, mounts: [""] }).length;
+      const mounts = ["/" + "h".repeat(65_400 - base - 1)];
+      await kv.set(["container", "huge"], { ...entry.value!, mounts });
+    } finally {
+      kv.close();
+    }
+    await d.restart();
+    exitWith(huge, 3);
+    await until("the refusal", () => d.logs.includes(LOST) || null);
+    await until("the FIFO let go", () => fdsOn(d.pid, fifo).length === 0 || null);
+    await until("the fd store's copy removed", async () => {
+      return (await d.fdStoreStats()).stored === 0 || null;
+    });
+    const health = async () => (await d.api("GET", "/v1/health")).body as { reasons: string[] };
+    assert.ok((await health()).reasons.some((r) => r.startsWith("exit of huge refused")));
+    // The shim is gone too; the next start finds nothing to decode and nothing to refuse.
+    huge.process.kill("SIGKILL");
+    await huge.process.status;
+    await d.stop();
+    await d.restart();
+    await until("the restart settled", async () => {
+      const h = await d.api("GET", "/v1/health");
+      return (h.body as { monitored: number }).monitored === 0 || null;
+    });
+    assert.deepEqual(fdsOn(d.pid, fifo), []);
+    assert.equal((await d.fdStoreStats()).stored, 0);
+    assert.equal(d.logs.split(LOST).length - 1, 1, d.logs);
+    assert.ok(
+      (await health()).reasons.some((r) => r.startsWith("exit of huge refused")),
+      "health still says the exit was lost",
+    );
+    assert.equal((await d.api("GET", "/v1/containers/huge")).status, 200);
+  } finally {
+    await stopAll(containers);
     await d.dispose();
   }
 });

@@ -7,6 +7,12 @@
  * held in memory, retried every second, reported on health, and flushed with a bounded wait at
  * shutdown; each one that could still not be written is logged with its status.
  *
+ * An exit the store refuses for good (its record has no room for it) is lost: it is logged at
+ * error once, shown on health, and recorded as lost (an `exit-lost` event and a mark) when the
+ * store can take that much. Then its status is consumed and its read end let go, and a later
+ * report of the same run (the next start finds it still `running`) is taken without a word.
+ * Until the loss is durable the status stays in its FIFO, for the next start to find.
+ *
  * @module
  */
 
@@ -40,8 +46,11 @@ export type ExitPathEvent =
 
 /** How an {@linkcode ExitPath} is wired. */
 export interface ExitPathOptions {
-  /** Where exits are recorded. */
-  store: Pick<Store, "recordExits">;
+  /**
+   * Where exits are recorded, and lost ones said to be. Without `recordExitLost` no loss is
+   * durable, so a refused status stays in its FIFO.
+   */
+  store: Pick<Store, "recordExits"> & Partial<Pick<Store, "recordExitLost" | "lostExits">>;
   /** Takes each container whose exit was recorded: the collector. */
   handOver: (record: ContainerRecord) => void;
   log: Logger;
@@ -65,6 +74,10 @@ const REFUSALS_SHOWN = 10;
 /** Records exits, holds those the store cannot take yet, and hands each record over. */
 export class ExitPath {
   readonly #writer: Batcher<ExitInput, ExitRecordResult>;
+  readonly #store: Partial<Pick<Store, "recordExitLost">>;
+  /** Runs whose exit is recorded lost, by container id; loaded from the store at start. */
+  readonly #lost = new Map<string, { pid: number; startTime: number }>();
+  readonly #lostLoaded: Promise<void>;
   readonly #handOver: (record: ContainerRecord) => void;
   readonly #log: Logger;
   readonly #now: () => number;
@@ -87,6 +100,7 @@ export class ExitPath {
   constructor(options: ExitPathOptions) {
     const store = options.store;
     this.#writer = new Batcher(EXIT_BATCH, (items) => store.recordExits(items));
+    this.#store = store;
     this.#handOver = options.handOver;
     this.#log = options.log;
     this.#now = options.now ?? Date.now;
@@ -94,12 +108,21 @@ export class ExitPath {
     this.#onEvent = options.onEvent ?? (() => {});
     this.#judge = options.judge ?? ((report) => report.exit);
     this.#settled = options.settled ?? (() => {});
+    // Before any report is taken: the lost exits of an earlier start are not refused again.
+    this.#lostLoaded = (store.lostExits?.() ?? Promise.resolve([])).then((lost) => {
+      for (const { id, pid, startTime, reason } of lost) {
+        this.#lost.set(id, { pid, startTime });
+        this.#showRefusal(id, reason);
+      }
+    }, (error) => {
+      this.#log.warn("cannot read the lost exits: {error}", { error: errorMessage(error) });
+    });
   }
 
   /** Takes one exit (the supervisor's `onExit`); never throws. */
   report(report: ExitReport): void {
     // Judged once, when decoded: an exit held in memory keeps what was known then.
-    this.#track(this.#record({ ...report, exit: this.#judge(report) }));
+    this.#track(this.#take({ ...report, exit: this.#judge(report) }));
   }
 
   /** True while an exit is being written to the store. */
@@ -182,17 +205,32 @@ export class ExitPath {
     p.finally(() => this.#inFlight.delete(p));
   }
 
+  async #take(report: ExitReport): Promise<void> {
+    await this.#lostLoaded;
+    const lost = this.#lost.get(report.id);
+    const { pid, startTime } = report.pidInfo;
+    if (lost !== undefined && lost.pid === pid && lost.startTime === startTime) {
+      // Logged and recorded lost already (by an earlier start): nothing to write or say again.
+      this.#log.debug("exit of {id}: already recorded lost", { id: report.id });
+      this.#settled(report.id);
+      report.acknowledge?.();
+      return;
+    }
+    await this.#record(report);
+  }
+
   async #record(report: ExitReport): Promise<void> {
     const { id, exit } = report;
+    const input: ExitInput = {
+      id,
+      pid: report.pidInfo.pid,
+      startTime: report.pidInfo.startTime,
+      exit,
+    };
     let result: ExitRecordResult;
     this.#recording++;
     try {
-      result = await this.#writer.add({
-        id,
-        pid: report.pidInfo.pid,
-        startTime: report.pidInfo.startTime,
-        exit,
-      });
+      result = await this.#writer.add(input);
       if (result.outcome === "unavailable") {
         // Other exits of its batch were committed before the store stopped taking writes.
         this.#hold(report, new StoreUnavailableError(result.reason));
@@ -222,7 +260,7 @@ export class ExitPath {
     if (this.#held.size === 0) this.#storeProblem = null;
     this.#settled(id);
     if (result.outcome === "refused") {
-      this.#refuse(id, result.reason);
+      await this.#refuse(report, input, result.reason);
       return;
     }
     report.acknowledge?.();
@@ -245,11 +283,37 @@ export class ExitPath {
     for (const wake of this.#recordingWaiters.splice(0)) wake();
   }
 
-  #refuse(id: string, reason: string): void {
-    this.#log.error("exit of {id} could not be recorded, it is lost: {reason}", { id, reason });
+  async #refuse(report: ExitReport, input: ExitInput, reason: string): Promise<void> {
+    const { id, exit } = input;
+    this.#log.error("exit of {id} could not be recorded, it is lost: {reason}", {
+      id,
+      code: exit.code,
+      signal: exit.signal,
+      known: exit.known,
+      reason,
+    });
+    this.#showRefusal(id, reason);
+    this.#emit({ type: "refused", id, reason });
+    if (this.#store.recordExitLost === undefined) return;
+    try {
+      // False when the record changed meanwhile: then its status is no one's to keep either.
+      if (await this.#store.recordExitLost(input, reason)) {
+        this.#lost.set(id, { pid: input.pid, startTime: input.startTime });
+      }
+    } catch (error) {
+      this.#log.warn(
+        "exit of {id}: its loss could not be recorded ({error}); its status stays in its FIFO " +
+          "for the next start",
+        { id, error: errorMessage(error) },
+      );
+      return;
+    }
+    report.acknowledge?.();
+  }
+
+  #showRefusal(id: string, reason: string): void {
     this.#refused.push(`exit of ${id} refused by the store: ${reason}`);
     if (this.#refused.length > REFUSALS_SHOWN) this.#refused.shift();
-    this.#emit({ type: "refused", id, reason });
   }
 
   #hold(report: ExitReport, error: Error): void {

@@ -9,8 +9,10 @@ import type { ContainerRecord } from "../types.ts";
 import { ExitPath, type ExitPathEvent } from "./exit_path.ts";
 
 /** A real store whose writes can be made to fail, and that refuses ids starting "big". */
-class Faulty implements Pick<Store, "recordExits"> {
+class Faulty implements Pick<Store, "recordExits" | "recordExitLost" | "lostExits"> {
   unavailable = false;
+  /** Whether a lost exit cannot be recorded either. */
+  lostUnavailable = false;
   /** Ids the store answers "unavailable" for, as after a commit that failed mid-batch. */
   readonly unavailableIds = new Set<string>();
   /** Writes tried, failed ones included. */
@@ -28,6 +30,15 @@ class Faulty implements Pick<Store, "recordExits"> {
         ? { outcome: "unavailable", reason: "record exits: database is locked" }
         : written.shift()!
     );
+  }
+  recordExitLost(item: ExitInput, reason: string): Promise<boolean> {
+    if (this.lostUnavailable) {
+      return Promise.reject(new StoreUnavailableError("record lost exit: database is locked"));
+    }
+    return this.store.recordExitLost(item, reason);
+  }
+  lostExits() {
+    return this.store.lostExits();
   }
 }
 
@@ -104,19 +115,52 @@ Deno.test("ExitPath records a burst, acknowledges each, and hands over the recor
   });
 });
 
-Deno.test("ExitPath: a refused exit is logged as an error, shown on health, and not acknowledged", async () => {
-  await withExitPath(async ({ store, path, handed, events, acks, lines }) => {
+Deno.test("ExitPath: a refused exit is logged as an error, shown on health, recorded lost, then acknowledged; a restart takes it again without a word", async () => {
+  await withExitPath(async ({ store, faulty, path, handed, events, acks, lines }) => {
     await store.register(registration("big-1"));
     await store.register(registration("ok-1"));
     path.report(report("big-1", 3, acks));
     path.report(report("ok-1", 4, acks));
-    await until("both answers", () => events.length === 2);
-    assert.deepEqual(acks, ["ok-1"]);
+    await until("both acknowledged", () => acks.length === 2);
+    assert.deepEqual(acks.toSorted(), ["big-1", "ok-1"]);
     assert.deepEqual(handed.map((r) => r.id), ["ok-1"]);
-    assert.deepEqual(path.problems(), [
-      "exit of big-1 refused by the store: the record cannot grow by its exit",
-    ]);
-    assert.ok(lines.some((l) => l.startsWith("<3>") && l.includes("exit of big-1 could not be")));
+    assert.equal(events.length, 2);
+    const refusal = "exit of big-1 refused by the store: the record cannot grow by its exit";
+    assert.deepEqual(path.problems(), [refusal]);
+    const logged = () =>
+      lines.filter((l) => l.startsWith("<3>") && l.includes("exit of big-1 could not be"));
+    assert.equal(logged().length, 1);
+    assert.equal((await store.get("big-1"))?.state, "running", "the record is left as it is");
+    const lost = (await store.eventsSince(0)).filter((e) => e.kind === "exit-lost");
+    assert.deepEqual(lost.map((e) => [e.id, e.state]), [["big-1", "running"]]);
+    assert.deepEqual((await store.lostExits()).map((l) => [l.id, l.exit.code]), [["big-1", 3]]);
+    await path.close(100);
+
+    // The next start: the same run reported again (found running, its process gone).
+    const again = new ExitPath({
+      store: faulty,
+      handOver: (record) => handed.push(record),
+      log: getLogger("exit"),
+    });
+    const later: string[] = [];
+    again.report(report("big-1", 9, later));
+    await until("acknowledged", () => later.length === 1);
+    assert.equal(logged().length, 1, "not logged again");
+    assert.deepEqual(again.problems(), [refusal], "health still says it was lost");
+    assert.equal((await store.eventsSince(0)).filter((e) => e.kind === "exit-lost").length, 1);
+    await again.close(100);
+  });
+});
+
+Deno.test("ExitPath: a refused exit whose loss cannot be recorded keeps its status for the next start", async () => {
+  await withExitPath(async ({ store, faulty, path, events, acks, lines }) => {
+    await store.register(registration("big-1"));
+    faulty.lostUnavailable = true;
+    path.report(report("big-1", 3, acks));
+    await until("the refusal", () => events.length === 1);
+    await until("the warning", () => lines.some((l) => l.includes("its loss could not be")));
+    assert.deepEqual(acks, [], "not acknowledged: the next start finds the status again");
+    assert.deepEqual(await store.lostExits(), []);
     await path.close(100);
   });
 });

@@ -59,6 +59,18 @@ export interface ExitDetail {
   exit: ExitStatus;
 }
 
+/**
+ * `exit-lost`: the container's init process ended, but its record has no room for the exit
+ * (its mounts or paths take the store's whole value limit): the exit is not recorded, and the
+ * record stays `running`.
+ */
+export type ExitLostEvent = EventOf<"exit-lost", "running", ExitLostDetail>;
+/** Detail of an {@linkcode ExitLostEvent}. */
+export interface ExitLostDetail extends ExitDetail {
+  /** Why the store refused it. */
+  reason: string;
+}
+
 /** `stopped`: cleanup is done (or the container was marked stopped). */
 export type StoppedEvent = EventOf<"stopped", "stopped", StoppedDetail>;
 /** Detail of a {@linkcode StoppedEvent}. */
@@ -126,6 +138,7 @@ export interface RestoreCounts {
 export type ReaperEvent =
   | MonitorEvent
   | ExitEvent
+  | ExitLostEvent
   | StoppedEvent
   | GcEvent
   | GcAttemptEvent
@@ -140,6 +153,7 @@ export type EventKind = ReaperEvent["kind"];
 export const EVENT_KINDS: readonly EventKind[] = [
   "monitor",
   "exit",
+  "exit-lost",
   "stopped",
   "gc",
   "gc-attempt",
@@ -196,6 +210,21 @@ export function monitorEvent(
  */
 export function exitEvent(record: ContainerRecord, exit: ExitStatus): Omit<ExitEvent, "seq"> {
   return about(record, "exit", "stopping", { pid: record.pid, startTime: record.startTime, exit });
+}
+
+/**
+ * The `exit-lost` event of a running record that has no room for its exit.
+ *
+ * @param record The record, unchanged.
+ * @param detail The exit, the process it was seen for, and why it was refused.
+ * @param at When it was refused.
+ */
+export function exitLostEvent(
+  record: ContainerRecord,
+  detail: ExitLostDetail,
+  at: number,
+): Omit<ExitLostEvent, "seq"> {
+  return { kind: "exit-lost", id: record.id, at, state: "running", detail };
 }
 
 /**

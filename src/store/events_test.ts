@@ -37,6 +37,11 @@ Deno.test("the store writes each kind with its own state and detail", async () =
       await store.recordRestore({ monitored: 4, exited: 1, resumed: 2, adopted: 1 });
       await store.register({ ...registration("c4", 400), pid: 0, startTime: 0 });
       await store.recordAdoption("c4", "found under the state root with no record");
+      await store.register(registration("c5", 500));
+      await store.recordExitLost(
+        { id: "c5", pid: 500, startTime: 5000, exit: exitWith(2) },
+        "no room for its exit",
+      );
 
       const events = await allEvents(store);
       assert.deepEqual(
@@ -54,9 +59,17 @@ Deno.test("the store writes each kind with its own state and detail", async () =
           ["restore", null, null],
           ["monitor", "c4", "running"],
           ["adopt", "c4", "running"],
+          ["monitor", "c5", "running"],
+          ["exit-lost", "c5", "running"],
         ],
       );
       assert.deepEqual(new Set(events.map((e) => e.kind)), new Set(EVENT_KINDS));
+      assert.deepEqual(events.find(isEvent("exit-lost"))?.detail, {
+        pid: 500,
+        startTime: 5000,
+        exit: exitWith(2),
+        reason: "no room for its exit",
+      });
       const processes = { pid: 100, startTime: 1000, ppid: 99, pStartTime: 990, runtime: "runc" };
       const [monitor, exit, entered, attempt, done, added] = events;
       assert.deepEqual(monitor?.detail, { ...processes, replaced: false });

@@ -17,6 +17,11 @@ export const EVENT = "event";
  * range read, oldest first, without reading every record.
  */
 export const STOPPED = "stopped";
+/**
+ * `["lost", id]` → `LostExit`: the exit of the running record of `id` was refused for good (the
+ * record has no room for it), so that no later start decodes and refuses it again.
+ */
+export const LOST = "lost";
 
 /** The key of a container's record. */
 export function containerKey(id: string): Deno.KvKey {
@@ -31,6 +36,11 @@ export function gcKey(id: string): Deno.KvKey {
 /** The key of one event of the log. */
 export function eventKey(seq: number): Deno.KvKey {
   return [EVENT, seq];
+}
+
+/** The key of a container's lost exit. */
+export function lostKey(id: string): Deno.KvKey {
+  return [LOST, id];
 }
 
 /** The key that names a stopped record in the retention index. */

@@ -21,6 +21,7 @@ import type {
 import {
   adoptEvent,
   exitEvent,
+  exitLostEvent,
   gcAttemptEvent,
   gcDoneEvent,
   gcEvent,
@@ -45,6 +46,8 @@ import {
   eventKey,
   GC,
   gcKey,
+  LOST,
+  lostKey,
   STOPPED,
   STOPPED_INDEX_KEY,
   stoppedKey,
@@ -212,6 +215,24 @@ export type ExitRecordResult =
   | { outcome: "refused"; reason: string }
   | { outcome: "unavailable"; reason: string };
 
+/** An exit the store refused for good: its running record has no room for it. */
+export interface LostExit {
+  /** Container id. */
+  id: string;
+  /** The process the exit was seen for. */
+  pid: number;
+  /** Its start time. */
+  startTime: number;
+  /** How it exited. */
+  exit: ExitStatus;
+  /** Why it was refused. */
+  reason: string;
+  /** When it was refused (ms since the epoch). */
+  at: number;
+  /** The record's `createdAt`: a record registered again since is another run. */
+  createdAt: number;
+}
+
 /** One exit of a batch, ready to commit. */
 interface ExitWrite {
   /** Its place in the batch. */
@@ -269,6 +290,8 @@ interface Decision<T> {
     gc?: GcEntry | null | undefined;
     /** The event that tells of it. */
     event: NewEvent;
+    /** More to write in the same commit. */
+    also?: (op: Deno.AtomicOperation) => void;
   };
 }
 
@@ -841,6 +864,76 @@ export class Store {
         write: { record: stopping, event: exitEvent(stopping, stored) },
       };
     });
+  }
+
+  /**
+   * Records that the exit of a running container is lost: its record has no room for it (see
+   * {@linkcode Store.recordExits}, outcome "refused"). An "exit-lost" event, and a mark that
+   * {@linkcode Store.lostExits} returns while the record is the same run's, in one commit; the
+   * record itself is left as it is.
+   *
+   * @param item The exit, as given to recordExits.
+   * @param reason Why it was refused.
+   * @returns True when written; false when the record is gone, not running, or another run's
+   *   (nothing written).
+   * @throws {StoreUnavailableError} when the KV file cannot take the write now.
+   */
+  async recordExitLost(item: ExitInput, reason: string): Promise<boolean> {
+    checkId(item.id);
+    const { event } = await this.#apply(item.id, "record lost exit", (record, _gc, now) => {
+      if (!sameRun(record, item)) return { result: null };
+      const exit = clampExit(item.exit);
+      const why = head(reason, MAX_MESSAGE) ?? "";
+      const { id, pid, startTime } = item;
+      const lost: LostExit = {
+        id,
+        pid,
+        startTime,
+        exit,
+        reason: why,
+        at: now,
+        createdAt: record.createdAt,
+      };
+      return {
+        result: null,
+        write: {
+          event: exitLostEvent(record, { pid, startTime, exit, reason: why }, now),
+          also: (op) => op.set(lostKey(id), lost),
+        },
+      };
+    });
+    return event !== null;
+  }
+
+  /**
+   * The exits recorded lost ({@linkcode Store.recordExitLost}) whose record is still that
+   * run's, `running`. The marks of records registered again since are deleted.
+   */
+  async lostExits(): Promise<LostExit[]> {
+    const marks = await this.#read("list lost exits", async () => {
+      const out: Deno.KvEntry<LostExit>[] = [];
+      for await (const e of this.#kv.list<LostExit>({ prefix: [LOST] })) out.push(e);
+      return out;
+    });
+    const out: LostExit[] = [];
+    for (let i = 0; i < marks.length; i += MAX_GET_MANY) {
+      const part = marks.slice(i, i + MAX_GET_MANY);
+      const records = await this.#read(
+        "list lost exits",
+        () => this.#kv.getMany<ContainerRecord[]>(part.map((m) => containerKey(m.value.id))),
+      );
+      for (const [j, mark] of part.entries()) {
+        const record = records[j]!;
+        if (sameRun(record.value, mark.value) && record.value.createdAt === mark.value.createdAt) {
+          out.push(mark.value);
+          continue;
+        }
+        // Checked against both, so that a mark written meanwhile stays.
+        const op = this.#kv.atomic().check(mark, record).delete(mark.key);
+        await this.#read("forget lost exit", () => op.commit());
+      }
+    }
+    return out;
   }
 
   /**
@@ -1682,6 +1775,16 @@ function stageWrite(
   }
   if (write.gc === null) op.delete(gcKey(id));
   else if (write.gc !== undefined) op.set(gcKey(id), write.gc);
+  write.also?.(op);
+}
+
+/** Whether `record` is the running record of the run that `item` names. */
+function sameRun(
+  record: ContainerRecord | null,
+  item: { pid: number; startTime: number },
+): record is ContainerRecord {
+  return record !== null && record.state === "running" && record.pid === item.pid &&
+    record.startTime === item.startTime;
 }
 
 /**

@@ -1027,6 +1027,36 @@ Deno.test("Store.recordExits() refuses the one exit a stored record cannot take,
   );
 });
 
+Deno.test("Store.recordExitLost() marks a running record's exit lost while the record is that run's, and ignores another run", async () => {
+  await withKvPath((path) =>
+    withKv(path, async (kv) => {
+      const store = await Store.open(kv);
+      await store.register(registration("huge", 500));
+      const item = { id: "huge", pid: 500, startTime: 5000, exit: exitWith(9) };
+      assert.equal(await store.recordExitLost({ ...item, pid: 501 }, "no room"), false);
+      assert.equal(await store.recordExitLost(item, "no room"), true);
+      assert.equal((await store.get("huge"))?.state, "running", "the record is left as it is");
+      const lost = await store.lostExits();
+      assert.deepEqual(lost.map((l) => [l.id, l.pid, l.exit.code, l.reason]), [
+        ["huge", 500, 9, "no room"],
+      ]);
+      // Registered again with the same process (as one adopted with its identity unknown
+      // could be): another run, whose exit is not lost.
+      const record = await kv.get<Record<string, unknown>>(["container", "huge"]);
+      await kv.set(["container", "huge"], { ...record.value!, createdAt: Date.now() + 1 });
+      assert.deepEqual(await store.lostExits(), [], "another run");
+      assert.equal((await kv.get(["lost", "huge"])).value, null, "its mark is gone");
+      // A lost exit stays lost while the record is that run's, and is gone once it is not.
+      assert.equal(await store.recordExitLost(item, "no room"), true);
+      assert.equal((await store.lostExits()).length, 1);
+      const again = await kv.get<Record<string, unknown>>(["container", "huge"]);
+      await kv.set(["container", "huge"], { ...again.value!, state: "stopped" });
+      assert.deepEqual(await store.lostExits(), []);
+      assert.equal((await kv.get(["lost", "huge"])).value, null);
+    })
+  );
+});
+
 Deno.test("Store.register() and gcAdd() refuse a record too large to take its exit, naming the field", async () => {
   await withKvPath((path) =>
     withKv(path, async (kv) => {
