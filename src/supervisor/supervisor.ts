@@ -6,8 +6,10 @@
  * A FIFO only hangs up after a writer connected and left. When no writer holds the FIFO at the
  * moment it is armed (the shim is late, died before opening it, or was gone before the read
  * end was reopened), a pidfd of the shim (or of the container when it has no shim) joins the
- * same loop until a writer shows up, so that exit is still noticed. In the usual order
- * (create-fifo, shim opens the write end, monitor) a container costs one descriptor.
+ * same loop until a writer shows up, so that exit is still noticed; for a container just
+ * monitored it is opened only if no writer came within half a second, since a shim started right
+ * after monitor opens the FIFO within milliseconds. Either way a container costs one
+ * descriptor in the usual case.
  *
  * A status is never consumed before it is durable. The FIFO is read with tee(2) into a private
  * pipe, which copies its bytes and leaves them in the FIFO; the exit is reported from the copy,
@@ -83,6 +85,12 @@ export interface SupervisorOptions {
    * this process then).
    */
   onDone?: (fifo: string) => void;
+  /**
+   * How long a FIFO armed before any writer opened it waits for one before the process watch
+   * (a pidfd) is opened (default 500 ms): a shim started right after monitor opens the FIFO
+   * within milliseconds, and a pidfd then would cost a descriptor and a system call for nothing.
+   */
+  processWatchDelayMs?: number;
   /** Clock, for tests. */
   now?: () => number;
 }
@@ -109,6 +117,10 @@ export class Supervisor {
   readonly #onExit: (report: ExitReport) => void;
   readonly #onError: (error: unknown) => void;
   readonly #graceMs: number;
+  readonly #watchDelayMs: number;
+  /** FIFOs armed with no writer, oldest first, with when their process watch is due. */
+  readonly #noWriterYet: Array<{ w: Watched; due: number }> = [];
+  #noWriterTimer: ReturnType<typeof setTimeout> | null = null;
   readonly #now: () => number;
   readonly #byId = new Map<string, Watched>();
   /** Recently reported (id, pid, start time) keys: an exit is reported once. */
@@ -129,6 +141,7 @@ export class Supervisor {
     this.#onExit = options.onExit;
     this.#onError = options.onError ?? (() => {});
     this.#graceMs = options.processGoneGraceMs ?? 2000;
+    this.#watchDelayMs = options.processWatchDelayMs ?? 500;
     this.#now = options.now ?? Date.now;
     this.#onDone = options.onDone ?? (() => {});
     this.#loop = new EventLoop(this.#onError);
@@ -149,6 +162,8 @@ export class Supervisor {
   async stop(): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
+    if (this.#noWriterTimer !== null) clearTimeout(this.#noWriterTimer);
+    this.#noWriterYet.length = 0;
     for (const w of [...this.#byId.values()]) this.#drain(w, 0);
     for (const w of [...this.#byId.values()]) this.#release(w);
     for (const w of this.#awaiting) libc.close(w.monitor.fd);
@@ -219,9 +234,14 @@ export class Supervisor {
       throw e;
     }
     this.#byId.set(id, watched);
-    // Anything already waiting is decoded now; with no writer, watch the process instead.
+    // Anything already waiting is decoded now; with no writer, watch the process instead: at
+    // once for a container restored after a restart (its process may be long gone), after a
+    // short wait for a shim that may be opening the FIFO right now.
     const found = this.#drain(watched, 0);
-    if (found === "no-writer" && this.#byId.has(id)) this.#watchProcess(watched);
+    if (found === "no-writer" && this.#byId.has(id)) {
+      if (monitor.goneReason !== undefined) this.#watchProcess(watched);
+      else this.#watchProcessLater(watched);
+    }
     if (found === "partial") this.#waitForRest(watched);
   }
 
@@ -283,6 +303,35 @@ export class Supervisor {
       this.#loop.remove(fd);
       this.#processGone(w, label);
     });
+  }
+
+  /** Opens the process watch of `w` after the delay, unless a writer or its exit came first. */
+  #watchProcessLater(w: Watched): void {
+    this.#noWriterYet.push({ w, due: performance.now() + this.#watchDelayMs });
+    if (this.#noWriterTimer === null) this.#armNoWriterTimer();
+  }
+
+  #armNoWriterTimer(): void {
+    const next = this.#noWriterYet[0];
+    if (next === undefined || this.#stopped) return;
+    this.#noWriterTimer = setTimeout(() => {
+      this.#noWriterTimer = null;
+      const now = performance.now();
+      while (this.#noWriterYet.length > 0 && this.#noWriterYet[0]!.due <= now) {
+        const { w } = this.#noWriterYet.shift()!;
+        // Gone meanwhile (exited, removed), or watched already: nothing to do.
+        if (this.#byId.get(w.monitor.id) !== w || w.pidfd !== null || w.onlyOnNew) continue;
+        try {
+          const found = this.#drain(w, 0);
+          if (this.#byId.get(w.monitor.id) !== w) continue;
+          if (found === "no-writer") this.#watchProcess(w);
+          else if (found === "partial") this.#waitForRest(w);
+        } catch (e) {
+          this.#onError(e);
+        }
+      }
+      this.#armNoWriterTimer();
+    }, Math.max(0, next.due - performance.now()));
   }
 
   #goneAtArm(w: Watched, label: string): void {

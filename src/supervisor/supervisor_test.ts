@@ -424,3 +424,20 @@ Deno.test("Supervisor.stop reports a status already waiting in a FIFO the loop h
   }
   assert.deepEqual(h.errors, []);
 });
+
+Deno.test("Supervisor opens no process watch for a FIFO whose writer comes soon after it is armed", async () => {
+  await withSupervisor(async (h, dir) => {
+    const fifo = `${dir}/late/exit_fifo`;
+    const before = openFdCount();
+    // Armed before the shim opened the write end (one-call registration): its own read end only.
+    h.watch(dir, "late", selfAsShim());
+    assert.equal(openFdCount(), before + 1);
+    const w = libc.open(fifo, libc.O.WRONLY | libc.O.NONBLOCK | libc.O.CLOEXEC);
+    await new Promise((r) => setTimeout(r, 800));
+    // The writer came before the process watch was due: still one descriptor.
+    assert.equal(openFdCount(), before + 2, "the read end and the test's write end");
+    libc.write(w, encodeExitStatus(3));
+    libc.close(w);
+    assert.equal((await h.exitOf("late")).exit.code, 3);
+  });
+});
