@@ -267,7 +267,10 @@ Deno.test("reaperd CLI: gc add, ls, status and retry; rm refuses a container in 
     assert.equal((await d.cli("events", "--filter", "id=nobody")).stdout, "");
     const badKind = await d.cli("events", "--filter", "kind=died");
     assert.equal(badKind.code, 2);
-    assert.match(badKind.stderr, /kind must be one of monitor, exit, exit-lost, stopped, gc, gc-attempt/);
+    assert.match(
+      badKind.stderr,
+      /kind must be one of monitor, exit, exit-lost, stopped, gc, gc-attempt/,
+    );
 
     assert.deepEqual(await d.cli("rm", "g1"), { code: 0, stdout: "g1\n", stderr: "" });
   } finally {

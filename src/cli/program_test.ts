@@ -72,7 +72,10 @@ Deno.test("bad flags and arguments give one line on stderr and exit 2", async ()
     [["ps", "--filter", "state"], /filters are key=value \(keys: state, runtime\)/],
     [["ps", "--filter", "color=red"], /unknown filter key color \(keys: state, runtime\)/],
     [["events", "--filter", "id="], /filters are key=value \(keys: id, kind\)/],
-    [["events", "--filter", "id=a,kind=boom"], /kind must be one of monitor, exit, exit-lost, stopped/],
+    [
+      ["events", "--filter", "id=a,kind=boom"],
+      /kind must be one of monitor, exit, exit-lost, stopped/,
+    ],
     [["gc", "retry"], /missing required argument 'id'/],
   ];
   for (const [args, re] of cases) {
