@@ -147,7 +147,10 @@ function isFdExhaustion(e: unknown): boolean {
   return /EMFILE|ENFILE|os error 2[34]\b/.test(text);
 }
 
-/** Refused connections at most whose request is read before closing (the rest just close). */
+/**
+ * Refused connections open at once at most, each until its request is read and answered; more
+ * wait in the listen backlog, where they hold no descriptor of the daemon's.
+ */
 const MAX_LINGERING = 64;
 /** How long a refused connection's request is read for (ms). */
 const LINGER_MS = 1000;
@@ -243,6 +246,9 @@ export async function startHttpServer(
   let lastRefusalLog = -Infinity;
   let refused = 0;
   let lingering = 0;
+  /** Wakes the accept loop when a refused or served connection is done. */
+  let wakeAccept: () => void = () => {};
+  const roomMade = () => new Promise<void>((resolve) => wakeAccept = resolve);
   const throttled = (last: number) => performance.now() - last >= ACCEPT_LOG_INTERVAL_MS;
 
   const refuse = (conn: Deno.Conn, cap: number) => {
@@ -260,28 +266,32 @@ export async function startHttpServer(
     // connection, and closing a socket with its request unread resets it: either way the client
     // would read "connection reset", not the 503. So, for a bounded time, the request head is
     // read first and whatever follows it is read and dropped after the answer.
-    const linger = lingering < MAX_LINGERING;
-    if (linger) lingering++;
+    lingering++;
     (async () => {
-      if (linger) await discardInput(conn, LINGER_MS, true);
+      await discardInput(conn, LINGER_MS, true);
       // A small answer fits the socket buffer: the write does not wait for the client.
       await conn.write(bytes);
-      if (!linger) return;
       await conn.closeWrite();
       await discardInput(conn, LINGER_MS, false);
     })().catch(() => {}).finally(() => {
-      if (linger) lingering--;
+      lingering--;
       try {
         conn.close();
       } catch {
         // Gone already.
       }
+      wakeAccept();
     });
   };
 
   const acceptLoop = async () => {
     let shedNext = false;
     while (!stopped) {
+      // Full, and as many refusals under way as may be: the next clients wait in the backlog.
+      while (!stopped && lingering >= MAX_LINGERING && open.size >= limits.maxConnections()) {
+        await roomMade();
+      }
+      if (stopped) break;
       let conn: Deno.Conn;
       try {
         conn = await listener.accept();
@@ -321,7 +331,10 @@ export async function startHttpServer(
           await beforeRequest?.();
           return await turns.take();
         },
-      }).finally(() => open.delete(served));
+      }).finally(() => {
+        open.delete(served);
+        wakeAccept();
+      });
       open.add(served);
     }
   };
@@ -335,6 +348,7 @@ export async function startHttpServer(
       stopped = true;
       closing.abort();
       listener.close();
+      wakeAccept();
       await accepting;
       await Promise.allSettled([...open]);
       if (reserve >= 0) libc.close(reserve);

@@ -209,3 +209,42 @@ Deno.test("http limits: 60 fetch clients at once past maxConnections each get th
     }
   });
 });
+
+/** Sends `request` on a new connection and reads until the peer closes; "" on a connect error. */
+async function ask(path: string, request: Uint8Array, ms: number): Promise<string> {
+  let conn: Deno.Conn;
+  try {
+    conn = await Deno.connect({ transport: "unix", path });
+  } catch (e) {
+    return `connect: ${e instanceof Error ? e.name : String(e)}`;
+  }
+  try {
+    await conn.write(request);
+    const got = await readAll(conn, ms);
+    return got.closed ? got.text : `${got.text} (still open)`;
+  } catch (e) {
+    return `io: ${e instanceof Error ? e.name : String(e)}`;
+  } finally {
+    conn.close();
+  }
+}
+
+Deno.test("http limits: 300 raw clients at once past maxConnections each read the 503", async () => {
+  await withServer({ maxConnections: 2, idleTimeoutMs: 10_000 }, async (path) => {
+    const held = await Promise.all([1, 2].map(() => Deno.connect({ transport: "unix", path })));
+    try {
+      await new Promise((r) => setTimeout(r, 50));
+      const answers = await Promise.all(
+        Array.from({ length: 300 }, () => ask(path, GET_HEALTH, 10_000)),
+      );
+      const counts: Record<string, number> = {};
+      for (const a of answers) {
+        const key = /^HTTP\/1\.1 503 [^]*too many connections \(2\)/.test(a) ? "503" : a;
+        counts[key] = (counts[key] ?? 0) + 1;
+      }
+      assert.deepEqual(counts, { "503": 300 });
+    } finally {
+      for (const c of held) c.close();
+    }
+  });
+});
