@@ -15,6 +15,7 @@ import * as libc from "../sys/libc.ts";
 import type { ReaperApi } from "./api.ts";
 import { type ConnLimits, errorBytes, serveConnection } from "./http_conn.ts";
 import { createRouter, MAX_BODY_BYTES, type RouterOptions } from "./routes.ts";
+import { type ExitPathState, Turnstile } from "./turnstile.ts";
 
 /** Options of {@linkcode startHttpServer}. */
 export interface HttpServerOptions extends Omit<RouterOptions, "closing"> {
@@ -23,10 +24,10 @@ export interface HttpServerOptions extends Omit<RouterOptions, "closing"> {
   /** Connections open at once at most, asked at each accept (it may change). */
   maxConnections?: () => number;
   /**
-   * Resolves when a request may be worked on; called before each one. The daemon makes
-   * requests wait here while an exit is being recorded, so that the exit path has the thread.
+   * The exit path: no request is started while it records an exit, so that it has the thread
+   * and the store (one wait for all the requests held back, bounded by the exit path).
    */
-  beforeRequest?: () => Promise<void> | undefined;
+  exits?: ExitPathState;
   /** An idle connection is closed after this (ms), asked before each request. */
   idleTimeoutMs?: () => number;
 }
@@ -104,29 +105,6 @@ async function ensureParentDir(path: string): Promise<void> {
  * every turn of the event loop, and the exit path's steps would wait behind all of them.
  */
 export const MAX_ACTIVE_REQUESTS = 8;
-
-/** A FIFO counting semaphore: fair turns for connections. */
-class Turns {
-  #free: number;
-  readonly #waiting: Array<() => void> = [];
-
-  constructor(count: number) {
-    this.#free = count;
-  }
-
-  take(): Promise<() => void> {
-    const release = () => {
-      const next = this.#waiting.shift();
-      if (next !== undefined) next();
-      else this.#free++;
-    };
-    if (this.#free > 0) {
-      this.#free--;
-      return Promise.resolve(release);
-    }
-    return new Promise((resolve) => this.#waiting.push(() => resolve(release)));
-  }
-}
 
 /** Consecutive accept failures are logged at most this often. */
 const ACCEPT_LOG_INTERVAL_MS = 10_000;
@@ -210,7 +188,7 @@ export async function startHttpServer(
   api: ReaperApi,
   options: HttpServerOptions,
 ): Promise<HttpServer> {
-  const { path, maxConnections, idleTimeoutMs, beforeRequest, ...routerOptions } = options;
+  const { path, maxConnections, idleTimeoutMs, exits, ...routerOptions } = options;
   await ensureParentDir(path);
   await claimSocketPath(path);
   const closing = new AbortController();
@@ -239,7 +217,7 @@ export async function startHttpServer(
   log.info("listening on {path}", { path });
 
   const open = new Set<Promise<void>>();
-  const turns = new Turns(MAX_ACTIVE_REQUESTS);
+  const turns = new Turnstile(MAX_ACTIVE_REQUESTS, exits);
   let stopped = false;
   let reserve = openReserve();
   let lastAcceptLog = -Infinity;
@@ -327,10 +305,7 @@ export async function startHttpServer(
         handler,
         limits: connLimits,
         closing: closing.signal,
-        admit: async () => {
-          await beforeRequest?.();
-          return await turns.take();
-        },
+        admit: () => turns.take(),
       }).finally(() => {
         open.delete(served);
         wakeAccept();

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { DaemonError, ReaperClient } from "../cli/client.ts";
 import { FakeApi } from "./_fake_api.ts";
 import { claimSocketPath, type HttpServer, SocketInUseError, startHttpServer } from "./http.ts";
+import { prioritizeReads } from "./read_priority.ts";
 
 interface Harness {
   api: FakeApi;
@@ -340,4 +341,49 @@ Deno.test("a corpus of bad requests gets 4xx each, and the server keeps answerin
     // Nothing the corpus sent changed the state.
     assert.deepEqual([...api.records.keys()], ["c1"]);
   });
+});
+
+Deno.test("requests wait while an exit is being recorded: one wait for all of them, then each is answered", async () => {
+  const dir = await Deno.makeTempDir();
+  const api = new FakeApi();
+  await api.monitor(monitorBody);
+  let finish = () => {};
+  const recorded = new Promise<void>((resolve) => finish = resolve);
+  let waits = 0;
+  const exits = {
+    recordingExits: true,
+    exitsRecorded: () => {
+      waits++;
+      return recorded;
+    },
+  };
+  const reader = prioritizeReads(api, { version: () => api.log.length });
+  const server = await startHttpServer(reader, { path: `${dir}/s.sock`, exits });
+  const conns: Deno.Conn[] = [];
+  try {
+    const paths = ["/v1/containers", "/v1/containers/c1", "/v1/gc", "/v1/health"];
+    const answered: string[] = [];
+    const asking = Array.from({ length: 20 }, async (_, i) => {
+      const conn = await Deno.connect({ transport: "unix", path: server.path });
+      conns.push(conn);
+      await conn.write(
+        new TextEncoder().encode(`GET ${paths[i % paths.length]} HTTP/1.1\r\nhost: x\r\n\r\n`),
+      );
+      const buf = new Uint8Array(4096);
+      const n = await conn.read(buf);
+      const text = new TextDecoder().decode(buf.subarray(0, n ?? 0));
+      answered.push(text.slice(0, 12));
+    });
+    await new Promise((r) => setTimeout(r, 200));
+    assert.deepEqual(answered, [], "a request was worked on while an exit was being recorded");
+    exits.recordingExits = false;
+    finish();
+    await Promise.all(asking);
+    assert.deepEqual(answered, Array(20).fill("HTTP/1.1 200"));
+    assert.equal(waits, 1, `${waits} waits for one exit being recorded`);
+  } finally {
+    for (const c of conns) c.close();
+    await server.shutdown();
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -5,30 +5,23 @@
  *
  * - At most `maxConcurrent` reads are at the store at once; the others wait in a queue here,
  *   where they cost nothing to the exit path.
- * - A read (even one answered from the snapshot below) does not start while an exit is being
- *   recorded: it waits until the exit is durable (a bounded wait, so a stream of exits cannot
- *   starve readers for good).
+ * - No read starts while an exit is being recorded: the server starts no request then (see
+ *   `http.ts`), so a read, even one answered from the snapshot below, waits once, at its
+ *   request's turn.
  * - `ps` is answered from one shared snapshot of every record while nothing has changed in the
  *   store: the event log's last seq is the same, no call that may change a record (`rm` writes
  *   no event) has finished since, and the snapshot is younger than `snapshotMaxAgeMs` (for
  *   what retention deletes on its own). Pages and `inspect` are cut from the
  *   same snapshot when it is current. Clients reading the same thing share one store read.
  *
- * Event streams and long polls are not held back: they are how an exit is announced.
+ * Event streams and long polls take no store-read turn: they are how an exit is announced.
  *
  * @module
  */
 
 import type { ContainerRecord } from "../types.ts";
 import type { ListPage, ReaperApi } from "./api.ts";
-
-/** What the exit path tells the reads. */
-export interface ExitPathState {
-  /** True while an exit is being written to the store. */
-  readonly recordingExits: boolean;
-  /** Resolves once no exit is being written (or after a bounded wait). */
-  exitsRecorded(): Promise<void>;
-}
+import { Turnstile } from "./turnstile.ts";
 
 /** Options of {@linkcode prioritizeReads}. */
 export interface ReadPriorityOptions {
@@ -63,53 +56,12 @@ interface Snapshot {
   byId: Map<string, number>;
 }
 
-/** A counting semaphore that lets exits go first. */
-export class ReadGate {
-  readonly #max: number;
-  readonly #exits: ExitPathState;
-  #active = 0;
-  readonly #queue: Array<() => void> = [];
-
-  constructor(max: number, exits: ExitPathState) {
-    this.#max = max;
-    this.#exits = exits;
-  }
-
-  /** Reads in flight now. */
-  get active(): number {
-    return this.#active;
-  }
-
-  /** Reads waiting for a turn now. */
-  get waiting(): number {
-    return this.#queue.length;
-  }
-
-  /** Runs `read` once it may go: no exit being recorded, and a free slot. */
-  async run<T>(read: () => Promise<T>): Promise<T> {
-    if (this.#exits.recordingExits) await this.#exits.exitsRecorded();
-    if (this.#active < this.#max) this.#active++;
-    else await new Promise<void>((resolve) => this.#queue.push(resolve));
-    try {
-      return await read();
-    } finally {
-      const next = this.#queue.shift();
-      if (next !== undefined) next();
-      else this.#active--;
-    }
-  }
-}
-
 /**
  * Wraps `api` so that its reads follow the rules in the module doc; every other call goes
  * straight through.
  */
-export function prioritizeReads(
-  api: ReaperApi,
-  exits: ExitPathState,
-  options: ReadPriorityOptions,
-): ReaperApi {
-  const gate = new ReadGate(options.maxConcurrent ?? 2, exits);
+export function prioritizeReads(api: ReaperApi, options: ReadPriorityOptions): ReaperApi {
+  const gate = new Turnstile(options.maxConcurrent ?? 2);
   const maxAge = options.snapshotMaxAgeMs ?? 1000;
   const now = options.now ?? (() => performance.now());
   let snapshot: Snapshot | null = null;
@@ -147,18 +99,13 @@ export function prioritizeReads(
     return s.records.slice(from, p.limit === undefined ? undefined : from + p.limit);
   };
 
-  // Even an answer from the snapshot waits for an exit being recorded: it would be stale the
-  // moment the exit is durable, and the exit path needs the thread more.
-  const exitsFirst = () => exits.recordingExits ? exits.exitsRecorded() : undefined;
   const overrides: Partial<ReaperApi> = {
     async list(p: ListPage = {}): Promise<ContainerRecord[]> {
-      await exitsFirst();
       const s = await take();
       // The whole list is the snapshot itself: the router serializes it once for everyone.
       return p.after === undefined && p.limit === undefined ? s.records : page(s, p);
     },
     async inspect(id: string): Promise<ContainerRecord> {
-      await exitsFirst();
       const s = current();
       const at = s?.byId.get(id);
       if (s !== null && at !== undefined) return s.records[at]!;

@@ -1,9 +1,7 @@
 import assert from "node:assert/strict";
 import { FakeApi } from "./_fake_api.ts";
 import { ApiError } from "./api.ts";
-import { type ExitPathState, prioritizeReads } from "./read_priority.ts";
-
-const idle: ExitPathState = { recordingExits: false, exitsRecorded: () => Promise.resolve() };
+import { prioritizeReads } from "./read_priority.ts";
 
 function monitorBody(id: string) {
   return { id, runtime: "runc", stateDir: `/var/run/isulad/runc/${id}`, pid: 42, ppid: 41 };
@@ -18,7 +16,7 @@ Deno.test("prioritizeReads(): ps callers at the same version share one store rea
     reads++;
     return list(page);
   };
-  const reader = prioritizeReads(api, idle, { version: () => api.log.length });
+  const reader = prioritizeReads(api, { version: () => api.log.length });
   const [one, two] = await Promise.all([reader.list(), reader.list()]);
   assert.equal(one, two);
   assert.equal(reads, 1);
@@ -34,7 +32,7 @@ Deno.test("prioritizeReads(): a record removed through the API (no event) is gon
   const api = new FakeApi();
   await api.monitor(monitorBody("gone"));
   api.records.get("gone")!.state = "stopped";
-  const reader = prioritizeReads(api, idle, { version: () => api.log.length });
+  const reader = prioritizeReads(api, { version: () => api.log.length });
   assert.equal((await reader.list()).length, 1);
   assert.equal((await reader.inspect("gone")).id, "gone");
   const events = api.log.length;
@@ -42,27 +40,6 @@ Deno.test("prioritizeReads(): a record removed through the API (no event) is gon
   assert.equal(api.log.length, events, "the fake wrote an event: the test proves nothing");
   assert.deepEqual(await reader.list(), []);
   await assert.rejects(reader.inspect("gone"), (e) => e instanceof ApiError && e.status === 404);
-});
-
-Deno.test("prioritizeReads(): reads wait while an exit is being recorded; event reads do not", async () => {
-  const api = new FakeApi();
-  await api.monitor(monitorBody("c"));
-  let finish = () => {};
-  const recorded = new Promise<void>((resolve) => finish = resolve);
-  const exits = { recordingExits: true, exitsRecorded: () => recorded };
-  const reader = prioritizeReads(api, exits, { version: () => api.log.length });
-  let listed = false;
-  let inspected = false;
-  const list = reader.list().then(() => listed = true);
-  const inspect = reader.inspect("c").then(() => inspected = true);
-  assert.equal((await reader.events(0, 10)).length, 1);
-  await new Promise((r) => setTimeout(r, 50));
-  assert.equal(listed, false);
-  assert.equal(inspected, false);
-  exits.recordingExits = false;
-  finish();
-  await Promise.all([list, inspect]);
-  assert.ok(listed && inspected);
 });
 
 Deno.test("prioritizeReads(): at most maxConcurrent store reads at once", async () => {
@@ -76,7 +53,7 @@ Deno.test("prioritizeReads(): at most maxConcurrent store reads at once", async 
     active--;
     return [];
   };
-  const reader = prioritizeReads(api, idle, { version: () => 0, maxConcurrent: 2 });
+  const reader = prioritizeReads(api, { version: () => 0, maxConcurrent: 2 });
   await Promise.all(Array.from({ length: 20 }, () => reader.gcList()));
   assert.equal(most, 2);
 });

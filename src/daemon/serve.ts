@@ -137,12 +137,12 @@ export async function serve(config: Config, options: ServeOptions = {}): Promise
       restored,
     );
     const svc = service;
-    // Exits first: reads wait for exits being recorded and share one snapshot for `ps`.
-    const api = prioritizeReads(service, service, { version: () => store.lastSeq });
+    // Exits first: requests wait for exits being recorded; reads share one snapshot for `ps`.
+    const api = prioritizeReads(service, { version: () => store.lastSeq });
     server = await startHttpServer(api, {
       path: config.socket,
       idleTimeoutMs: () => httpLimits.idleTimeoutMs,
-      beforeRequest: () => svc.recordingExits ? svc.exitsRecorded() : undefined,
+      exits: svc,
       maxConnections: () => {
         const h = svc.health();
         return connectionBudget({

@@ -164,7 +164,7 @@ export class ReaperService implements ReaperApi {
     return this.#parts.exitLoop;
   }
 
-  /** True while an exit is being written to the store (reads give way; see read_priority.ts). */
+  /** True while an exit is being written to the store (requests give way; see http.ts). */
   get recordingExits(): boolean {
     return this.#parts.exitPath.recording;
   }
