@@ -51,6 +51,11 @@ export interface HttpConfig {
   maxConnections: number;
   /** A connection with no request under way for this long (ms) is closed. */
   idleTimeoutMs: number;
+  /**
+   * A whole answer (not an event stream) must be taken by the client within this (ms) from its
+   * first byte; a client that reads slower is cut off, so it holds no connection for longer.
+   */
+  responseTimeoutMs: number;
 }
 
 /** The whole configuration, with every default filled in. */
@@ -149,6 +154,7 @@ export const DEFAULT_GC: Readonly<GcConfig> = {
 export const DEFAULT_HTTP: Readonly<HttpConfig> = {
   maxConnections: 1000,
   idleTimeoutMs: 60_000,
+  responseTimeoutMs: 10_000,
 };
 
 /** Longest path a unix socket can bind: sun_path is 108 bytes with the final NUL. */
@@ -324,6 +330,7 @@ const configFile = strict({
   http: v.exactOptional(strict({
     maxConnections: v.exactOptional(rule<number>(intProblem(1, MAX_HTTP_CONNECTIONS))),
     idleTimeoutMs: ms(1),
+    responseTimeoutMs: ms(1),
   }, file)),
   heldFifoTimeoutMs: ms(1),
   eventLogMax: v.exactOptional(rule<number>(intProblem(1, MAX_EVENT_LOG))),

@@ -159,6 +159,10 @@ Deno.test("parseConfig() names the key in every error", () => {
     ],
     ['{"eventLogMax": null}', /eventLogMax must be an integer from 1 to 100000000, got null/],
     [
+      '{"http": {"responseTimeoutMs": 0}}',
+      /http\.responseTimeoutMs must be an integer from 1 to 2147483647 ms, got 0/,
+    ],
+    [
       '{"stoppedRetentionMs": -5}',
       /stoppedRetentionMs must be an integer from 0 to \d+ ms, got -5/,
     ],

@@ -231,7 +231,7 @@ Flags win over the config file, which wins over the defaults. Logs go to stderr,
 each, with <N> priority prefixes when stderr is the journal.
 
 Signals: SIGTERM or SIGINT stop the daemon cleanly. SIGHUP reads the config file (and these
-flags) again and applies logLevel, http.maxConnections and http.idleTimeoutMs at once; any
+flags) again and applies logLevel and the http limits at once; any
 other changed key is logged as needing a restart and keeps its running value. SIGUSR1,
 SIGUSR2 and SIGALRM are logged and ignored.
 

@@ -30,6 +30,8 @@ export interface HttpServerOptions extends Omit<RouterOptions, "closing"> {
   exits?: ExitPathState;
   /** An idle connection is closed after this (ms), asked before each request. */
   idleTimeoutMs?: () => number;
+  /** A whole answer must be taken by the client within this (ms), asked before each request. */
+  responseTimeoutMs?: () => number;
 }
 
 /** Largest request line plus headers, in bytes. */
@@ -188,7 +190,8 @@ export async function startHttpServer(
   api: ReaperApi,
   options: HttpServerOptions,
 ): Promise<HttpServer> {
-  const { path, maxConnections, idleTimeoutMs, exits, ...routerOptions } = options;
+  const { path, maxConnections, idleTimeoutMs, responseTimeoutMs, exits, ...routerOptions } =
+    options;
   await ensureParentDir(path);
   await claimSocketPath(path);
   const closing = new AbortController();
@@ -196,10 +199,12 @@ export async function startHttpServer(
   const limits = {
     maxConnections: maxConnections ?? (() => DEFAULT_HTTP.maxConnections),
     idleTimeoutMs: idleTimeoutMs ?? (() => DEFAULT_HTTP.idleTimeoutMs),
+    responseTimeoutMs: responseTimeoutMs ?? (() => DEFAULT_HTTP.responseTimeoutMs),
   };
   const maxBody = routerOptions.maxBodyBytes ?? MAX_BODY_BYTES;
   const connLimits = (): ConnLimits => ({
     idleTimeoutMs: limits.idleTimeoutMs(),
+    responseTimeoutMs: limits.responseTimeoutMs(),
     maxHeadBytes: MAX_HEAD_BYTES,
     maxBodyBytes: maxBody,
   });

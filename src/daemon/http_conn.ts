@@ -6,8 +6,12 @@
  * connection is accepted, how long an idle one may stay, and what happens when descriptors run
  * out; see `http.ts`. Every limit here bounds what one client can make the daemon hold: a head
  * of at most `maxHeadBytes`, a body of at most `maxBodyBytes`, no idle connection past
- * `idleTimeoutMs`, no request head or body trickled in for longer than `idleTimeoutMs`, and no
- * response write that makes no progress for that long.
+ * `idleTimeoutMs`, no request head or body trickled in for longer than `idleTimeoutMs`, no
+ * response write that makes no progress for that long, and no whole answer (an event stream
+ * aside) taken slower than in `responseTimeoutMs`.
+ *
+ * The deadlines of one connection are three timers made once (see `deadline.ts`), moved before
+ * each wait rather than made anew: a request costs no timer of its own.
  *
  * One read is pending on the connection at any time, also while a request is handled, so that
  * a client hanging up aborts its request's signal (long polls and event streams end then).
@@ -16,6 +20,7 @@
  */
 
 import { errorMessage } from "../error_message.ts";
+import { Deadline } from "./deadline.ts";
 import { rawBody } from "./raw_body.ts";
 
 /** A request handler: never throws (the router answers every error itself). */
@@ -29,6 +34,8 @@ export interface ConnLimits {
   maxHeadBytes: number;
   /** Largest request body, in bytes. */
   maxBodyBytes: number;
+  /** A whole answer (not a stream) must be written within this from its first byte (ms). */
+  responseTimeoutMs: number;
 }
 
 /** What {@linkcode serveConnection} needs besides the connection. */
@@ -120,16 +127,13 @@ class Input {
 }
 
 /** Resolves true when `work` settles first, false after `ms` (the work goes on). */
-function within(work: Promise<unknown>, ms: number, signal?: AbortSignal): Promise<boolean> {
+function within(work: Promise<unknown>, ms: number): Promise<boolean> {
   return new Promise((resolve) => {
     const done = (value: boolean) => {
       clearTimeout(timer);
-      signal?.removeEventListener("abort", onAbort);
       resolve(value);
     };
-    const onAbort = () => done(false);
     const timer = setTimeout(() => done(false), ms);
-    signal?.addEventListener("abort", onAbort, { once: true });
     work.then(() => done(true), () => done(true));
   });
 }
@@ -201,17 +205,29 @@ function statusText(status: number): string {
   return REASONS[status] ?? "Status";
 }
 
-/** Writes all of `bytes`, or closes the connection when the peer takes none for `ms`. */
-async function writeAll(conn: Deno.Conn, bytes: Uint8Array, ms: number): Promise<void> {
-  let off = 0;
-  while (off < bytes.length) {
-    const write = conn.write(bytes.subarray(off));
-    if (!await within(write, ms)) {
-      conn.close();
-      throw new Error("the client stopped reading");
-    }
-    off += await write;
+/**
+ * The deadlines of one connection. Each expiry but the turn's closes the connection, which ends
+ * the read or write waiting on it.
+ */
+interface Deadlines {
+  /** The next request, its head coming in, a write taken by the client. */
+  stall: Deadline;
+  /** A whole answer. */
+  whole: Deadline;
+}
+
+/** Writes all of `bytes`; `stall` closes the connection when the peer takes none for `ms`. */
+async function writeAll(
+  conn: Deno.Conn,
+  bytes: Uint8Array,
+  stall: Deadline,
+  ms: number,
+): Promise<void> {
+  for (let off = 0; off < bytes.length;) {
+    stall.in(ms);
+    off += await conn.write(bytes.subarray(off));
   }
+  stall.clear();
 }
 
 /** Streams are sent as they come; everything else is read whole and sent with its length. */
@@ -229,33 +245,59 @@ export async function serveConnection(conn: Deno.Conn, ctx: ConnContext): Promis
   /** Aborts the request under way when the client hangs up. */
   const current: { abort: AbortController | null } = { abort: null };
   input.onEof = () => current.abort?.abort();
+  const cut = () => {
+    try {
+      conn.close();
+    } catch {
+      // Closed already.
+    }
+  };
+  const deadlines: Deadlines = { stall: new Deadline(cut), whole: new Deadline(cut) };
+  let release: (() => void) | null = null;
+  const giveBack = () => {
+    const held = release;
+    release = null;
+    held?.();
+  };
+  // Long polls and streams give their turn back once they have started.
+  const turnHeld = new Deadline(giveBack);
+  /** True while no request has started: the server closing closes the connection then. */
+  let idle = false;
+  const onClosing = () => idle && cut();
+  ctx.closing.addEventListener("abort", onClosing);
   try {
     while (!ctx.closing.aborted) {
       const limits = ctx.limits();
-      // Idle until the next request starts; only then does it wait for a turn.
-      if (input.buffered.length === 0) {
-        if (!await within(input.fill(), limits.idleTimeoutMs, ctx.closing)) return;
-        if (input.buffered.length === 0) return;
+      // Idle until the next request starts (empty lines between requests are allowed, RFC 9112
+      // §2.2); only then does it wait for a turn.
+      for (;;) {
+        while (input.buffered[0] === 13 || input.buffered[0] === 10) input.consume(1);
+        if (input.buffered.length > 0) break;
+        if (input.eof || ctx.closing.aborted) return;
+        idle = true;
+        deadlines.stall.in(limits.idleTimeoutMs);
+        await input.fill();
+        idle = false;
       }
-      const release = ctx.admit === undefined ? () => {} : await ctx.admit();
-      let held = true;
-      const giveBack = () => {
-        if (held) release();
-        held = false;
-      };
-      // Long polls and streams give their turn back once they have started.
-      const timer = setTimeout(giveBack, TURN_HOLD_MS);
+      deadlines.stall.clear();
+      release = ctx.admit === undefined ? null : await ctx.admit();
+      turnHeld.in(TURN_HOLD_MS);
       try {
         let head: Head | null;
         let request: Request;
         let keepAlive: boolean;
         try {
-          head = await readHead(input, limits, ctx.closing);
+          head = await readHead(input, limits, deadlines.stall);
           if (head === null) return;
           ({ request, keepAlive } = await readRequest(conn, input, head, limits));
         } catch (e) {
           if (e instanceof BadRequest) {
-            await writeAll(conn, errorBytes(e.status, e.message), limits.idleTimeoutMs);
+            await writeAll(
+              conn,
+              errorBytes(e.status, e.message),
+              deadlines.stall,
+              limits.idleTimeoutMs,
+            );
           }
           return;
         }
@@ -263,23 +305,23 @@ export async function serveConnection(conn: Deno.Conn, ctx: ConnContext): Promis
         if (input.buffered.length <= limits.maxHeadBytes) void input.fill();
         const response = await ctx.handler(request);
         keepAlive &&= !ctx.closing.aborted;
-        const open = await writeResponse(conn, response, head, keepAlive, limits.idleTimeoutMs);
+        const open = await writeResponse(conn, response, head, keepAlive, deadlines, limits);
         current.abort = null;
         if (!open) return;
       } finally {
-        clearTimeout(timer);
+        turnHeld.clear();
         giveBack();
       }
     }
   } catch {
     // A broken connection ends here; the client has gone or misbehaved.
   } finally {
+    ctx.closing.removeEventListener("abort", onClosing);
+    deadlines.stall.dispose();
+    deadlines.whole.dispose();
+    turnHeld.dispose();
     current.abort?.abort();
-    try {
-      conn.close();
-    } catch {
-      // Closed already (a stalled write).
-    }
+    cut();
   }
 
   async function readRequest(
@@ -295,6 +337,7 @@ export async function serveConnection(conn: Deno.Conn, ctx: ConnContext): Promis
     const cl = headers.get("content-length");
     let body: Uint8Array | null = null;
     const deadline = performance.now() + limits.idleTimeoutMs;
+    const stall = deadlines.stall;
     if (te !== null) {
       // Only chunked alone: no other coding is decoded, so a body under one cannot be read.
       if (te.trim().toLowerCase() !== "chunked") {
@@ -302,7 +345,7 @@ export async function serveConnection(conn: Deno.Conn, ctx: ConnContext): Promis
       }
       // Both framings at once is how requests are smuggled: answer this one, then close.
       if (cl !== null) keepAlive = false;
-      await continueIfAsked(conn, headers, minor, limits);
+      await continueIfAsked(conn, headers, minor, stall, limits);
       body = await readChunked(input, limits, deadline);
     } else if (cl !== null) {
       if (!/^\d+$/.test(cl)) throw new BadRequest(400, "malformed content-length");
@@ -311,7 +354,7 @@ export async function serveConnection(conn: Deno.Conn, ctx: ConnContext): Promis
         throw new BadRequest(413, `request body is larger than ${limits.maxBodyBytes} bytes`);
       }
       if (length > 0) {
-        await continueIfAsked(conn, headers, minor, limits);
+        await continueIfAsked(conn, headers, minor, stall, limits);
         body = await readExactly(input, length, deadline);
       }
     }
@@ -347,20 +390,17 @@ function originForm(target: string): string | null {
   return rest.startsWith("/") ? rest : `/${rest}`;
 }
 
-/** Reads up to the end of the next request head; null when the connection should just close. */
-async function readHead(
-  input: Input,
-  limits: ConnLimits,
-  closing: AbortSignal,
-): Promise<Head | null> {
+/**
+ * Reads up to the end of the request head that has started to come in (all of it within
+ * `idleTimeoutMs`); null when the connection should just close.
+ */
+async function readHead(input: Input, limits: ConnLimits, stall: Deadline): Promise<Head | null> {
   let scanned = 0;
-  /** Once a request has started, all of its head must be in by then. */
-  let deadline = Infinity;
+  stall.in(limits.idleTimeoutMs);
   for (;;) {
-    // Empty lines between requests are allowed (RFC 9112 §2.2).
-    while (input.buffered[0] === 13 || input.buffered[0] === 10) input.consume(1);
     const at = indexOf(input.buffered, CRLF2, scanned - 3);
     if (at >= 0) {
+      stall.clear();
       const text = latin1.decode(input.consume(at + 4).subarray(0, at));
       return parseHead(text);
     }
@@ -369,13 +409,7 @@ async function readHead(
     }
     scanned = input.buffered.length;
     if (input.eof) return null;
-    const started = input.buffered.length > 0;
-    if (started && deadline === Infinity) deadline = performance.now() + limits.idleTimeoutMs;
-    // Idle before a request starts; a request that started must come in whole as fast.
-    const wait = started ? deadline - performance.now() : limits.idleTimeoutMs;
-    if (wait <= 0 || !await within(input.fill(), wait, started ? undefined : closing)) {
-      return null;
-    }
+    await input.fill();
   }
 }
 
@@ -437,10 +471,12 @@ async function continueIfAsked(
   conn: Deno.Conn,
   headers: Headers,
   minor: number,
+  stall: Deadline,
   limits: ConnLimits,
 ): Promise<void> {
   if (minor === 1 && (headers.get("expect") ?? "").toLowerCase() === "100-continue") {
-    await writeAll(conn, encoder.encode("HTTP/1.1 100 Continue\r\n\r\n"), limits.idleTimeoutMs);
+    const interim = encoder.encode("HTTP/1.1 100 Continue\r\n\r\n");
+    await writeAll(conn, interim, stall, limits.idleTimeoutMs);
   }
 }
 
@@ -449,8 +485,10 @@ async function writeResponse(
   response: Response,
   head: Head,
   keepAlive: boolean,
-  stallMs: number,
+  { stall, whole }: Deadlines,
+  limits: ConnLimits,
 ): Promise<boolean> {
+  const stallMs = limits.idleTimeoutMs;
   const noBody = head.method === "HEAD" || response.status === 204 || response.status === 304;
   const stream = !noBody && response.body !== null && isStream(response);
   const chunked = stream && head.minor === 1;
@@ -477,20 +515,23 @@ async function writeResponse(
     }
     const headBytes = encoder.encode(`${lines}\r\n`);
     const sent = head.method === "HEAD" ? 0 : body.length;
+    // A client that takes the answer a trickle at a time moves every write on, but not this.
+    whole.in(limits.responseTimeoutMs);
     if (sent > SEPARATE_BODY_BYTES) {
       // A large body goes as it is: no copy per client of bytes they may share.
-      await writeAll(conn, headBytes, stallMs);
-      await writeAll(conn, body, stallMs);
+      await writeAll(conn, headBytes, stall, stallMs);
+      await writeAll(conn, body, stall, stallMs);
     } else {
       const out = new Uint8Array(headBytes.length + sent);
       out.set(headBytes);
       out.set(body.subarray(0, sent), headBytes.length);
-      await writeAll(conn, out, stallMs);
+      await writeAll(conn, out, stall, stallMs);
     }
+    whole.clear();
     return !close;
   }
   if (chunked) lines += "transfer-encoding: chunked\r\n";
-  await writeAll(conn, encoder.encode(`${lines}\r\n`), stallMs);
+  await writeAll(conn, encoder.encode(`${lines}\r\n`), stall, stallMs);
   const reader = response.body!.getReader();
   try {
     for (;;) {
@@ -498,7 +539,7 @@ async function writeResponse(
       if (done) break;
       if (value.length === 0) continue;
       if (!chunked) {
-        await writeAll(conn, value, stallMs);
+        await writeAll(conn, value, stall, stallMs);
         continue;
       }
       const frame = new Uint8Array(value.length + 12);
@@ -506,9 +547,9 @@ async function writeResponse(
       frame.set(size);
       frame.set(value, size.length);
       frame.set([13, 10], size.length + value.length);
-      await writeAll(conn, frame.subarray(0, size.length + value.length + 2), stallMs);
+      await writeAll(conn, frame.subarray(0, size.length + value.length + 2), stall, stallMs);
     }
-    if (chunked) await writeAll(conn, encoder.encode("0\r\n\r\n"), stallMs);
+    if (chunked) await writeAll(conn, encoder.encode("0\r\n\r\n"), stall, stallMs);
   } finally {
     await reader.cancel().catch(() => {});
   }

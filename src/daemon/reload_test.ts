@@ -9,7 +9,7 @@ Deno.test("applyReload() applies the log level and http limits, and names the re
   const next = {
     ...current,
     logLevel: "debug" as const,
-    http: { maxConnections: 10, idleTimeoutMs: current.http.idleTimeoutMs },
+    http: { ...current.http, maxConnections: 10, responseTimeoutMs: 5000 },
     gc: { ...current.gc, concurrency: 2 },
     runtimes: { runc: { path: "/usr/sbin/runc", args: [] } },
     source: "/etc/reaperd/reaperd.json",
@@ -20,7 +20,11 @@ Deno.test("applyReload() applies the log level and http limits, and names the re
     setLogLevel: (l) => levels.push(l),
     setHttpLimits: (h) => limits.push(h),
   });
-  assert.deepEqual(outcome.applied, ["http.maxConnections", "logLevel"]);
+  assert.deepEqual(outcome.applied, [
+    "http.maxConnections",
+    "http.responseTimeoutMs",
+    "logLevel",
+  ]);
   assert.deepEqual(outcome.needsRestart, ["gc.concurrency", "runtimes"]);
   assert.deepEqual(levels, ["debug"]);
   assert.deepEqual(limits, [next.http]);

@@ -142,6 +142,7 @@ export async function serve(config: Config, options: ServeOptions = {}): Promise
     server = await startHttpServer(api, {
       path: config.socket,
       idleTimeoutMs: () => httpLimits.idleTimeoutMs,
+      responseTimeoutMs: () => httpLimits.responseTimeoutMs,
       exits: svc,
       maxConnections: () => {
         const h = svc.health();
