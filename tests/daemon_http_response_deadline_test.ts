@@ -5,38 +5,19 @@
  */
 import assert from "node:assert/strict";
 import { TestDaemon } from "./support/daemon.ts";
+import { registerGhosts } from "./support/ghosts.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 const RESPONSE_TIMEOUT_MS = 1500;
 
-/** A pid above pid_max: no process has it. */
-function ghostPid(): number {
-  return Number(Deno.readTextFileSync("/proc/sys/kernel/pid_max").trim()) + 1;
-}
-
-/** Registers `count` containers, a few at a time. */
+/** Registers `count` containers whose ids make records of over 400 bytes each. */
 async function register(d: TestDaemon, count: number, prefix: string): Promise<void> {
-  const pid = ghostPid();
-  const one = async (i: number) => {
-    const id = `${prefix}-${String(i).padStart(5, "0")}-${"x".repeat(40)}`;
-    const stateDir = `${d.stateRoot}/fake/${id}`;
-    const held = await d.api("POST", "/v1/fifos", { stateDir });
-    assert.equal(held.status, 200, held.text);
-    const res = await d.api("POST", "/v1/containers", {
-      id,
-      runtime: "fake",
-      stateDir,
-      pid,
-      ppid: pid,
-      startTime: 1_000_003,
-      pStartTime: 1_000_003,
-    });
-    assert.equal(res.status, 201, res.text);
-  };
-  for (let i = 0; i < count; i += 16) {
-    await Promise.all(Array.from({ length: Math.min(16, count - i) }, (_, j) => one(i + j)));
-  }
+  const ids = Array.from(
+    { length: count },
+    (_, i) => `${prefix}-${String(i).padStart(5, "0")}-${"x".repeat(40)}`,
+  );
+  await registerGhosts(d, ids, { writeEnds: false, concurrency: 16 });
 }
 
 /** Inodes of the sockets process `pid` has open. */

@@ -7,35 +7,7 @@ import { ReaderProcess } from "../bench/_readers.ts";
 import { encodeExitStatus } from "../src/supervisor/exit_status.ts";
 import * as libc from "../src/sys/libc.ts";
 import { TestDaemon } from "./support/daemon.ts";
-
-/** A pid above pid_max: no process has it, so cleanup signals nothing. */
-function ghostPid(): number {
-  return Number(Deno.readTextFileSync("/proc/sys/kernel/pid_max").trim()) + 1;
-}
-
-/** Registers `ids` with FIFOs whose write ends the test holds; returns id → write fd. */
-async function register(d: TestDaemon, ids: string[]): Promise<Map<string, number>> {
-  const pid = ghostPid();
-  const fds = new Map<string, number>();
-  for (const id of ids) {
-    const stateDir = `${d.stateRoot}/fake/${id}`;
-    const held = await d.api("POST", "/v1/fifos", { stateDir });
-    assert.equal(held.status, 200, held.text);
-    const fifo = (held.body as { fifo: string }).fifo;
-    fds.set(id, libc.open(fifo, libc.O.WRONLY | libc.O.NONBLOCK | libc.O.CLOEXEC));
-    const res = await d.api("POST", "/v1/containers", {
-      id,
-      runtime: "fake",
-      stateDir,
-      pid,
-      ppid: pid,
-      startTime: 1_000_003,
-      pStartTime: 1_000_003,
-    });
-    assert.equal(res.status, 201, res.text);
-  }
-  return fds;
-}
+import { registerGhosts } from "./support/ghosts.ts";
 
 Deno.test("read load: 400 keep-alive readers of ps and inspect over 400 records; 20 exits recorded, median under 250 ms", async () => {
   const d = await TestDaemon.start();
@@ -44,7 +16,7 @@ Deno.test("read load: 400 keep-alive readers of ps and inspect over 400 records;
   try {
     const readIds = Array.from({ length: 400 }, (_, i) => `r-${String(i).padStart(3, "0")}`);
     const exitIds = Array.from({ length: 20 }, (_, i) => `x-${i}`);
-    for (const [id, fd] of await register(d, [...readIds, ...exitIds])) fds.set(id, fd);
+    for (const [id, fd] of await registerGhosts(d, [...readIds, ...exitIds])) fds.set(id, fd);
     readers = await ReaderProcess.start(d.socket, 400, readIds);
     await new Promise((r) => setTimeout(r, 1000));
     const took: number[] = [];
@@ -85,7 +57,7 @@ Deno.test("read load: ps pages (?limit=&after=) add up to the whole list, and th
   const fds = new Map<string, number>();
   try {
     const ids = Array.from({ length: 1203 }, (_, i) => `p-${String(i).padStart(4, "0")}`);
-    for (const [id, fd] of await register(d, ids)) fds.set(id, fd);
+    for (const [id, fd] of await registerGhosts(d, ids)) fds.set(id, fd);
     const whole = await d.api("GET", "/v1/containers");
     const all = whole.body as Array<{ id: string }>;
     assert.deepEqual(all.map((r) => r.id), ids);
