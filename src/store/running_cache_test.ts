@@ -54,6 +54,67 @@ Deno.test("RunningCache keeps running records only, each as committed", () => {
   assert.equal(cache.size, 0);
 });
 
+Deno.test("RunningCache gives back every field of the records it keeps, and keeps each in a few bytes beyond its own values", () => {
+  const cache = new RunningCache();
+  const base = {
+    id: "web-1",
+    name: "web-1",
+    runtime: "runc",
+    stateDir: "/var/run/isulad/runc/web-1",
+    mounts: [] as string[],
+    paths: [] as string[],
+    pid: 4242,
+    startTime: 1_234_567,
+    ppid: 4241,
+    pStartTime: 1_234_560,
+    state: "running" as const,
+    exit: null,
+    createdAt: 1_796_000_000_000,
+    updatedAt: 1_796_000_000_123,
+  };
+  const records = [
+    base,
+    { ...base, id: "web-2", name: "frontend", stateDir: "/var/run/isulad/runc/web-2" },
+    {
+      ...base,
+      id: "db",
+      stateDir: "/srv/state/db",
+      mounts: ["/var/lib/isulad/mnt/db/rootfs", '/m/with "quotes" and ,commas'],
+      paths: ["/var/lib/isulad/db"],
+      memoryCgroup: { dir: "/sys/fs/cgroup/memory/isulad/db", oomKills: 3 },
+    },
+    { ...base, id: "ghost", name: "ghost", pid: 0, startTime: 0, ppid: 0, pStartTime: 0 },
+  ];
+  for (const [i, record] of records.entries()) {
+    cache.wrote(record.id, record, `0000000000000001000${i}`);
+  }
+  for (const [i, record] of records.entries()) {
+    assert.deepEqual(cache.get(record.id), {
+      record,
+      versionstamp: `0000000000000001000${i}`,
+    });
+  }
+  // What it keeps for an ordinary record is its values, not a copy of its JSON with every key.
+  assert.ok(
+    cache.keptBytes("web-1")! < JSON.stringify(base).length / 2,
+    `${cache.keptBytes("web-1")} bytes kept for a record of ${JSON.stringify(base).length}`,
+  );
+  // More distinct state dir parents than it remembers: each record still comes back whole.
+  for (let i = 0; i < 70; i++) {
+    const record = { ...base, id: `p${i}`, name: `p${i}`, stateDir: `/state${i}/runc/p${i}` };
+    cache.wrote(record.id, record, "00000000000000050000");
+    assert.deepEqual(cache.get(record.id)?.record, record);
+  }
+  // A record of a shape it does not know (a field it would drop) is not kept: read instead.
+  cache.wrote("odd", { ...base, id: "odd", extra: 1 } as typeof base, "00000000000000020000");
+  assert.equal(cache.get("odd"), null);
+  cache.wrote("exited", { ...base, id: "exited", exit: { code: 1 } } as never, "0000000000000003");
+  assert.equal(cache.get("exited"), null);
+  const { mounts: _, ...noMounts } = { ...base, id: "nomounts" };
+  cache.wrote("nomounts", noMounts as typeof base, "00000000000000040000");
+  assert.equal(cache.get("nomounts"), null);
+});
+
 Deno.test("Store.recordExits() commits the exit of a record it wrote without reading it, the whole record kept", async () => {
   await withKvPath(async (path) => {
     await withKv(path, async (raw) => {
