@@ -267,11 +267,6 @@ export async function runCrashScenario(options: CrashOptions): Promise<CrashRun>
       log(`registered ${plans.length} containers (${boxes.length} in all)`);
     };
     await refill();
-    const recorded = async () => {
-      const list = await getJson<ContainerRecord[]>(daemon, "/v1/containers");
-      return new Set(list.filter((r) => r.state !== "running").map((r) => r.id));
-    };
-
     for (let k = 0; k < opts.kills; k++) {
       const aim: KillRecord["aim"] = k % 2 === 0 ? "recording" : "gc";
       if (running().length < opts.containers / 2) await refill();
@@ -281,7 +276,8 @@ export async function runCrashScenario(options: CrashOptions): Promise<CrashRun>
       await Promise.all(storm.map((b) => trigger(b, random)));
       let gcEntries = 0;
       if (aim === "recording") {
-        await sleep(random() * 120);
+        // Within the usual trigger → record time (tens of ms): most kills land mid-recording.
+        await sleep(random() * 40);
       } else {
         // Wait for the collector to hold entries, then kill somewhere in its retries.
         const until = Date.now() + 3_000;
@@ -295,12 +291,8 @@ export async function runCrashScenario(options: CrashOptions): Promise<CrashRun>
         }
         await sleep(random() * 600);
       }
-      const unrecordedBefore = await recorded().catch(() => null);
       const at = Date.now();
       await daemon.stop("SIGKILL");
-      const unrecordedExits = unrecordedBefore === null
-        ? -1
-        : boxes.filter((b) => b.triggeredAt !== null && !unrecordedBefore.has(b.id)).length;
 
       // Some containers exit while no daemon holds their FIFO: their status is lost.
       const down = pick(running(), Math.floor(random() * (opts.maxDownExits + 1)), random);
@@ -309,6 +301,19 @@ export async function runCrashScenario(options: CrashOptions): Promise<CrashRun>
       while (down.some((b) => b.shimEndedAt === null) && Date.now() < settle) await sleep(10);
 
       await daemon.restart();
+      // Exits that were not recorded when the daemon died: triggered before, and recorded (if
+      // at all yet) only after. Asked after the restart, as a list asked before the kill waits
+      // for exits being recorded and would see none of them.
+      const unrecordedExits = await getJson<ContainerRecord[]>(daemon, "/v1/containers")
+        .then((list) => {
+          const byId = new Map(list.map((r) => [r.id, r]));
+          return boxes.filter((b) => {
+            if (b.triggeredAt === null || b.triggeredAt >= at || down.includes(b)) return false;
+            const exit = byId.get(b.id)?.exit;
+            return exit === null || exit === undefined || exit.at >= at;
+          }).length;
+        })
+        .catch(() => -1);
       kills.push({
         at,
         readyAt: Date.now(),
