@@ -40,6 +40,7 @@ import { WriterProcess } from "./_writer.ts";
 import { readProcStat } from "../src/sys/proc.ts";
 import { type BurstResult, measureBurst } from "./burst.ts";
 import { type Ceilings, measureCeilings } from "./ceilings.ts";
+import { type KvMemory, measureKvMemory } from "./kv_memory.ts";
 import { type ConmonResult, measureConmon } from "./conmon.ts";
 import { buildFloor, type CFloors, measureExitFloor, measureSpawnFloor } from "./floor.ts";
 import { type GcResult, measureGc } from "./gc.ts";
@@ -487,6 +488,7 @@ function goalsTable(
   top: TopResult | null,
   c: CFloors,
   k: Ceilings,
+  kv: KvMemory,
   extra: ExtraRow[],
 ): string {
   const yes = (ok: boolean | null) => ok === null ? "–" : ok ? "yes" : "**no**";
@@ -541,7 +543,7 @@ function goalsTable(
   rows.push([
     `daemon RSS per container, settled, slope from ${count(m.step)} to ${count(m.n)}`,
     `${fmt(slope, 2)} KiB ((RSS at N − idle) / N: ${fmt(perContainerKiB(m.atN, m.idle, m.n), 2)})`,
-    "",
+    `Deno KV alone, same records and events: ${fmt(kv.slopeKiB, 2)} KiB`,
     "≤ 2 KiB",
     // A slope below 0 says the RSS at the first step had not settled yet: no verdict then.
     slope < 0 ? "– (unsettled)" : yes(slope <= 2),
@@ -701,7 +703,7 @@ function conmonTable(c: ConmonResult, m: MainResult): string {
   ]);
 }
 
-function floorTable(c: CFloors, k: Ceilings): string {
+function floorTable(c: CFloors, k: Ceilings, kv: KvMemory, o: Options): string {
   return markdownTable(["floor on this machine (no daemon)", "value"], [
     [
       "C: exit write → line after epoll + read + fsync'd record (ms) p50 / p99 / max",
@@ -717,6 +719,12 @@ function floorTable(c: CFloors, k: Ceilings): string {
     ["`/bin/true` run by reaperd's runner, one at a time, per s", fmt(k.spawnsPerSecond, 0)],
     ["`/bin/true` run by reaperd's runner, 8 in flight, per s", fmt(k.spawnsPerSecond8, 0)],
     ["`/bin/true` run by Deno.Command, 8 in flight, per s", fmt(k.denoCommandPerSecond8, 0)],
+    [
+      `Deno KV alone, a record and its event per container: RSS at ${count(o.step)} → ${
+        count(o.containers)
+      } (MiB), slope (KiB)`,
+      `${fmt(kv.rssAtStepKiB / MiB)} → ${fmt(kv.rssAtNKiB / MiB)}, ${fmt(kv.slopeKiB, 2)}`,
+    ],
   ]);
 }
 
@@ -755,8 +763,10 @@ async function main(): Promise<number> {
   const cFloors = await measureCFloors(options);
   const scratch = await Deno.makeTempDir({ prefix: "reaperd-bench-floor-" });
   let ceilings: Ceilings;
+  let kvMemory: KvMemory;
   try {
     ceilings = await measureCeilings(scratch);
+    kvMemory = await measureKvMemory(scratch, options.step, options.containers);
   } finally {
     await Deno.remove(scratch, { recursive: true });
   }
@@ -802,7 +812,7 @@ async function main(): Promise<number> {
   const wallS = (nowMs() - started) / 1000;
   load.push(loadAverage());
   const report = [
-    goalsTable(mainResult, top, cFloors, ceilings, extra),
+    goalsTable(mainResult, top, cFloors, ceilings, kvMemory, extra),
     "",
     detailTable(mainResult, top),
     "",
@@ -812,7 +822,7 @@ async function main(): Promise<number> {
     "",
     conmonTable(conmon, mainResult),
     "",
-    floorTable(cFloors, ceilings),
+    floorTable(cFloors, ceilings, kvMemory, options),
     "",
     machineTable(machine, options, wallS, load),
   ].join("\n");
