@@ -124,5 +124,6 @@ export async function measureKvMemory(dir: string, step: number, n: number): Pro
 
 if (import.meta.main) {
   const [db, step, n] = Deno.args;
-  console.log(JSON.stringify(await run(db!, Number(step), Number(n))));
+  const line = JSON.stringify(await run(db!, Number(step), Number(n))) + "\n";
+  Deno.stdout.writeSync(new TextEncoder().encode(line));
 }
