@@ -23,6 +23,8 @@ class Input {
   #buf = new Uint8Array(64 * 1024);
   #start = 0;
   #end = 0;
+  /** Bytes read from the connection so far. */
+  received = 0;
   readonly #conn: Deno.Conn;
 
   constructor(conn: Deno.Conn) {
@@ -50,6 +52,7 @@ class Input {
     const n = await this.#conn.read(this.#buf.subarray(this.#end));
     if (n === null) return false;
     this.#end += n;
+    this.received += n;
     return true;
   }
 
@@ -168,7 +171,9 @@ export class RawHttpClient {
 
   /** Sends one request; resolves to the status and the whole body. */
   async request(method: string, path: string, body?: string): Promise<RawResponse> {
-    const c = this.#idle.pop() ?? await this.#open();
+    const idle = this.#idle.pop();
+    const c = idle ?? await this.#open();
+    const before = c.input.received;
     try {
       await c.send(method, path, body);
       const { status, length, chunked } = await c.head();
@@ -177,6 +182,14 @@ export class RawHttpClient {
       return { status, body: text };
     } catch (error) {
       this.#drop(c);
+      // A kept-alive connection the daemon closed while it idled (its idle timeout) fails
+      // before any answer: the request was never taken, so it goes again on a new one.
+      if (idle !== undefined && c.input.received === before) {
+        Deno.stderr.writeSync(encoder.encode(
+          `[bench] ${method} ${path}: a kept-alive connection was closed (${error}); sent again\n`,
+        ));
+        return await this.request(method, path, body);
+      }
       throw error;
     }
   }
