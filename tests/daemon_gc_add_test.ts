@@ -11,7 +11,13 @@ import type { ReaperEvent } from "../src/store/events.ts";
 import type { ContainerRecord } from "../src/types.ts";
 import type { GcStatus } from "../src/daemon/api.ts";
 import { TestDaemon } from "./support/daemon.ts";
-import { exitWith, type FakeContainer, monitorFake, stopAll } from "./support/fake_container.ts";
+import {
+  exitWith,
+  type FakeContainer,
+  monitorFake,
+  orphanHeldByShim,
+  stopAll,
+} from "./support/fake_container.ts";
 import { until } from "./support/poll.ts";
 
 async function events(d: TestDaemon, id: string): Promise<ReaperEvent[]> {
@@ -215,17 +221,7 @@ Deno.test("gc add of a container adopted with unknown identity and still watched
   const dir = await Deno.makeTempDir({ prefix: "reaperd-daemon-" });
   // A state dir with no record, its FIFO held by a shim: adopted at start, identity unknown.
   const stateDir = `${dir}/state/fake/found-1`;
-  await Deno.mkdir(stateDir, { recursive: true });
-  libc.mkfifo(`${stateDir}/exit_fifo`, 0o600);
-  const reader = libc.open(
-    `${stateDir}/exit_fifo`,
-    libc.O.RDONLY | libc.O.NONBLOCK | libc.O.CLOEXEC,
-  );
-  const writer = libc.open(
-    `${stateDir}/exit_fifo`,
-    libc.O.WRONLY | libc.O.NONBLOCK | libc.O.CLOEXEC,
-  );
-  libc.close(reader);
+  const writer = await orphanHeldByShim(stateDir);
   const init = new Deno.Command("sleep", { args: ["600"], stdin: "null" }).spawn();
   const d = await TestDaemon.start({ dir });
   try {

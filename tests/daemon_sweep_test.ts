@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import * as libc from "../src/sys/libc.ts";
 import { TestDaemon } from "./support/daemon.ts";
-import { writeExit } from "./support/fake_container.ts";
+import { shimWriter, writeExit } from "./support/fake_container.ts";
 import { record, waitFor, waitStopped } from "./support/fault_util.ts";
 import { needs } from "./support/needs.ts";
 
@@ -30,14 +30,6 @@ function onlyRuntimes(...names: string[]): Record<string, unknown> {
     crun: null,
     ...Object.fromEntries(names.map((name) => [name, { path: "/bin/true", args: [] }])),
   };
-}
-
-/** A write end held as a shim holds it (a reader is needed for the open, then let go). */
-function shimWriter(fifo: string): number {
-  const reader = libc.open(fifo, libc.O.RDONLY | FLAGS);
-  const writer = libc.open(fifo, libc.O.WRONLY | FLAGS);
-  libc.close(reader);
-  return writer;
 }
 
 Deno.test("state root sweep: a daemon with another stateDirPattern adopts the orphans of its layout, and only those", async () => {

@@ -7,7 +7,13 @@ import assert from "node:assert/strict";
 import * as libc from "../src/sys/libc.ts";
 import { readProcStat } from "../src/sys/proc.ts";
 import { TestDaemon } from "./support/daemon.ts";
-import { type FakeContainer, startFake, stopAll, writeExit } from "./support/fake_container.ts";
+import {
+  type FakeContainer,
+  orphanHeldByShim,
+  startFake,
+  stopAll,
+  writeExit,
+} from "./support/fake_container.ts";
 import { needs } from "./support/needs.ts";
 import { until } from "./support/poll.ts";
 
@@ -195,13 +201,9 @@ Deno.test("state root sweep: FIFOs with no record are adopted with unknown ident
   // What a crashed host leaves: state dirs with FIFOs, one still held by its shim.
   const held = `${dir}/state/fake/held`;
   const orphan = `${dir}/state/fake/orphan`;
-  for (const stateDir of [held, orphan]) {
-    await Deno.mkdir(stateDir, { recursive: true });
-    libc.mkfifo(`${stateDir}/exit_fifo`, 0o600);
-  }
-  const reader = libc.open(`${held}/exit_fifo`, libc.O.RDONLY | libc.O.NONBLOCK | libc.O.CLOEXEC);
-  const writer = libc.open(`${held}/exit_fifo`, libc.O.WRONLY | libc.O.NONBLOCK | libc.O.CLOEXEC);
-  libc.close(reader);
+  const writer = await orphanHeldByShim(held);
+  await Deno.mkdir(orphan, { recursive: true });
+  libc.mkfifo(`${orphan}/exit_fifo`, 0o600);
   const d = await TestDaemon.start({ dir });
   try {
     const orphanDone = await until("orphan stopped", async () => {
@@ -243,17 +245,7 @@ Deno.test("state root sweep: a container adopted at start takes the identity its
   const dir = await Deno.makeTempDir({ prefix: "reaperd-daemon-" });
   // create-fifo happened, then reaperd restarted before the engine's monitor came.
   const stateDir = `${dir}/state/fake/late`;
-  await Deno.mkdir(stateDir, { recursive: true });
-  libc.mkfifo(`${stateDir}/exit_fifo`, 0o600);
-  const reader = libc.open(
-    `${stateDir}/exit_fifo`,
-    libc.O.RDONLY | libc.O.NONBLOCK | libc.O.CLOEXEC,
-  );
-  const writer = libc.open(
-    `${stateDir}/exit_fifo`,
-    libc.O.WRONLY | libc.O.NONBLOCK | libc.O.CLOEXEC,
-  );
-  libc.close(reader);
+  const writer = await orphanHeldByShim(stateDir);
   const init = new Deno.Command("sleep", { args: ["600"], stdin: "null" }).spawn();
   const d = await TestDaemon.start({ dir });
   try {

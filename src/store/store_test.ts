@@ -650,9 +650,7 @@ Deno.test("Store.forgetStopped() deletes only records stopped before the cutoff"
       const store = await Store.open(kv, { clock: () => now });
       const stopAt = async (id: string, at: number) => {
         now = at;
-        await store.register(registration(id));
-        await store.recordExit(id, 100, 1000, exitWith(0));
-        await store.markStopped(id);
+        await runToStopped(store, id);
       };
       await stopAt("old", 1_000);
       await stopAt("recent", 5_000);
@@ -680,11 +678,7 @@ Deno.test("Store.forgetStopped() leaves a record that changes under it, and dele
     withKv(path, async (kv) => {
       const { kv: racy, race } = racingKv(kv);
       const store = await Store.open(racy, { clock: () => 1_000 });
-      for (const id of ["s1", "s2", "s3"]) {
-        await store.register(registration(id));
-        await store.recordExit(id, 100, 1000, exitWith(0));
-        await store.markStopped(id);
-      }
+      for (const id of ["s1", "s2", "s3"]) await runToStopped(store, id);
       // Between the listing and the delete, s2 is registered again (as another writer would).
       race(async () => {
         const record = (await kv.get<Record<string, unknown>>(["container", "s2"])).value!;
@@ -699,6 +693,13 @@ Deno.test("Store.forgetStopped() leaves a record that changes under it, and dele
 });
 
 /** The retention index as stored: `stoppedAt:id` of each `["stopped", …]` key, in key order. */
+/** Registers `id` (pid 100, start time 1000), records its exit and marks it stopped. */
+async function runToStopped(store: Store, id: string): Promise<void> {
+  await store.register(registration(id));
+  await store.recordExit(id, 100, 1000, exitWith(0));
+  await store.markStopped(id);
+}
+
 async function stoppedIndex(kv: Deno.Kv): Promise<string[]> {
   const out: string[] = [];
   for await (const entry of kv.list({ prefix: [STOPPED] })) {
@@ -753,11 +754,7 @@ Deno.test("Store keeps one retention index key per stopped record through every 
 
       // Registered again together, in one batched commit.
       now = 6_000;
-      for (const id of ["c", "d"]) {
-        await store.register(registration(id));
-        await store.recordExit(id, 100, 1000, exitWith(0));
-        await store.markStopped(id);
-      }
+      for (const id of ["c", "d"]) await runToStopped(store, id);
       await agree(["5000:a", "6000:c", "6000:d"], "c and d stopped");
       now = 7_000;
       const again = await Promise.all(
@@ -778,11 +775,7 @@ Deno.test("Store.forgetStopped() keeps an id registered again during the sweep, 
     withKv(path, async (kv) => {
       const { kv: racy, race } = racingKv(kv);
       const store = await Store.open(racy, { clock: () => 1_000 });
-      for (const id of ["s1", "s2", "s3"]) {
-        await store.register(registration(id));
-        await store.recordExit(id, 100, 1000, exitWith(0));
-        await store.markStopped(id);
-      }
+      for (const id of ["s1", "s2", "s3"]) await runToStopped(store, id);
       assert.equal(await store.forgetStopped(0), 0);
       // Between the sweep's reads and its delete, s2 is registered again for a new run.
       race(() => store.register(registration("s2", 200)).then(() => {}));

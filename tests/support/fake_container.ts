@@ -88,3 +88,22 @@ export async function stopAll(containers: FakeContainer[]): Promise<void> {
     await c.process.status;
   }
 }
+
+/** A FIFO's write end held as a shim holds it (a reader is needed for the open, then let go). */
+export function shimWriter(fifo: string): number {
+  const flags = libc.O.NONBLOCK | libc.O.CLOEXEC;
+  const reader = libc.open(fifo, libc.O.RDONLY | flags);
+  const writer = libc.open(fifo, libc.O.WRONLY | flags);
+  libc.close(reader);
+  return writer;
+}
+
+/**
+ * What a crashed host leaves: `stateDir` with its exit FIFO and no record, the FIFO held by a
+ * shim still. Returns the write end.
+ */
+export async function orphanHeldByShim(stateDir: string): Promise<number> {
+  await Deno.mkdir(stateDir, { recursive: true });
+  libc.mkfifo(`${stateDir}/exit_fifo`, 0o600);
+  return shimWriter(`${stateDir}/exit_fifo`);
+}
