@@ -65,13 +65,15 @@ export function memoryCgroupDirOf(procCgroup: string, mounts: readonly MountInfo
 
 /** The OOM kill count of the memory cgroup at `dir`, or null when it cannot be read. */
 export function readOomKills(dir: string): number | null {
+  // v2's file first; on v1 it is missing, a miss that costs no exception (this runs per exit).
   for (const file of ["memory.events", "memory.oom_control"]) {
-    let text: string;
+    let text: string | null;
     try {
-      text = Deno.readTextFileSync(`${dir}/${file}`);
+      text = readProcText(`${dir}/${file}`);
     } catch {
       continue;
     }
+    if (text === null) continue;
     const count = parseOomKills(text);
     if (count !== null) return count;
   }

@@ -76,9 +76,10 @@ const procBuf = new Uint8Array(64 * 1024);
 const decoder = new TextDecoder();
 
 /**
- * The text of a /proc file of at most 64 KiB (`stat`, `cgroup`), or null when it is not there:
- * the process is gone. Synchronous on purpose: procfs answers at once, and the blocking pool is
- * kept for others.
+ * The text of a kernel file of at most 64 KiB (`/proc/<pid>/stat`, `/proc/<pid>/cgroup`, a
+ * memory cgroup's counters), or null when it is not there: the process or cgroup is gone.
+ * Synchronous on purpose: procfs and cgroupfs answer at once, and the blocking pool is kept for
+ * others.
  */
 export function readProcText(path: string): string | null {
   const n = readFileInto(path, procBuf);
