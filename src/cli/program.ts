@@ -6,6 +6,7 @@
  */
 
 import { isAbsolute, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import { Command, CommanderError, InvalidArgumentError } from "@commander-js/extra-typings";
 import {
   type Config,
@@ -137,8 +138,8 @@ Examples:
 Environment:
   REAPERD_SOCKET   the daemon's socket, for every command (like --socket)
   REAPERD_CONFIG   serve's config file when --config is not given
-  INIT_CWD         relative paths are taken from here when set (deno task sets it to the
-                   directory it was called from)
+  INIT_CWD         relative paths are taken from here when deno task ran reaperd (it sets
+                   it to the directory it was called from)
 
 ${EXIT_STATUS_HELP}
 `;
@@ -605,10 +606,19 @@ Examples:
   return program;
 }
 
-/** The directory relative paths are taken from: INIT_CWD when set (deno task), else the cwd. */
+/** Where `deno task` runs reaperd's tasks: the directory of deno.json, beside main.ts. */
+const TASK_DIRECTORY = new URL("../../", import.meta.url);
+
+/**
+ * The directory relative paths are taken from: INIT_CWD when `deno task` ran reaperd (the
+ * process then runs in the task directory), else the cwd. INIT_CWD alone proves nothing: every
+ * process under a `deno task` or `npm run` inherits it, after any cd.
+ */
 function callerDirectory(env: ConfigEnvironment): string {
+  const cwd = Deno.cwd();
   const init = env.getEnv("INIT_CWD");
-  return init !== undefined && isAbsolute(init) ? init : Deno.cwd();
+  if (init === undefined || !isAbsolute(init) || TASK_DIRECTORY.protocol !== "file:") return cwd;
+  return resolve(fileURLToPath(TASK_DIRECTORY)) === cwd ? init : cwd;
 }
 
 /** Loads the daemon only for `serve`: client commands then need no FFI, KV or extra grants. */

@@ -222,3 +222,31 @@ Deno.test("relative paths are taken from INIT_CWD when deno task set it, else fr
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("an INIT_CWD inherited from an outer deno task or npm script does not move relative paths", async () => {
+  const caller = await Deno.makeTempDir();
+  const stale = await Deno.makeTempDir();
+  try {
+    // A shell started under `deno task` (or `npm run`) keeps its INIT_CWD after a cd: reaperd
+    // run there directly must take paths from where it runs, as every other command does.
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--allow-all",
+        new URL("../../main.ts", import.meta.url).pathname,
+        "config",
+        "--db",
+        "r.db",
+      ],
+      cwd: caller,
+      env: { INIT_CWD: stale, REAPERD_CONFIG: "" },
+      stdin: "null",
+    }).output();
+    assert.equal(new TextDecoder().decode(out.stderr), "");
+    assert.equal(out.code, 0);
+    assert.equal(JSON.parse(new TextDecoder().decode(out.stdout)).db, `${caller}/r.db`);
+  } finally {
+    await Deno.remove(caller, { recursive: true });
+    await Deno.remove(stale, { recursive: true });
+  }
+});
