@@ -285,6 +285,12 @@ function argsProblem(value: unknown): string | null {
   return value.some((a) => a.includes("\0")) ? "must not contain NUL characters" : null;
 }
 
+function logLevelProblem(value: unknown): string | null {
+  return (LOG_LEVELS as readonly unknown[]).includes(value)
+    ? null
+    : `must be one of ${LOG_LEVELS.join(", ")}, got ${showValue(value)}`;
+}
+
 function kindProblem(value: unknown): string | null {
   return typeof value === "string" && kindNames().includes(value)
     ? null
@@ -337,13 +343,7 @@ const configFile = strict({
   stoppedRetentionMs: v.exactOptional(
     rule<number>(intProblem(0, MAX_RETENTION_MS, " ms")),
   ),
-  logLevel: v.exactOptional(
-    rule<LogLevel>((x) =>
-      (LOG_LEVELS as readonly unknown[]).includes(x)
-        ? null
-        : `must be one of ${LOG_LEVELS.join(", ")}, got ${showValue(x)}`
-    ),
-  ),
+  logLevel: v.exactOptional(rule<LogLevel>(logLevelProblem)),
 }, { ...file, notObject: (x) => `must be a JSON object, got ${showValue(x)}` });
 
 /** What a config file holds. */
@@ -397,28 +397,25 @@ export function parseConfig(text: string, source: string, base: Config): Config 
   return out;
 }
 
+/** `value` when `problem` finds nothing wrong with it; else a ConfigError naming `name`. */
+function checked<T>(value: T, name: string, problem: string | null): T {
+  if (problem !== null) throw new ConfigError(`${name} ${problem}`);
+  return value;
+}
+
 /** Applies flag values on top of `config`; errors name the flag. */
 export function applyOverrides(config: Config, overrides: ConfigOverrides): Config {
   const out: Config = { ...config };
-  const flag = (value: unknown, name: string, maxBytes?: number): string => {
-    const problem = absolutePathProblem(value, maxBytes);
-    if (problem !== null) throw new ConfigError(`${name} ${problem}`);
-    return value as string;
-  };
-  if (overrides.socket !== undefined) {
-    out.socket = flag(overrides.socket, "--socket", MAX_SOCKET_PATH_BYTES);
+  const { socket, db, stateRoot, logLevel } = overrides;
+  if (socket !== undefined) {
+    out.socket = checked(socket, "--socket", absolutePathProblem(socket, MAX_SOCKET_PATH_BYTES));
   }
-  if (overrides.db !== undefined) out.db = flag(overrides.db, "--db");
-  if (overrides.stateRoot !== undefined) {
-    out.stateRoot = flag(overrides.stateRoot, "--state-root");
+  if (db !== undefined) out.db = checked(db, "--db", absolutePathProblem(db));
+  if (stateRoot !== undefined) {
+    out.stateRoot = checked(stateRoot, "--state-root", absolutePathProblem(stateRoot));
   }
-  if (overrides.logLevel !== undefined) {
-    if (!(LOG_LEVELS as readonly string[]).includes(overrides.logLevel)) {
-      throw new ConfigError(
-        `--log-level must be one of ${LOG_LEVELS.join(", ")}, got ${showValue(overrides.logLevel)}`,
-      );
-    }
-    out.logLevel = overrides.logLevel;
+  if (logLevel !== undefined) {
+    out.logLevel = checked(logLevel, "--log-level", logLevelProblem(logLevel));
   }
   return out;
 }
@@ -447,8 +444,7 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Confi
   const envSocket = env.getEnv("REAPERD_SOCKET");
   if (envSocket !== undefined && envSocket !== "") {
     const problem = absolutePathProblem(envSocket, MAX_SOCKET_PATH_BYTES);
-    if (problem !== null) throw new ConfigError(`REAPERD_SOCKET ${problem}`);
-    config.socket = envSocket;
+    config.socket = checked(envSocket, "REAPERD_SOCKET", problem);
   }
   return applyOverrides(config, options.overrides ?? {});
 }
