@@ -274,10 +274,7 @@ export class StateLayout {
   #lengthProblem(dir: string): string | null {
     const fifo = `${dir}/${FIFO_NAME}`;
     if (fitsBytes(fifo, MAX_PATH_BYTES)) return null;
-    const bytes = byteLength(fifo);
-    return bytes > MAX_PATH_BYTES
-      ? `stateDir ${showValue(dir)} is too long: its exit FIFO's path would be ${bytes} bytes ` +
-        `(at most ${MAX_PATH_BYTES})`
-      : null;
+    return `stateDir ${showValue(dir)} is too long: its exit FIFO's path would be ` +
+      `${byteLength(fifo)} bytes (at most ${MAX_PATH_BYTES})`;
   }
 }
