@@ -62,7 +62,7 @@ export type ContainerState = "running" | "stopping" | "gc" | "stopped";
 
 /** The durable record of one container. */
 export interface ContainerRecord extends PidInfo {
-  /** Container id (validated: no `/`, no `..`, no NUL, at most 256 characters). */
+  /** Container id (identity.ts `idProblem`: 1–255 of `[A-Za-z0-9_.-]`, no `..`). */
   id: string;
   /** Human name; defaults to the id. */
   name: string;
