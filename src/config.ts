@@ -346,9 +346,6 @@ const configFile = strict({
   logLevel: v.exactOptional(rule<LogLevel>(logLevelProblem)),
 }, { ...file, notObject: (x) => `must be a JSON object, got ${showValue(x)}` });
 
-/** What a config file holds. */
-export type ConfigFile = v.InferOutput<typeof configFile>;
-
 /**
  * Applies the JSON text of a config file on top of `base` and returns the result. `source`
  * names the file in errors. In `runtimes`, each entry replaces the default of the same name,

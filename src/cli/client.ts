@@ -66,7 +66,7 @@ export interface EventsOptions {
 const ORIGIN = "http://127.0.0.1";
 
 /** Records per page when listing. */
-export const LIST_PAGE = 500;
+const LIST_PAGE = 500;
 
 function causeMessage(e: unknown): string {
   let cur: unknown = e;
