@@ -62,6 +62,14 @@ export interface CliDeps {
   serveBlocked?: () => string | null;
 }
 
+/** The flags of `serve` and `config` that override the config file. */
+interface ServeFlags {
+  socket?: string | undefined;
+  db?: string | undefined;
+  stateRoot?: string | undefined;
+  logLevel?: LogLevel | undefined;
+}
+
 const STATES: readonly ContainerState[] = ["running", "stopping", "gc", "stopped"];
 const NO_FILTERS: Filters = new Map();
 
@@ -183,12 +191,7 @@ export function buildProgram(deps: CliDeps, setCode: (code: number) => void) {
     .version(VERSION, "-V, --version", "print reaperd's version")
     .addHelpText("after", TOP_HELP);
 
-  const serveOverrides = (o: {
-    socket?: string | undefined;
-    db?: string | undefined;
-    stateRoot?: string | undefined;
-    logLevel?: LogLevel | undefined;
-  }): ConfigOverrides => {
+  const serveOverrides = (o: ServeFlags): ConfigOverrides => {
     const overrides: ConfigOverrides = {};
     if (o.socket !== undefined) overrides.socket = abs(o.socket);
     if (o.db !== undefined) overrides.db = abs(o.db);
@@ -197,13 +200,7 @@ export function buildProgram(deps: CliDeps, setCode: (code: number) => void) {
     return overrides;
   };
 
-  const configFor = (o: {
-    config?: string | undefined;
-    socket?: string | undefined;
-    db?: string | undefined;
-    stateRoot?: string | undefined;
-    logLevel?: LogLevel | undefined;
-  }): Promise<Config> => {
+  const configFor = (o: ServeFlags & { config?: string | undefined }): Promise<Config> => {
     const options: Parameters<typeof loadConfig>[0] = {
       env: deps.env,
       overrides: serveOverrides(o),
