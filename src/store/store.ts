@@ -749,13 +749,13 @@ export class Store {
         return { outcome: "ignored" };
       }
       seen.add(item.id);
-      const exit = fitExit(record, clampExit(item.exit));
-      if (exit === null) {
+      const fit = fitExit(record, clampExit(item.exit));
+      if (fit === null) {
         return { outcome: "refused", reason: tooLargeWithExit(item.id, valueSize(record)) };
       }
+      const { exit, recordBytes } = fit;
       const written: ContainerRecord = { ...record, state: "stopping", exit, updatedAt: now };
       const event = exitEvent(written, exit);
-      const recordBytes = valueSize(written);
       const bytes = keySize(containerKey(item.id)) * 2 + recordBytes + 64 + valueSize(event);
       writes.push({ index: i, entry: entries[i]!, item, record: written, event, bytes });
       return { outcome: "recorded", record: written };
@@ -851,8 +851,10 @@ export class Store {
       ) {
         return { result: null };
       }
-      const stored = fitExit(record, clampExit(exit));
-      if (stored === null) throw new StoreInputError(tooLargeWithExit(id, valueSize(record)));
+      const stored = fitExit(record, clampExit(exit))?.exit;
+      if (stored === undefined) {
+        throw new StoreInputError(tooLargeWithExit(id, valueSize(record)));
+      }
       const stopping: ContainerRecord = {
         ...record,
         state: "stopping",
@@ -1926,15 +1928,23 @@ function checkRoomForExit(record: ContainerRecord): void {
 /**
  * `exit` as it fits into `record` within the value limit: whole, or with its reason cut short
  * (a record stored before records were sized at the door may have no room for all of it; the
- * code matters more than the words), or null when not even the code fits.
+ * code matters more than the words), or null when not even the code fits. `recordBytes` is the
+ * estimate of the record as it will be written with that exit (its `updatedAt` changes, and a
+ * number's estimate does not depend on its value), so the caller sizes its commit without
+ * measuring the record again.
  */
-function fitExit(record: ContainerRecord, exit: ExitStatus): ExitStatus | null {
+function fitExit(
+  record: ContainerRecord,
+  exit: ExitStatus,
+): { exit: ExitStatus; recordBytes: number } | null {
   const size = (e: ExitStatus) => valueSize({ ...record, state: "stopping", exit: e });
-  if (size(exit) <= VALUE_BUDGET) return exit;
+  const whole = size(exit);
+  if (whole <= VALUE_BUDGET) return { exit, recordBytes: whole };
   const room = VALUE_BUDGET - size({ ...exit, reason: "" });
   if (room < 0) return null;
   // Two bytes a character at most.
-  return { ...exit, reason: exit.reason.slice(0, Math.floor(room / 2)) };
+  const cut = { ...exit, reason: exit.reason.slice(0, Math.floor(room / 2)) };
+  return { exit: cut, recordBytes: size(cut) };
 }
 
 /** Why an exit cannot be written into a record that is already too large for it. */
