@@ -1756,10 +1756,6 @@ export class Store {
 }
 
 /**
- * What registering `input` does to a container whose record and GC entry are as read: nothing
- * (the same run again), a new `running` record with its "monitor" event, or a ConflictError.
- */
-/**
  * Adds to `op` a check on the record and GC entry of `id` as read, and `write`'s changes to
  * them.
  */
@@ -1807,6 +1803,10 @@ function stageStoppedIndex(
   if (nextAt !== null) op.set(stoppedKey(nextAt, id), null);
 }
 
+/**
+ * What registering `input` does to a container whose record and GC entry are as read: nothing
+ * (the same run again), a new `running` record with its "monitor" event, or a ConflictError.
+ */
 function decideRegister(
   input: RegisterInput,
   record: ContainerRecord | null,

@@ -692,7 +692,6 @@ Deno.test("Store.forgetStopped() leaves a record that changes under it, and dele
   );
 });
 
-/** The retention index as stored: `stoppedAt:id` of each `["stopped", …]` key, in key order. */
 /** Registers `id` (pid 100, start time 1000), records its exit and marks it stopped. */
 async function runToStopped(store: Store, id: string): Promise<void> {
   await store.register(registration(id));
@@ -700,6 +699,7 @@ async function runToStopped(store: Store, id: string): Promise<void> {
   await store.markStopped(id);
 }
 
+/** The retention index as stored: `stoppedAt:id` of each `["stopped", …]` key, in key order. */
 async function stoppedIndex(kv: Deno.Kv): Promise<string[]> {
   const out: string[] = [];
   for await (const entry of kv.list({ prefix: [STOPPED] })) {
