@@ -100,6 +100,8 @@ export function exitWith(code: number, at = 1_000): ExitStatus {
 export interface ReadCount {
   /** `list` calls made. */
   lists: number;
+  /** `get` and `getMany` calls made, whether or not they found anything. */
+  lookups: number;
   /** Entries read, by `list`, `get` and `getMany` (absent keys not counted). */
   entries: number;
   /** Entries read whose key starts with `prefix`, by prefix. */
@@ -107,11 +109,11 @@ export interface ReadCount {
 }
 
 /**
- * A `Deno.Kv` like `kv` that counts its `list` calls and the entries it reads, by the first
+ * A `Deno.Kv` like `kv` that counts its `list`, `get` and `getMany` calls and the entries it reads, by the first
  * part of their keys: what a scan costs, told apart from what a lookup costs.
  */
 export function countingReads(kv: Deno.Kv): { kv: Deno.Kv; count: ReadCount; reset: () => void } {
-  const count: ReadCount = { lists: 0, entries: 0, byPrefix: new Map() };
+  const count: ReadCount = { lists: 0, lookups: 0, entries: 0, byPrefix: new Map() };
   const saw = (entry: Deno.KvEntryMaybe<unknown>) => {
     if (entry.versionstamp === null) return;
     count.entries++;
@@ -134,6 +136,7 @@ export function countingReads(kv: Deno.Kv): { kv: Deno.Kv; count: ReadCount; res
       }
       if (prop === "get") {
         return async (key: Deno.KvKey, options?: { consistency?: Deno.KvConsistencyLevel }) => {
+          count.lookups++;
           const entry = await target.get(key, options);
           saw(entry);
           return entry;
@@ -144,6 +147,7 @@ export function countingReads(kv: Deno.Kv): { kv: Deno.Kv; count: ReadCount; res
           keys: Deno.KvKey[],
           options?: { consistency?: Deno.KvConsistencyLevel },
         ) => {
+          count.lookups++;
           const entries = await target.getMany(keys, options);
           entries.forEach(saw);
           return entries;
@@ -158,6 +162,7 @@ export function countingReads(kv: Deno.Kv): { kv: Deno.Kv; count: ReadCount; res
     count,
     reset: () => {
       count.lists = 0;
+      count.lookups = 0;
       count.entries = 0;
       count.byPrefix.clear();
     },

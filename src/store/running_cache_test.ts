@@ -2,25 +2,7 @@ import assert from "node:assert/strict";
 import type { ReaperEvent } from "./events.ts";
 import { RunningCache } from "./running_cache.ts";
 import { Store } from "./store.ts";
-import { exitWith, registration, withKv, withKvPath } from "./_test_util.ts";
-
-/** `kv` with a count of its record reads (get and getMany). */
-function countingReads(kv: Deno.Kv): { kv: Deno.Kv; reads: () => number } {
-  let reads = 0;
-  const counted = new Proxy(kv, {
-    get(target, prop) {
-      const value = Reflect.get(target, prop, target);
-      if (prop === "get" || prop === "getMany") {
-        return (...args: unknown[]) => {
-          reads++;
-          return (value as (...a: unknown[]) => unknown).apply(target, args);
-        };
-      }
-      return typeof value === "function" ? value.bind(target) : value;
-    },
-  });
-  return { kv: counted, reads: () => reads };
-}
+import { countingReads, exitWith, registration, withKv, withKvPath } from "./_test_util.ts";
 
 async function exitEvents(store: Store, id: string): Promise<ReaperEvent[]> {
   return (await store.eventsSince(0, 1_000)).filter((e) => e.kind === "exit" && e.id === id);
@@ -118,14 +100,14 @@ Deno.test("RunningCache gives back every field of the records it keeps, and keep
 Deno.test("Store.recordExits() commits the exit of a record it wrote without reading it, the whole record kept", async () => {
   await withKvPath(async (path) => {
     await withKv(path, async (raw) => {
-      const { kv, reads } = countingReads(raw);
+      const { kv, count } = countingReads(raw);
       const store = await Store.open(kv, { clock: () => 7_000 });
       const { record } = await store.register({ ...registration("c1"), mounts: ["/m/c1"] });
-      const before = reads();
+      const before = count.lookups;
       const [result] = await store.recordExits([
         { id: "c1", pid: 100, startTime: 1000, exit: exitWith(3) },
       ]);
-      assert.equal(reads(), before, "no read before the commit");
+      assert.equal(count.lookups, before, "no read before the commit");
       assert.equal(result?.outcome, "recorded");
       const stored = await store.get("c1");
       assert.deepEqual(stored, { ...record, state: "stopping", exit: exitWith(3) });
@@ -134,7 +116,7 @@ Deno.test("Store.recordExits() commits the exit of a record it wrote without rea
         { id: "c1", pid: 100, startTime: 1000, exit: exitWith(3) },
       ]);
       assert.equal(again?.outcome, "ignored");
-      assert.ok(reads() > before, "a report the cache cannot vouch for is read");
+      assert.ok(count.lookups > before, "a report the cache cannot vouch for is read");
       assert.equal((await exitEvents(store, "c1")).length, 1);
     });
   });
