@@ -38,6 +38,7 @@ export function clampSteps(steps: readonly StepResult[]): StepResult[] {
     exitCode: s.exitCode,
     stderrTail: tail(s.stderrTail, MAX_STEP_TAIL),
     durationMs: s.durationMs,
+    ...(s.skipped === undefined ? {} : { skipped: s.skipped }),
   }));
 }
 
