@@ -3,15 +3,7 @@ import type { Logger } from "../log.ts";
 import { startRetention, steadyWallClock, sweepIntervalMs } from "./retention.ts";
 import { Store } from "../store/store.ts";
 import { exitWith, registration, withKv, withKvPath } from "../store/_test_util.ts";
-
-/** Polls `fn` every 50 ms until it returns true; throws after 10 s. */
-async function until(what: string, fn: () => Promise<boolean | null>): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while (!(await fn())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+import { until } from "../../tests/support/poll.ts";
 
 function recordingLog(lines: string[]): Logger {
   const say = (level: string) => (message: string, props?: Record<string, unknown>) =>
