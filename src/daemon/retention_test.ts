@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import type { Logger } from "../log.ts";
 import { startRetention, steadyWallClock, sweepIntervalMs } from "./retention.ts";
 import { Store } from "../store/store.ts";
-import { exitWith, registration, withKv, withKvPath } from "../store/_test_util.ts";
+import { runToStopped, withKv, withKvPath } from "../store/_test_util.ts";
 import { until } from "../../tests/support/poll.ts";
 
 function recordingLog(lines: string[]): Logger {
@@ -63,15 +63,10 @@ Deno.test("startRetention keeps fresh records when the wall clock is stepped for
       let wall = 1_000_000_000;
       let mono = 50;
       const store = await Store.open(kv, { clock: () => wall });
-      const stop = async (id: string) => {
-        await store.register(registration(id));
-        await store.recordExit(id, 100, 1000, exitWith(0));
-        await store.markStopped(id);
-      };
       wall -= 10_000;
-      await stop("old");
+      await runToStopped(store, "old");
       wall += 10_000;
-      await stop("fresh");
+      await runToStopped(store, "fresh");
       const lines: string[] = [];
       const stopSweeps = startRetention({
         store,

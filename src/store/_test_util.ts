@@ -6,7 +6,7 @@
  */
 
 import type { ExitStatus } from "../types.ts";
-import type { RegisterInput } from "./store.ts";
+import type { RegisterInput, Store } from "./store.ts";
 
 /**
  * Runs `fn` with the path of a fresh KV file in a new temp dir, and removes the dir after,
@@ -94,6 +94,13 @@ export function registration(id: string, pid = 100): RegisterInput {
 /** A known exit with `code`. */
 export function exitWith(code: number, at = 1_000): ExitStatus {
   return { code, signal: null, known: true, reason: `exited with code ${code}`, at };
+}
+
+/** Registers `id` (pid 100, start time 1000), records its exit and marks it stopped. */
+export async function runToStopped(store: Store, id: string): Promise<void> {
+  await store.register(registration(id));
+  await store.recordExit(id, 100, 1000, exitWith(0));
+  await store.markStopped(id);
 }
 
 /** What a {@linkcode countingReads} wrapper has read so far. */

@@ -9,6 +9,7 @@ import {
   interceptCommits,
   racingKv,
   registration,
+  runToStopped,
   withKv,
   withKvPath,
 } from "./_test_util.ts";
@@ -692,13 +693,6 @@ Deno.test("Store.forgetStopped() leaves a record that changes under it, and dele
   );
 });
 
-/** Registers `id` (pid 100, start time 1000), records its exit and marks it stopped. */
-async function runToStopped(store: Store, id: string): Promise<void> {
-  await store.register(registration(id));
-  await store.recordExit(id, 100, 1000, exitWith(0));
-  await store.markStopped(id);
-}
-
 /** The retention index as stored: `stoppedAt:id` of each `["stopped", …]` key, in key order. */
 async function stoppedIndex(kv: Deno.Kv): Promise<string[]> {
   const out: string[] = [];
@@ -724,9 +718,7 @@ Deno.test("Store keeps one retention index key per stopped record through every 
         assert.deepEqual(await stoppedIndex(kv), expected, when);
         assert.deepEqual(await stoppedRecords(store), expected, when);
       };
-      await store.register(registration("a"));
-      await store.recordExit("a", 100, 1000, exitWith(0));
-      await store.markStopped("a");
+      await runToStopped(store, "a");
       await agree(["1000:a"], "markStopped");
 
       now = 2_000;
