@@ -91,8 +91,8 @@ class Input {
   }
 }
 
-/** One keep-alive connection. */
-class Connection {
+/** One keep-alive connection: requests sent and answers read one at a time. */
+export class Connection {
   readonly conn: Deno.Conn;
   readonly input: Input;
 
@@ -101,6 +101,7 @@ class Connection {
     this.input = new Input(conn);
   }
 
+  /** Sends one request (a JSON body when `body` is given). */
   async send(method: string, path: string, body?: string): Promise<void> {
     const payload = body === undefined ? "" : body;
     const head = `${method} ${path} HTTP/1.1\r\nhost: reaperd\r\n` +
@@ -143,6 +144,7 @@ class Connection {
     return text.slice(0, n);
   }
 
+  /** The body of the answer whose head said `length` or `chunked`, as text. */
   async body(length: number | null, chunked: boolean): Promise<string> {
     if (length !== null) {
       const text = await this.input.takeExactly(length);

@@ -11,87 +11,34 @@
  * @module
  */
 
+import { Connection } from "./_raw_http.ts";
 import { lines } from "./_writer.ts";
 
 const encoder = new TextEncoder();
-const decoder = new TextDecoder();
-
-/** Reads one response (headers + content-length or chunked body); false when the peer left. */
-async function readResponse(
-  conn: Deno.Conn,
-  state: { buf: Uint8Array },
-): Promise<{ status: number; bytes: number } | null> {
-  const chunk = new Uint8Array(64 * 1024);
-  const more = async () => {
-    const n = await conn.read(chunk);
-    if (n === null) return false;
-    const next = new Uint8Array(state.buf.length + n);
-    next.set(state.buf);
-    next.set(chunk.subarray(0, n), state.buf.length);
-    state.buf = next;
-    return true;
-  };
-  let end: number;
-  for (;;) {
-    end = decoder.decode(state.buf.subarray(0, Math.min(state.buf.length, 8192)))
-      .indexOf("\r\n\r\n");
-    if (end >= 0) break;
-    if (!await more()) return null;
-  }
-  const head = decoder.decode(state.buf.subarray(0, end));
-  const status = Number(head.slice(9, 12));
-  const length = /content-length: (\d+)/i.exec(head);
-  let rest = end + 4;
-  if (length !== null) {
-    const total = rest + Number(length[1]);
-    while (state.buf.length < total) if (!await more()) return null;
-    state.buf = state.buf.subarray(total);
-    return { status, bytes: Number(length[1]) };
-  }
-  // Chunked.
-  let bytes = 0;
-  for (;;) {
-    let nl: number;
-    while ((nl = decoder.decode(state.buf.subarray(rest, rest + 20)).indexOf("\r\n")) < 0) {
-      if (!await more()) return null;
-    }
-    const size = parseInt(decoder.decode(state.buf.subarray(rest, rest + nl)), 16);
-    const total = rest + nl + 2 + size + 2;
-    while (state.buf.length < total) if (!await more()) return null;
-    rest = total;
-    bytes += size;
-    if (size === 0) break;
-  }
-  state.buf = state.buf.subarray(rest);
-  return { status, bytes };
-}
 
 async function runReaders(socket: string, count: number, ids: string[]): Promise<void> {
-  const conns: Deno.Conn[] = [];
+  const conns: Connection[] = [];
   for (let i = 0; i < count; i++) {
-    conns.push(await Deno.connect({ transport: "unix", path: socket }));
+    conns.push(new Connection(await Deno.connect({ transport: "unix", path: socket })));
   }
   let stop = false;
   let requests = 0;
   let errors = 0;
   let bytes = 0;
   const loops = conns.map(async (conn, i) => {
-    const state = { buf: new Uint8Array(0) };
     for (let k = 0; !stop; k++) {
       const path = (i + k) % 2 === 0
         ? "/v1/containers"
         : `/v1/containers/${ids[(i * 7 + k) % ids.length]}`;
       try {
-        await conn.write(encoder.encode(`GET ${path} HTTP/1.1\r\nhost: reaperd\r\n\r\n`));
-        const res = await readResponse(conn, state);
-        if (res === null) {
-          errors++;
-          return;
-        }
-        if (res.status !== 200) errors++;
+        await conn.send("GET", path);
+        const { status, length, chunked } = await conn.head();
+        const body = await conn.body(length, chunked);
+        if (status !== 200) errors++;
         requests++;
-        bytes += res.bytes;
+        bytes += length ?? encoder.encode(body).length;
       } catch {
+        // Includes the daemon closing the connection.
         errors++;
         return;
       }
@@ -104,7 +51,7 @@ async function runReaders(socket: string, count: number, ids: string[]): Promise
   await Promise.race([Promise.allSettled(loops), new Promise((r) => setTimeout(r, 5000))]);
   for (const conn of conns) {
     try {
-      conn.close();
+      conn.conn.close();
     } catch {
       // Closed by the daemon.
     }
