@@ -8,6 +8,8 @@
  * @module
  */
 
+import { splitLines } from "./_lines.ts";
+
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 const CRLF2 = [13, 10, 13, 10];
@@ -144,6 +146,11 @@ export class Connection {
     return text.slice(0, n);
   }
 
+  /** The chunks of a chunked body, as they arrive. */
+  async *chunks(): AsyncGenerator<string> {
+    for (let c = await this.chunk(); c !== null; c = await this.chunk()) yield c;
+  }
+
   /** The body of the answer whose head said `length` or `chunked`, as text. */
   async body(length: number | null, chunked: boolean): Promise<string> {
     if (length !== null) {
@@ -217,16 +224,7 @@ export class RawHttpClient {
 
   async *#lines(c: Connection): AsyncGenerator<string> {
     try {
-      let pending = "";
-      for (let text = await c.chunk(); text !== null; text = await c.chunk()) {
-        pending += text;
-        let nl: number;
-        while ((nl = pending.indexOf("\n")) >= 0) {
-          yield pending.slice(0, nl);
-          pending = pending.slice(nl + 1);
-        }
-      }
-      if (pending !== "") yield pending;
+      yield* splitLines(c.chunks());
     } finally {
       this.#drop(c);
     }

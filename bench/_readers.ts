@@ -11,8 +11,8 @@
  * @module
  */
 
+import { lines } from "./_lines.ts";
 import { Connection } from "./_raw_http.ts";
-import { lines } from "./_writer.ts";
 
 const encoder = new TextEncoder();
 

@@ -21,22 +21,9 @@
 import { encodeExitStatus } from "../src/supervisor/exit_status.ts";
 import * as libc from "../src/sys/libc.ts";
 import { nowMs } from "./_clock.ts";
+import { lines } from "./_lines.ts";
 
 const encoder = new TextEncoder();
-
-/** Splits a byte stream into lines. */
-export async function* lines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string> {
-  let pending = "";
-  for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
-    pending += chunk;
-    let nl: number;
-    while ((nl = pending.indexOf("\n")) >= 0) {
-      yield pending.slice(0, nl);
-      pending = pending.slice(nl + 1);
-    }
-  }
-  if (pending !== "") yield pending;
-}
 
 async function serveCommands(): Promise<void> {
   const fds: number[] = [];

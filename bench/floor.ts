@@ -14,7 +14,8 @@
 
 import { nowMs } from "./_clock.ts";
 import { summarize, type Summary } from "./_stats.ts";
-import { lines, type WriterProcess } from "./_writer.ts";
+import { lines } from "./_lines.ts";
+import type { WriterProcess } from "./_writer.ts";
 
 const SOURCE = new URL("./floor.c", import.meta.url).pathname;
 
