@@ -13,6 +13,7 @@
 
 import { lines } from "./_lines.ts";
 import { Connection } from "./_raw_http.ts";
+import { type ReadyProcess, spawnReady } from "./_ready.ts";
 
 const encoder = new TextEncoder();
 
@@ -65,9 +66,9 @@ export class ReaderProcess {
   readonly #replies: AsyncGenerator<string>;
   readonly #started: number;
 
-  private constructor(child: Deno.ChildProcess) {
+  private constructor({ child, replies }: ReadyProcess) {
     this.#child = child;
-    this.#replies = lines(child.stdout);
+    this.#replies = replies;
     this.#started = performance.now();
   }
 
@@ -77,16 +78,16 @@ export class ReaderProcess {
     count: number,
     ids: readonly string[],
   ): Promise<ReaderProcess> {
-    const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", new URL(import.meta.url).pathname, socket, String(count), ids.join(",")],
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "inherit",
-    }).spawn();
-    const readers = new ReaderProcess(child);
-    const first = await readers.#replies.next();
-    if (first.value !== "ready") throw new Error(`readers did not start: ${first.value}`);
-    return readers;
+    return new ReaderProcess(
+      await spawnReady("readers", Deno.execPath(), [
+        "run",
+        "-A",
+        new URL(import.meta.url).pathname,
+        socket,
+        String(count),
+        ids.join(","),
+      ], "piped"),
+    );
   }
 
   /** The reader process's pid. */

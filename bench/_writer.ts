@@ -22,6 +22,7 @@ import { encodeExitStatus } from "../src/supervisor/exit_status.ts";
 import * as libc from "../src/sys/libc.ts";
 import { nowMs } from "./_clock.ts";
 import { lines } from "./_lines.ts";
+import { type ReadyProcess, spawnReady } from "./_ready.ts";
 
 const encoder = new TextEncoder();
 
@@ -86,24 +87,22 @@ export class WriterProcess {
   readonly #replies: AsyncGenerator<string>;
   #queue: Promise<unknown> = Promise.resolve();
 
-  private constructor(child: Deno.ChildProcess) {
+  private constructor({ child, replies }: ReadyProcess) {
     this.#child = child;
     this.#stdin = child.stdin.getWriter();
-    this.#replies = lines(child.stdout);
+    this.#replies = replies;
   }
 
   /** Starts a writer and waits for it to say it is ready. */
   static async start(): Promise<WriterProcess> {
-    const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "--allow-ffi", "--allow-read", new URL(import.meta.url).pathname],
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "inherit",
-    }).spawn();
-    const writer = new WriterProcess(child);
-    const first = await writer.#replies.next();
-    if (first.value !== "ready") throw new Error(`writer did not start: ${first.value}`);
-    return writer;
+    return new WriterProcess(
+      await spawnReady("writer", Deno.execPath(), [
+        "run",
+        "--allow-ffi",
+        "--allow-read",
+        new URL(import.meta.url).pathname,
+      ], "piped"),
+    );
   }
 
   /** The writer's pid. */

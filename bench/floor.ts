@@ -13,8 +13,8 @@
  */
 
 import { nowMs } from "./_clock.ts";
+import { spawnReady } from "./_ready.ts";
 import { summarize, type Summary } from "./_stats.ts";
-import { lines } from "./_lines.ts";
 import type { WriterProcess } from "./_writer.ts";
 
 const SOURCE = new URL("./floor.c", import.meta.url).pathname;
@@ -54,16 +54,13 @@ export async function measureExitFloor(
   count: number,
   gapMs: number,
 ): Promise<Summary> {
-  const child = new Deno.Command(binary, {
-    args: ["exit", dir, String(count)],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
+  const { child, replies: reply } = await spawnReady(
+    "floor exit",
+    binary,
+    ["exit", dir, String(count)],
+    "null",
+  );
   const arrived = new Array<number>(count).fill(NaN);
-  const reply = lines(child.stdout);
-  const first = await reply.next();
-  if (first.value !== "ready") throw new Error(`floor exit did not start: ${first.value}`);
   const reading = (async () => {
     for await (const line of reply) {
       const at = nowMs();
