@@ -7,6 +7,7 @@ import { fakeRuntime, type RunningShim, startShim, stopShim } from "./fixtures/s
 import { readProcStat } from "../src/sys/proc.ts";
 import type { ReaperEvent } from "../src/store/events.ts";
 import { TestDaemon } from "./support/daemon.ts";
+import { metric } from "./support/fault_util.ts";
 import { until } from "./support/poll.ts";
 import { needs } from "./support/needs.ts";
 
@@ -20,12 +21,6 @@ async function events(d: TestDaemon, id: string): Promise<ReaperEvent[]> {
   return res.text.trim().split("\n").map((l) => JSON.parse(l) as ReaperEvent).filter((e) =>
     e.id === id
   );
-}
-
-/** One sample's value from the Prometheus text, null when absent. */
-function sample(text: string, series: string): number | null {
-  const line = text.split("\n").find((l) => l.startsWith(`${series} `));
-  return line === undefined ? null : Number(line.slice(series.length + 1));
 }
 
 async function stateOf(d: TestDaemon, id: string): Promise<string> {
@@ -106,16 +101,16 @@ withCc.test("GC: a runtime whose delete fails 3 times is retried with backoff, t
 
     // Every attempt is counted, the first one after the exit and each retry, by result and step.
     const metrics = (await d.api("GET", "/metrics")).text;
-    assert.equal(sample(metrics, 'reaperd_cleanups_total{result="failed"}'), 3);
-    assert.equal(sample(metrics, 'reaperd_cleanups_total{result="ok"}'), 1);
-    assert.equal(sample(metrics, 'reaperd_cleanup_step_failures_total{step="runtime-delete"}'), 3);
-    assert.equal(sample(metrics, 'reaperd_gc_entries{state="none"}'), 0);
-    assert.equal(sample(metrics, "reaperd_stopping_containers"), 0);
-    assert.equal(sample(metrics, 'reaperd_exits_total{known="true"}'), 1);
+    assert.equal(metric(metrics, 'reaperd_cleanups_total{result="failed"}'), 3);
+    assert.equal(metric(metrics, 'reaperd_cleanups_total{result="ok"}'), 1);
+    assert.equal(metric(metrics, 'reaperd_cleanup_step_failures_total{step="runtime-delete"}'), 3);
+    assert.equal(metric(metrics, 'reaperd_gc_entries{state="none"}'), 0);
+    assert.equal(metric(metrics, "reaperd_stopping_containers"), 0);
+    assert.equal(metric(metrics, 'reaperd_exits_total{known="true"}'), 1);
     assert.match(metrics, /^reaperd_build_info\{version="[^"]+",deno="[^"]+"\} 1$/m);
-    assert.ok(sample(metrics, "process_resident_memory_bytes")! > 1e6);
-    assert.ok(sample(metrics, "process_open_fds")! > 3);
-    const started = sample(metrics, "process_start_time_seconds")!;
+    assert.ok(metric(metrics, "process_resident_memory_bytes")! > 1e6);
+    assert.ok(metric(metrics, "process_open_fds")! > 3);
+    const started = metric(metrics, "process_start_time_seconds")!;
     assert.ok(Math.abs(started - Date.now() / 1000) < 120, `start time ${started}`);
     // The log tells the story at the default level: the first failure with its step, the
     // second (the count doubled), not the third, then the success.
