@@ -13,9 +13,10 @@ import {
   stopShim,
 } from "./fixtures/shim.ts";
 import { TestDaemon } from "./support/daemon.ts";
+import { exitEventOf } from "./support/fault_util.ts";
 import { needs } from "./support/needs.ts";
 import { MemoryCgroups } from "../src/sys/memory_cgroup.ts";
-import { type ExitEvent, isEvent, type ReaperEvent } from "../src/store/events.ts";
+import type { ExitEvent } from "../src/store/events.ts";
 import type { ContainerRecord } from "../src/types.ts";
 
 const withRuncAndMemcg = needs("root", "runc", "busybox", "cc", "memory-cgroup");
@@ -68,12 +69,8 @@ function oomMetric(text: string): number {
 }
 
 async function exitEvent(d: TestDaemon, id: string): Promise<ExitEvent> {
-  const res = await d.api("GET", "/v1/events?since=0");
-  const events = res.text.split("\n").filter((l) => l !== "").map((l) =>
-    JSON.parse(l) as ReaperEvent
-  );
-  const event = events.filter(isEvent("exit")).find((e) => e.id === id);
-  assert.ok(event !== undefined, `no exit event for ${id}: ${res.text}`);
+  const event = await exitEventOf(d, id);
+  assert.ok(event !== undefined, `no exit event for ${id}`);
   return event;
 }
 

@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { type BareContainer, startBareContainer } from "./support/bare_container.ts";
 import { TestDaemon } from "./support/daemon.ts";
+import { exitEventOf } from "./support/fault_util.ts";
 import { until } from "./support/poll.ts";
 
 /** Sets the daemon's RLIMIT_NOFILE from outside, as an operator's `prlimit` would. */
@@ -61,11 +62,8 @@ Deno.test("fd exhaustion: 1,100 idle connections at a 1,024 fd limit; the daemon
       return res.status === 200 && body.state !== "running" ? body : null;
     });
     assert.equal(record.exit?.code, 7);
-    const events = await d.api("GET", "/v1/events?since=0");
-    const exitEvent = (events.text.trim().split("\n").map((l) => JSON.parse(l)) as Array<
-      { kind: string; id: string; at: number }
-    >).find((e) => e.kind === "exit" && e.id === "fd-1");
-    assert.ok(exitEvent !== undefined, events.text);
+    const exitEvent = await exitEventOf(d, "fd-1");
+    assert.ok(exitEvent !== undefined, "no exit event for fd-1");
     assert.ok(exitEvent.at < released, "the exit was recorded only after the clients let go");
     assert.ok(alive(d.pid), `daemon died:\n${d.logs}`);
     assert.doesNotMatch(d.logs, /Uncaught/);
@@ -101,11 +99,8 @@ Deno.test("fd exhaustion: accept fails with EMFILE at a limit below what the dae
       return res?.status === 200 && body?.state !== "running" ? body! : null;
     });
     assert.equal(record.exit?.code, 9);
-    const events = await d.api("GET", "/v1/events?since=0");
-    const exitEvent = (events.text.trim().split("\n").map((l) => JSON.parse(l)) as Array<
-      { kind: string; id: string; at: number }
-    >).find((e) => e.kind === "exit" && e.id === "fd-2");
-    assert.ok(exitEvent !== undefined && exitEvent.at < released, events.text);
+    const exitEvent = await exitEventOf(d, "fd-2");
+    assert.ok(exitEvent !== undefined && exitEvent.at < released, JSON.stringify(exitEvent));
     assert.match(
       d.logs,
       /accepting a connection failed, going on: .*(Too many open files|os error 24)/,

@@ -13,7 +13,7 @@
 import { Errno, SysError } from "../../src/sys/errno.ts";
 import * as libc from "../../src/sys/libc.ts";
 import { readProcStat } from "../../src/sys/proc.ts";
-import type { ReaperEvent } from "../../src/store/events.ts";
+import { type ExitEvent, isEvent, type ReaperEvent } from "../../src/store/events.ts";
 import type { ContainerRecord, GcEntry } from "../../src/types.ts";
 import { type RunningShim, startShim } from "../fixtures/shim.ts";
 import type { TestDaemon } from "./daemon.ts";
@@ -102,6 +102,11 @@ export async function allEvents(daemon: TestDaemon): Promise<ReaperEvent[]> {
   const res = await daemon.api("GET", "/v1/events?since=0");
   if (res.status !== 200) throw new Error(`events: ${res.status} ${res.text}`);
   return res.text.split("\n").filter((l) => l !== "").map((l) => JSON.parse(l) as ReaperEvent);
+}
+
+/** Container `id`'s `exit` event in the whole event log, or undefined when there is none. */
+export async function exitEventOf(daemon: TestDaemon, id: string): Promise<ExitEvent | undefined> {
+  return (await allEvents(daemon)).filter(isEvent("exit")).find((e) => e.id === id);
 }
 
 /** A container's record, or null when the daemon has none. */
