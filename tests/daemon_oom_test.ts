@@ -13,7 +13,7 @@ import {
   stopShim,
 } from "./fixtures/shim.ts";
 import { TestDaemon } from "./support/daemon.ts";
-import { exitEventOf } from "./support/fault_util.ts";
+import { exitEventOf, metric } from "./support/fault_util.ts";
 import { needs } from "./support/needs.ts";
 import { MemoryCgroups } from "../src/sys/memory_cgroup.ts";
 import type { ExitEvent } from "../src/store/events.ts";
@@ -63,9 +63,9 @@ async function runcDelete(runc: string, s: Started | undefined): Promise<void> {
 }
 
 function oomMetric(text: string): number {
-  const line = text.split("\n").find((l) => l.startsWith("reaperd_oom_kills_total "));
-  assert.ok(line !== undefined, `no reaperd_oom_kills_total in:\n${text}`);
-  return Number(line.split(" ")[1]);
+  const value = metric(text, "reaperd_oom_kills_total");
+  assert.ok(value !== null, `no reaperd_oom_kills_total in:\n${text}`);
+  return value;
 }
 
 async function exitEvent(d: TestDaemon, id: string): Promise<ExitEvent> {
