@@ -15,6 +15,13 @@ async function deno(cwd: string, ...args: string[]): Promise<CliResult> {
   return { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) };
 }
 
+let bundled: Promise<CliResult> | undefined;
+
+/** `deno task bundle`, run once for the tests of this file: they all use the same dist/. */
+function bundle(): Promise<CliResult> {
+  return bundled ??= deno(REPO, "task", "-q", "bundle");
+}
+
 /** Starts the bundle in `dir` as a daemon with the flags it names, as the README says to. */
 function serveBundle(dir: string, paths: string[]): Deno.ChildProcess {
   return new Deno.Command(Deno.execPath(), {
@@ -30,7 +37,7 @@ Deno.test("the bundle's serve without --unstable-kv… says which flags it needs
   const dir = await Deno.makeTempDir({ prefix: "reaperd-bundle-" });
   let daemon: Deno.ChildProcess | undefined;
   try {
-    const built = await deno(REPO, "task", "-q", "bundle");
+    const built = await bundle();
     assert.equal(built.code, 0, built.stderr);
     await Deno.copyFile(`${REPO}dist/reaperd.js`, `${dir}/reaperd.js`);
     const paths = ["--socket", `${dir}/r.sock`, "--db", `${dir}/r.db`, "--state-root", `${dir}/s`];
@@ -66,7 +73,7 @@ Deno.test("the bundle's daemon cleans a registered path through itself as the pa
   let daemon: Deno.ChildProcess | undefined;
   let client: Deno.HttpClient | undefined;
   try {
-    const built = await deno(REPO, "task", "-q", "bundle");
+    const built = await bundle();
     assert.equal(built.code, 0, built.stderr);
     await Deno.copyFile(`${REPO}dist/reaperd.js`, `${dir}/reaperd.js`);
     // Nothing beside the bundle: the helper can only be the bundle itself.
