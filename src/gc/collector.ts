@@ -318,8 +318,6 @@ export class Collector {
   async add(input: GcAddInput): Promise<GcAddResult> {
     const result = await this.#store.gcAdd(input);
     this.#own(result.record);
-    // Now in GC: a first attempt not yet run for it has nothing left to do.
-    if (result.added) this.#exited.delete(input.id);
     // An id already in GC with an attempt in flight is that attempt's business.
     if (result.added || !this.#inFlight.has(input.id)) this.#scheduleEntry(result.entry);
     this.#arm();
@@ -600,8 +598,8 @@ export class Collector {
     failed: GcAttempt | null,
   ): Promise<GcEntry | null> {
     if (failed === null) {
-      // Only from `stopping`: a container handed to GC meanwhile (`gc add` with other
-      // processes) is the GC entry's business, not this attempt's.
+      // Only from `stopping`: `gc add` refuses a stopping container, so nothing else should
+      // have moved it, and a GC entry is never ended by a first attempt.
       if (entry === null) await this.#store.markStopped(id, "cleaned up", "stopping");
       else await this.#store.finishGc(id, steps);
       return null;
