@@ -56,9 +56,11 @@ export interface StartUp extends RestoreParts {
  */
 export async function restoreAll(parts: StartUp): Promise<RestoreCounts> {
   const { collector, supervisor, exitPath, store, config } = parts;
-  const { stopping } = await collector.restore();
+  // One read of the records for both states, taken before any exit can be recorded.
+  const all = await store.list();
+  const { stopping } = await collector.restore(all.filter((r) => r.state === "stopping"));
   supervisor.start();
-  const records = await store.list("running");
+  const records = all.filter((r) => r.state === "running");
   const running = restoreRunning(records, parts);
   // Read ends handed back that no running container took: held again for their monitor
   // (then not swept as orphans), or let go.

@@ -259,12 +259,14 @@ export class Collector {
    * Call it before `start()`, and before anything can record a new exit: a container recorded
    * `stopping` later is handed over by {@linkcode Collector.takeExited}, never found twice.
    *
+   * @param stopping The containers recorded `stopping`, when the caller has read them already;
+   *   read from the store when absent.
    * @returns How many containers were loaded, by kind.
    * @throws {StoreUnavailableError} when the store cannot be read.
    */
-  async restore(): Promise<CollectorRestore> {
+  async restore(stopping?: readonly ContainerRecord[]): Promise<CollectorRestore> {
     const views = await this.#store.listGcViews();
-    const stopping = await this.#store.list("stopping");
+    stopping ??= await this.#store.list("stopping");
     for (const { record, entry } of views) {
       this.#own(record);
       this.#scheduleEntry(entry);
