@@ -108,8 +108,9 @@ export async function sweepStateRoot(options: SweepOptions): Promise<SweepResult
       const fifo = `${stateDir}/${EXIT_FIFO}`;
       try {
         if (options.held?.(fifo) || !(await isFifo(fifo))) continue;
-        if (idProblem(id) !== null) {
-          result.skipped.push({ dir: stateDir, reason: `not a container id: ${idProblem(id)}` });
+        const problem = idProblem(id);
+        if (problem !== null) {
+          result.skipped.push({ dir: stateDir, reason: `not a container id: ${problem}` });
           continue;
         }
         if ((await store.get(id)) !== null) continue;
