@@ -127,31 +127,32 @@ export class FifoReadEnds {
     }
     this.#socket = options.socket;
     this.#log = options.log;
-    const letGo: { fd: number; name: string }[] = [];
+    const letGo: { fd: number; name: string; procPath: string | null }[] = [];
     for (const { fd, name } of options.handedBack ?? []) {
-      const path = this.#fromReal(pathOfFd(fd));
+      const procPath = pathOfFd(fd);
+      const path = this.#fromReal(procPath);
       if (
         path === null || this.#handedBack.has(path) || !isValidFdName(name) ||
         this.#usedNames.has(name)
       ) {
-        letGo.push({ fd, name });
+        letGo.push({ fd, name, procPath });
         continue;
       }
       this.#handedBack.set(path, { fd, name });
-      this.#kept.set(path, { name, count: 1, fds: [fd], procPath: pathOfFd(fd) });
+      this.#kept.set(path, { name, count: 1, fds: [fd], procPath });
       this.#usedNames.add(name);
     }
     // Only once every kept name is known: removing a name drops every copy under it, and a
     // second copy under a kept name (a remove the manager never got) goes with that one.
     const removed = new Set<string>();
-    for (const { fd, name } of letGo) {
+    for (const { fd, name, procPath } of letGo) {
       // A FIFO unlinked while the daemon was down, a copy the manager kept twice, or an fd
       // reaperd never stored. Closed, not read out: a copy of a FIFO some other fd is kept
       // for shares its pipe, and the status waiting there is that one's.
       this.#log.info("letting go of fd {fd} handed back as {name} ({path})", {
         fd,
         name,
-        path: pathOfFd(fd) ?? "closed",
+        path: procPath ?? "closed",
       });
       libc.close(fd);
       if (!isValidFdName(name) || this.#usedNames.has(name) || removed.has(name)) continue;
