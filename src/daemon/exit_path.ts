@@ -62,8 +62,8 @@ export interface ExitPathOptions {
   onEvent?: (event: ExitPathEvent) => void;
   /** The exit to record for a report (to add what is known about it); `report.exit` by default. */
   judge?: (report: ExitReport) => ExitStatus;
-  /** Told once an exit is written, ignored or refused: nothing more will come for it. */
-  settled?: (id: string) => void;
+  /** Told once an exit is written, ignored or refused: nothing more will come for its run. */
+  settled?: (report: ExitReport) => void;
 }
 
 /** Longest a cleanup waits for a burst of exits to be recorded. */
@@ -84,7 +84,7 @@ export class ExitPath {
   readonly #retryMs: number;
   readonly #onEvent: (event: ExitPathEvent) => void;
   readonly #judge: (report: ExitReport) => ExitStatus;
-  readonly #settled: (id: string) => void;
+  readonly #settled: (report: ExitReport) => void;
   /** Exits decoded but not written because the store could not take them, by container id. */
   readonly #held = new Map<string, ExitReport>();
   #heldTimer: ReturnType<typeof setTimeout> | null = null;
@@ -212,7 +212,7 @@ export class ExitPath {
     if (lost !== undefined && lost.pid === pid && lost.startTime === startTime) {
       // Logged and recorded lost already (by an earlier start): nothing to write or say again.
       this.#log.debug("exit of {id}: already recorded lost", { id: report.id });
-      this.#settled(report.id);
+      this.#settled(report);
       report.acknowledge?.();
       return;
     }
@@ -258,7 +258,7 @@ export class ExitPath {
       }
     }
     if (this.#held.size === 0) this.#storeProblem = null;
-    this.#settled(id);
+    this.#settled(report);
     if (result.outcome === "refused") {
       await this.#refuse(report, input, result.reason);
       return;

@@ -58,8 +58,14 @@ export class OomWatch {
     });
   }
 
-  /** Stops watching `id` (its exit is recorded, or it was handed to GC). */
-  forget(id: string): void {
+  /**
+   * Stops watching `id` (its exit is recorded, or it was handed to GC). With `pid` and
+   * `startTime`, only that run: a later run of the same id, watched since, stays watched.
+   */
+  forget(id: string, pid?: number, startTime?: number): void {
+    const watched = this.#watched.get(id);
+    if (watched === undefined) return;
+    if (pid !== undefined && (watched.pid !== pid || watched.startTime !== startTime)) return;
     this.#watched.delete(id);
   }
 

@@ -95,7 +95,7 @@ export function wireParts(input: PartsInput, version: string): Parts {
     handOver: (record) => p.collector.takeExited(record),
     // Before the exit is written: whether the memory cgroup's OOM killer ended it.
     judge: ({ id, pidInfo, exit }) => p.oom.judge(id, pidInfo.pid, pidInfo.startTime, exit),
-    settled: (id) => p.oom.forget(id),
+    settled: ({ id, pidInfo }) => p.oom.forget(id, pidInfo.pid, pidInfo.startTime),
     log,
     now: input.now,
     onEvent: p.metrics.onExitPathEvent,
