@@ -366,7 +366,20 @@ export class PathHelperPool implements PathRunner {
         return { ok: false, code: "EIO", detail: `${what}: ${started}` };
       }
       helper = started;
-      helper.send(JSON.stringify(op));
+      try {
+        helper.send(JSON.stringify(op));
+      } catch (e) {
+        // It ended (or closed its stdin) right after its ready: nothing may be left open.
+        helper.close();
+        helper.kill();
+        if (!await this.#settle(helper)) this.#stuck.push({ pid: helper.pid, key, timeoutMs });
+        return {
+          ok: false,
+          code: "EIO",
+          detail: `${what}: the path helper (pid ${helper.pid}) took no request: ` +
+            errorMessage(e),
+        };
+      }
     }
     const answer = await helper.next(loop, timeoutMs);
     if (answer.kind === "line") {

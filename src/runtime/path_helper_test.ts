@@ -174,3 +174,33 @@ withFreezerV1.test("a path under or above one a stuck helper hangs on is not sen
     assert.equal(pool.stuck().length, 1);
   });
 });
+
+/** Pids of this process's children that are still there (running or not yet reaped). */
+function children(): number[] {
+  const pids: number[] = [];
+  for (const task of Deno.readDirSync("/proc/self/task")) {
+    const text = Deno.readTextFileSync(`/proc/self/task/${task.name}/children`).trim();
+    if (text !== "") pids.push(...text.split(/\s+/).map(Number));
+  }
+  return pids.sort();
+}
+
+function openFds(): number {
+  return [...Deno.readDirSync("/proc/self/fd")].length;
+}
+
+Deno.test("a helper that cannot take its first request is ended, its pipes closed", async () => {
+  // It says ready with its stdin already closed: the request cannot be written (EPIPE).
+  const pool = new PathHelperPool({ argv: ["sh", "-c", "exec 0<&-; echo ready; exec sleep 600"] });
+  try {
+    const before = { children: children(), fds: openFds() };
+    const r = await pool.run({ op: "remove", path: "/x" }, 5_000);
+    assert.equal(r.ok, false);
+    assert.equal(r.code, "EIO");
+    assert.match(r.detail, /write/);
+    assert.deepEqual(children(), before.children, "the helper is killed and reaped");
+    assert.equal(openFds(), before.fds, "no pipe of the helper is left open");
+  } finally {
+    await pool.close();
+  }
+});
