@@ -100,6 +100,29 @@ interface StuckHelper {
   timeoutMs: number;
 }
 
+/**
+ * Reads what the non-blocking `fd` holds now, handing each chunk to `onBytes` (a view of `buf`,
+ * valid during the call). True when it reached the end (or a read failed: nothing more will
+ * come), false when it is empty with a writer.
+ */
+function readAvailable(
+  fd: number,
+  buf: Uint8Array<ArrayBuffer>,
+  onBytes: (bytes: Uint8Array) => void,
+): boolean {
+  for (;;) {
+    let n: number | null;
+    try {
+      n = libc.read(fd, buf);
+    } catch {
+      return true;
+    }
+    if (n === null) return false;
+    if (n === 0) return true;
+    onBytes(buf.subarray(0, n));
+  }
+}
+
 type Answer = { kind: "line"; text: string } | { kind: "eof" } | { kind: "timeout" };
 
 /** One running helper process. */
@@ -115,6 +138,7 @@ class Helper {
   #waiter: (() => void) | null = null;
   readonly #decoder = new TextDecoder();
   readonly #errDecoder = new TextDecoder();
+  readonly #buf = new Uint8Array(4096);
 
   constructor(child: { pid: number; stdin: number; stdout: number; stderr: number }) {
     this.pid = child.pid;
@@ -183,38 +207,17 @@ class Helper {
 
   #drain(): void {
     if (this.#closed || this.#eof) return;
-    const buf = new Uint8Array(4096);
-    for (;;) {
-      let n: number | null;
-      try {
-        n = libc.read(this.#stdout, buf);
-      } catch {
-        n = 0;
-      }
-      if (n === null) break;
-      if (n === 0) {
-        this.#eof = true;
-        break;
-      }
-      this.#text += this.#decoder.decode(buf.subarray(0, n), { stream: true });
-    }
+    this.#eof = readAvailable(this.#stdout, this.#buf, (bytes) => {
+      this.#text += this.#decoder.decode(bytes, { stream: true });
+    });
     if (this.#eof || this.#text.includes("\n")) this.#waiter?.();
   }
 
   #drainStderr(): void {
     if (this.#closed) return;
-    const buf = new Uint8Array(4096);
-    for (;;) {
-      let n: number | null;
-      try {
-        n = libc.read(this.#stderr, buf);
-      } catch {
-        n = 0;
-      }
-      if (n === null || n === 0) return;
-      this.#stderrTail = (this.#stderrTail + this.#errDecoder.decode(buf.subarray(0, n)))
-        .slice(-STDERR_TAIL);
-    }
+    readAvailable(this.#stderr, this.#buf, (bytes) => {
+      this.#stderrTail = (this.#stderrTail + this.#errDecoder.decode(bytes)).slice(-STDERR_TAIL);
+    });
   }
 
   /** True once it has exited and been reaped. */
