@@ -58,6 +58,15 @@ class Harness {
   }
 }
 
+/** A write end of `fifo` held by this process, as a shim holds it (ENXIO without a reader). */
+function openWriteEnd(fifo: string): number {
+  return libc.open(fifo, libc.O.WRONLY | libc.O.NONBLOCK | libc.O.CLOEXEC);
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
 /** The test process itself stands in for a shim that stays alive for the whole test. */
 function selfAsShim(): PidInfo {
   const me = identify(Deno.pid)!;
@@ -198,7 +207,7 @@ Deno.test("Supervisor holds no more fds after 1,000 monitor-and-exit cycles", as
         fd: openExitFifo(fifo),
         pidInfo: { ...selfAsShim(), pid: 100_000 + i },
       });
-      const w = libc.open(fifo, libc.O.WRONLY | libc.O.NONBLOCK | libc.O.CLOEXEC);
+      const w = openWriteEnd(fifo);
       libc.write(w, encodeExitStatus(i % 256));
       libc.close(w);
       const r = await h.exitOf(id);
@@ -296,8 +305,8 @@ Deno.test("Supervisor consumes what a second writer added after the first status
       const keeper = openExitFifo(fifo);
       try {
         h.watchFifo(fifo, "two");
-        const first = libc.open(fifo, libc.O.WRONLY | libc.O.NONBLOCK | libc.O.CLOEXEC);
-        const second = libc.open(fifo, libc.O.WRONLY | libc.O.NONBLOCK | libc.O.CLOEXEC);
+        const first = openWriteEnd(fifo);
+        const second = openWriteEnd(fifo);
         libc.write(first, encodeExitStatus(5));
         const report = await h.exitOf("two");
         libc.write(second, encodeExitStatus(6));
@@ -319,11 +328,11 @@ Deno.test("Supervisor consumes what a second writer added after the first status
 Deno.test("Supervisor waits for the rest of a status written in pieces, without consuming", async () => {
   await withSupervisor(async (h, dir) => {
     const fifo = h.watch(dir, "pieces", selfAsShim());
-    const w = libc.open(fifo, libc.O.WRONLY | libc.O.NONBLOCK | libc.O.CLOEXEC);
+    const w = openWriteEnd(fifo);
     try {
       const status = encodeExitStatus(201);
       libc.write(w, status.slice(0, 2));
-      await new Promise((r) => setTimeout(r, 120));
+      await sleep(120);
       assert.equal(h.reports.length, 0, "two bytes are not a status yet");
       libc.write(w, status.slice(2));
       const report = await h.exitOf("pieces");
@@ -337,13 +346,13 @@ Deno.test("Supervisor waits for the rest of a status written in pieces, without 
 Deno.test("Supervisor does not poll a FIFO that holds part of a status while its writer lives", async () => {
   await withSupervisor(async (h, dir) => {
     const fifo = h.watch(dir, "stalled", selfAsShim());
-    const w = libc.open(fifo, libc.O.WRONLY | libc.O.NONBLOCK | libc.O.CLOEXEC);
+    const w = openWriteEnd(fifo);
     try {
       const status = encodeExitStatus(9);
       libc.write(w, status.slice(0, 1));
-      await new Promise((r) => setTimeout(r, 50));
+      await sleep(50);
       const turns = h.supervisor.loopTurns;
-      await new Promise((r) => setTimeout(r, 300));
+      await sleep(300);
       assert.ok(
         h.supervisor.loopTurns - turns <= 1,
         `the loop turned ${h.supervisor.loopTurns - turns} times for one stalled byte`,
@@ -361,9 +370,9 @@ Deno.test("Supervisor does not poll a FIFO that holds part of a status while its
 Deno.test("Supervisor decides unknown at once when a writer closes after part of a status", async () => {
   await withSupervisor(async (h, dir) => {
     const fifo = h.watch(dir, "cut", selfAsShim());
-    const w = libc.open(fifo, libc.O.WRONLY | libc.O.NONBLOCK | libc.O.CLOEXEC);
+    const w = openWriteEnd(fifo);
     libc.write(w, encodeExitStatus(9).slice(0, 2));
-    await new Promise((r) => setTimeout(r, 50));
+    await sleep(50);
     assert.equal(h.reports.length, 0);
     libc.close(w);
     const report = await h.exitOf("cut", 250);
@@ -394,7 +403,7 @@ Deno.test("Supervisor.remove lets go of a reported exit never acknowledged", asy
       assert.equal(h.supervisor.awaitingAcknowledgement, 0);
       assert.deepEqual(h.done, [fifo]);
       assert.throws(
-        () => libc.open(fifo, libc.O.WRONLY | libc.O.NONBLOCK | libc.O.CLOEXEC),
+        () => openWriteEnd(fifo),
         /ENXIO|No such device/,
         "no read end is left open on the FIFO",
       );
@@ -412,7 +421,7 @@ Deno.test("Supervisor.stop reports a status already waiting in a FIFO the loop h
   const h = new Harness(300, false);
   try {
     const fifo = h.watch(dir, "waiting", selfAsShim());
-    const writer = libc.open(fifo, libc.O.WRONLY | libc.O.NONBLOCK | libc.O.CLOEXEC);
+    const writer = openWriteEnd(fifo);
     libc.write(writer, encodeExitStatus(7));
     libc.close(writer);
     // No await since the write: the loop cannot have dispatched it.
@@ -432,8 +441,8 @@ Deno.test("Supervisor opens no process watch for a FIFO whose writer comes soon 
     // Armed before the shim opened the write end (one-call registration): its own read end only.
     h.watch(dir, "late", selfAsShim());
     assert.equal(openFdCount(), before + 1);
-    const w = libc.open(fifo, libc.O.WRONLY | libc.O.NONBLOCK | libc.O.CLOEXEC);
-    await new Promise((r) => setTimeout(r, 800));
+    const w = openWriteEnd(fifo);
+    await sleep(800);
     // The writer came before the process watch was due: still one descriptor.
     assert.equal(openFdCount(), before + 2, "the read end and the test's write end");
     libc.write(w, encodeExitStatus(3));
