@@ -99,6 +99,18 @@ async function bindMount(host: string, target: string, times: number): Promise<v
   for (let i = 0; i < times; i++) await run(["mount", "--bind", host, target]);
 }
 
+/** SIGKILLs each child unless it is dead already (by the cleaner's hand, say), and reaps it. */
+async function killAndWait(...children: Deno.ChildProcess[]): Promise<void> {
+  for (const child of children) {
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // Already dead.
+    }
+    await child.status;
+  }
+}
+
 async function run(argv: string[]): Promise<void> {
   const [cmd, ...args] = argv;
   const out = await new Deno.Command(cmd ?? "", { args, stdout: "null", stderr: "piped" })
@@ -311,14 +323,7 @@ Deno.test("the container process and the shim, named right, are SIGKILLed", asyn
     // The fake runtime was asked to resume the container before the kill.
     assert.ok((await f.argvLog()).includes(`--root ${f.stateDir}/fakert resume c1`));
   } finally {
-    for (const child of [container, shim]) {
-      try {
-        child.kill("SIGKILL");
-      } catch {
-        // Already dead, as it should be.
-      }
-      await child.status;
-    }
+    await killAndWait(container, shim);
     await Deno.remove(f.tmp, { recursive: true });
   }
 });
@@ -428,12 +433,7 @@ async function frozenSleep(): Promise<{ child: Deno.ChildProcess; release(): Pro
   const child = new Deno.Command("sleep", { args: ["30"], stdin: "null" }).spawn();
   const release = async () => {
     await Deno.writeTextFile(`${dir}/freezer.state`, "THAWED").catch(() => {});
-    try {
-      child.kill("SIGKILL");
-    } catch {
-      // Already dead.
-    }
-    await child.status;
+    await killAndWait(child);
     for (let i = 0; i < 100 && Deno.readTextFileSync(`${dir}/cgroup.procs`) !== ""; i++) {
       await new Promise((r) => setTimeout(r, 10));
     }
@@ -558,12 +558,7 @@ Deno.test("runtime kill runs only while the init may run; delete --force always 
       assert.ok(isAlive(id), "runtime kill is by container id: the sleep is not its container");
     });
   } finally {
-    try {
-      sleeper.kill("SIGKILL");
-    } catch {
-      // Killed by the cleaner.
-    }
-    await sleeper.status;
+    await killAndWait(sleeper);
     await Deno.remove(f.tmp, { recursive: true });
   }
 });
