@@ -397,7 +397,8 @@ export class PathHelperPool implements PathRunner {
       const said = helper.stderrTail;
       helper.close();
       helper.kill();
-      await this.#settle(helper);
+      // Its output may end while it hangs in the op: one that will not die is stuck there.
+      if (!await this.#settle(helper)) this.#stuck.push({ pid: helper.pid, key, timeoutMs });
       return {
         ok: false,
         code: "EIO",

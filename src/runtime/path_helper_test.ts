@@ -204,3 +204,37 @@ Deno.test("a helper that cannot take its first request is ended, its pipes close
     await pool.close();
   }
 });
+
+withFreezerV1.test("a helper that ends its output mid-request and will not die counts as stuck", async () => {
+  const cg = `/sys/fs/cgroup/freezer/reaperd-helper-test-${Deno.pid}-${crypto.randomUUID()}`;
+  await Deno.mkdir(cg);
+  // The helper closes its stdout; a child of it, moved out of the cgroup, freezes it and then
+  // lets go of the last copy of that stdout: the end of its output comes from a helper in D.
+  const freezer =
+    `echo $$ > /sys/fs/cgroup/freezer/cgroup.procs; echo FROZEN > ${cg}/freezer.state; ` +
+    `until grep -q FROZEN ${cg}/freezer.state; do sleep 0.01; done`;
+  const pool = new PathHelperPool({
+    argv: [
+      "sh",
+      "-c",
+      `echo $$ > ${cg}/cgroup.procs; echo ready; read line; ` +
+      `sh -c '${freezer}' & exec 1>&- 2>&-; exec sleep 600`,
+    ],
+  });
+  try {
+    const r = await pool.run({ op: "remove", path: "/hung/d" }, 5_000);
+    assert.equal(r.ok, false);
+    assert.match(r.detail, /ended without an answer/);
+    assert.deepEqual(pool.stuck().map((s) => s.pid), [pidIn(r.detail)]);
+    const again = await pool.run({ op: "remove", path: "/hung/d" }, 5_000);
+    assert.match(again.detail, /still hung: .*no other helper is sent there/);
+  } finally {
+    await Deno.writeTextFile(`${cg}/freezer.state`, "THAWED");
+    const deadline = performance.now() + 5_000;
+    while (pool.stuck().length > 0 && performance.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    await pool.close();
+    await Deno.remove(cg);
+  }
+});
