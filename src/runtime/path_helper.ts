@@ -374,8 +374,7 @@ export class PathHelperPool implements PathRunner {
       } catch (e) {
         // It ended (or closed its stdin) right after its ready: nothing may be left open.
         helper.close();
-        helper.kill();
-        if (!await this.#settle(helper)) this.#stuck.push({ pid: helper.pid, key, timeoutMs });
+        await this.#kill(helper, key, timeoutMs);
         return {
           ok: false,
           code: "EIO",
@@ -396,9 +395,8 @@ export class PathHelperPool implements PathRunner {
     if (answer.kind === "eof") {
       const said = helper.stderrTail;
       helper.close();
-      helper.kill();
       // Its output may end while it hangs in the op: one that will not die is stuck there.
-      if (!await this.#settle(helper)) this.#stuck.push({ pid: helper.pid, key, timeoutMs });
+      await this.#kill(helper, key, timeoutMs);
       return {
         ok: false,
         code: "EIO",
@@ -406,13 +404,11 @@ export class PathHelperPool implements PathRunner {
           (said === "" ? "" : `: ${said}`),
       };
     }
-    helper.kill();
-    const died = await this.#settle(helper);
+    const died = await this.#kill(helper, key, timeoutMs);
     helper.close();
     const base = `${what}: no answer within ${timeoutMs} ms; path helper pid ${helper.pid} killed`;
     if (died) return { ok: false, code: "ETIMEDOUT", detail: base };
     const state = readProcStat(helper.pid)?.state ?? "?";
-    this.#stuck.push({ pid: helper.pid, key, timeoutMs });
     return {
       ok: false,
       code: "ETIMEDOUT",
@@ -437,16 +433,24 @@ export class PathHelperPool implements PathRunner {
     const helper = new Helper(child);
     const hello = await helper.next(loop, this.#startTimeoutMs);
     if (hello.kind === "line" && hello.text === "ready") return helper;
-    helper.kill();
     // One that will not die is left behind like one stuck mid-request, and counts the same.
-    if (!await this.#settle(helper)) {
-      this.#stuck.push({ pid: helper.pid, key, timeoutMs: this.#startTimeoutMs });
-    }
+    await this.#kill(helper, key, this.#startTimeoutMs);
     const said = helper.stderrTail;
     helper.close();
     return `the path helper (pid ${helper.pid}) did not start: ` +
       (hello.kind === "timeout" ? `no "ready" within ${this.#startTimeoutMs} ms` : "it ended") +
       (said === "" ? "" : `: ${said}`);
+  }
+
+  /**
+   * SIGKILLs `helper` and waits up to the grace time for it to be reaped; true when it was. One
+   * that will not die (D state) is left behind as stuck on `key`, the path it was sent to.
+   */
+  async #kill(helper: Helper, key: string, timeoutMs: number): Promise<boolean> {
+    helper.kill();
+    if (await this.#settle(helper)) return true;
+    this.#stuck.push({ pid: helper.pid, key, timeoutMs });
+    return false;
   }
 
   /** Waits up to the grace time for a killed helper to be reaped; true when it was. */
