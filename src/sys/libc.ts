@@ -399,7 +399,6 @@ const CMSG_HEADER = 16;
 const F_SETFD = 2;
 const F_GETFL = 3;
 const F_SETFL = 4;
-const F_DUPFD_CLOEXEC = 1030;
 const FD_CLOEXEC = 1;
 const SPLICE_F_NONBLOCK = 2;
 
@@ -505,9 +504,4 @@ export function setNonBlocking(fd: number): void {
   if ((flags & O.NONBLOCK) === 0) {
     check(libc().fcntl(fd, F_SETFL, flags | O.NONBLOCK), "fcntl", `fd ${fd}`);
   }
-}
-
-/** fcntl(F_DUPFD_CLOEXEC): a close-on-exec copy of `fd`. */
-export function dupCloseOnExec(fd: number): number {
-  return check(libc().fcntl(fd, F_DUPFD_CLOEXEC, 3), "fcntl", `fd ${fd}`);
 }
