@@ -1,8 +1,9 @@
 /**
  * The default cleanup plan for OCI runtimes behind an isulad-shim (runc, crun, kata),
- * docs/architecture.md §6: kill the shim, kill the container process, `<rt> kill`, `<rt> delete --force`, unmount,
- * remove the registered paths, remove the state dir. Every step checks before it acts, so a
- * pass that repeats a step already done finds nothing to do and succeeds.
+ * docs/architecture.md §6: kill the shim, kill the container process, `<rt> kill`,
+ * `<rt> delete --force`, unmount, remove the registered paths, remove the state dir. Every
+ * step checks before it acts, so a pass that repeats a step already done finds nothing to do
+ * and succeeds.
  *
  * @module
  */

@@ -1,9 +1,9 @@
 /**
- * The path helper's loop: a small process that does cleanup's filesystem work on a container's paths
- * for the daemon (path_ops.ts), so that a filesystem that never answers blocks this process,
- * never the daemon. It reads one JSON {@linkcode PathOp} per line on stdin, runs it, and
- * writes one JSON {@linkcode PathOpResult} per line on stdout, in order; it says `ready` once
- * it can take work, and ends when stdin closes. The daemon kills it when an answer is late.
+ * The path helper's loop: a small process that does cleanup's filesystem work on a container's
+ * paths for the daemon (path_ops.ts), so that a filesystem that never answers blocks this
+ * process, never the daemon. It reads one JSON {@linkcode PathOp} per line on stdin, runs it,
+ * and writes one JSON {@linkcode PathOpResult} per line on stdout, in order; it says `ready`
+ * once it can take work, and ends when stdin closes. The daemon kills it when an answer is late.
  *
  * It runs as path_helper_main.ts (a small module graph, quick to start) where the sources are
  * at hand, and as `reaperd __path-helper` from a bundle or a compiled binary.

@@ -107,7 +107,10 @@ interface Watched {
   /** Which process the pidfd names: "shim" or "container". */
   pidfdOf: string;
   graceTimer: ReturnType<typeof setTimeout> | null;
-  /** Whether the loop reports the FIFO only on new bytes or a hang-up (it holds part of a status). */
+  /**
+   * Whether the loop reports the FIFO only on new bytes or a hang-up (it holds part of a
+   * status).
+   */
   onlyOnNew: boolean;
 }
 

@@ -351,7 +351,10 @@ export function kill(pid: number, signal: number): void {
   check(libc().kill(pid, signal), "kill", `pid ${pid}`);
 }
 
-/** umount2(2) with the given flags (0 = plain unmount; EBUSY when in use); errors name `shownAs`. */
+/**
+ * umount2(2) with the given flags (0 = plain unmount; EBUSY when in use); errors name
+ * `shownAs`.
+ */
 export function umount(target: string, flags = 0, shownAs = target): void {
   check(libc().umount2(cString(target), flags), "umount2", shownAs);
 }
