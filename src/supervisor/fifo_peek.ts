@@ -21,7 +21,8 @@ const AFTER_KEPT = 16;
 /** Copies what FIFOs hold through one private pipe, consuming nothing. */
 export class FifoPeek {
   #pipe: [number, number] | null = null;
-  readonly #chunk = new Uint8Array(64);
+  /** What one tee copies fits in one read: a FIFO full of garbage costs one call, not 1,024. */
+  readonly #chunk = new Uint8Array(PEEK_MAX);
   /**
    * The first bytes the last {@linkcode FifoPeek.peek} found: enough to decode a status and
    * tell garbage after it. One buffer for every FIFO, valid until the next peek.
