@@ -311,12 +311,13 @@ export class Supervisor {
   /** Opens the process watch of `w` after the delay, unless a writer or its exit came first. */
   #watchProcessLater(w: Watched): void {
     this.#noWriterYet.push({ w, due: performance.now() + this.#watchDelayMs });
-    if (this.#noWriterTimer === null) this.#armNoWriterTimer();
+    this.#armNoWriterTimer();
   }
 
   #armNoWriterTimer(): void {
     const next = this.#noWriterYet[0];
-    if (next === undefined || this.#stopped) return;
+    // One timer at a time: an add() from a callback inside the timer may have armed it already.
+    if (next === undefined || this.#stopped || this.#noWriterTimer !== null) return;
     this.#noWriterTimer = setTimeout(() => {
       this.#noWriterTimer = null;
       const now = performance.now();
