@@ -175,10 +175,23 @@ export class ReaperService implements ReaperApi {
   }
 
   async wait(id: string, timeoutMs: number, signal?: AbortSignal): Promise<ContainerRecord> {
-    const first = await this.inspect(id);
-    if (first.state !== "running") return first;
-    await untilEvent(this.#store, (e) => e.id === id && e.state !== "running", signal, timeoutMs);
-    return await this.inspect(id);
+    // Listening before the read: an exit committed between the two is not missed.
+    const done = new AbortController();
+    const signals = signal === undefined ? [done.signal] : [done.signal, signal];
+    const ended = untilEvent(
+      this.#store,
+      (e) => e.id === id && e.state !== "running",
+      AbortSignal.any(signals),
+      timeoutMs,
+    );
+    try {
+      const first = await this.inspect(id);
+      if (first.state !== "running") return first;
+      await ended;
+      return await this.inspect(id);
+    } finally {
+      done.abort();
+    }
   }
 
   /**
