@@ -56,6 +56,13 @@ interface Snapshot {
   byId: Map<string, number>;
 }
 
+/** A store read for a snapshot, shared by the callers that may join it. */
+interface SnapshotRead {
+  /** The version and epoch it started at; null while it still waits for its turn. */
+  from: { version: number; epoch: number } | null;
+  snapshot: Promise<Snapshot>;
+}
+
 /**
  * Wraps `api` so that its reads follow the rules in the module doc; every other call goes
  * straight through.
@@ -65,7 +72,8 @@ export function prioritizeReads(api: ReaperApi, options: ReadPriorityOptions): R
   const maxAge = options.snapshotMaxAgeMs ?? 1000;
   const now = options.now ?? (() => performance.now());
   let snapshot: Snapshot | null = null;
-  let taking: Promise<Snapshot> | null = null;
+  /** The store read under way, if any. */
+  let taking: SnapshotRead | null = null;
   /** Moves on each change made through the API (some, like `rm`, write no event). */
   let epoch = 0;
 
@@ -75,19 +83,32 @@ export function prioritizeReads(api: ReaperApi, options: ReadPriorityOptions): R
       ? snapshot
       : null;
 
+  /** True when nothing has changed since `from`: a read begun then is as good as a new one. */
+  const unchanged = (from: SnapshotRead["from"]) =>
+    from === null || (from.version === options.version() && from.epoch === epoch);
+
   const take = (): Promise<Snapshot> => {
     const fresh = current();
     if (fresh !== null) return Promise.resolve(fresh);
-    taking ??= gate.run(async () => {
+    // A read begun before a change the caller may have seen finished would miss that change.
+    if (taking !== null && unchanged(taking.from)) return taking.snapshot;
+    const read = { from: null } as SnapshotRead;
+    read.snapshot = gate.run(async () => {
       // The version is read before the records: a change during the read makes it stale.
-      const version = options.version();
-      const at = epoch;
+      const from = read.from = { version: options.version(), epoch };
       const takenAt = now();
       const records = await api.list();
       const byId = new Map(records.map((r, i) => [r.id, i]));
-      return { version, epoch: at, takenAt, records, byId };
-    }).then((s) => snapshot = s).finally(() => taking = null);
-    return taking;
+      return { ...from, takenAt, records, byId };
+    }).then((s) => {
+      // A read that began earlier and ended later does not replace a newer snapshot.
+      if (snapshot === null || snapshot.takenAt <= s.takenAt) snapshot = s;
+      return s;
+    }).finally(() => {
+      if (taking === read) taking = null;
+    });
+    taking = read;
+    return read.snapshot;
   };
 
   const page = (s: Snapshot, p: ListPage): ContainerRecord[] => {

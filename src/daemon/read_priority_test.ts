@@ -57,3 +57,28 @@ Deno.test("prioritizeReads(): at most maxConcurrent store reads at once", async 
   await Promise.all(Array.from({ length: 20 }, () => reader.gcList()));
   assert.equal(most, 2);
 });
+
+Deno.test("prioritizeReads(): a ps that starts after a change does not join a store read begun before it", async () => {
+  const api = new FakeApi();
+  await api.monitor(monitorBody("a"));
+  const list = api.list.bind(api);
+  let letGo: () => void = () => {};
+  let started: () => void = () => {};
+  const reading = new Promise<void>((resolve) => started = resolve);
+  api.list = async (page) => {
+    // The records are read now; the answer comes back later.
+    const records = await list(page);
+    started();
+    await new Promise<void>((resolve) => letGo = resolve);
+    return records;
+  };
+  const reader = prioritizeReads(api, { version: () => api.log.length });
+  const before = reader.list();
+  await reading;
+  await reader.monitor(monitorBody("b"));
+  api.list = list;
+  const after = reader.list();
+  letGo();
+  assert.deepEqual((await before).map((r) => r.id), ["a"]);
+  assert.deepEqual((await after).map((r) => r.id), ["a", "b"]);
+});
