@@ -120,7 +120,7 @@ async function readBody(request: Request, max: number): Promise<string> {
     }
   } catch (e) {
     if (e instanceof ApiError) throw e;
-    throw badRequest(`cannot read the request body: ${e instanceof Error ? e.message : e}`);
+    throw badRequest(`cannot read the request body: ${errorMessage(e)}`);
   }
   const bytes = new Uint8Array(total);
   let off = 0;

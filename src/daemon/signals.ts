@@ -10,6 +10,7 @@
  */
 
 import type { Logger } from "@logtape/logtape";
+import { errorMessage } from "../error_message.ts";
 
 /** Signals that stop the daemon cleanly. */
 export const TERMINATION_SIGNALS: readonly Deno.Signal[] = ["SIGTERM", "SIGINT"];
@@ -64,7 +65,7 @@ export function installSignalHandlers(options: SignalHandlerOptions): SignalHand
           await onReload();
         } catch (error) {
           log.error("SIGHUP: reload failed, keeping the running configuration: {error}", {
-            error: error instanceof Error ? error.message : String(error),
+            error: errorMessage(error),
           });
         }
       } while (again);
