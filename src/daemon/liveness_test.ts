@@ -21,6 +21,11 @@ async function withKv(fn: (kv: Deno.Kv, path: string) => Promise<void>): Promise
   }
 }
 
+/** A liveness with a 200 ms staleness bound, the same in every test. */
+function livenessOf(loop: EventLoop, probeStore: () => Promise<unknown>): Liveness {
+  return new Liveness({ loop, probeStore, staleMs: 200, log });
+}
+
 /** Checks every 50 ms for `ms`; returns each answer. */
 async function watch(liveness: Liveness, ms: number): Promise<boolean[]> {
   const answers: boolean[] = [];
@@ -36,12 +41,7 @@ Deno.test("Liveness: alive while a running epoll loop turns when poked and the s
     const loop = new EventLoop(() => {});
     loop.start();
     try {
-      const liveness = new Liveness({
-        loop,
-        probeStore: () => kv.get(["liveness-probe"]),
-        staleMs: 200,
-        log,
-      });
+      const liveness = livenessOf(loop, () => kv.get(["liveness-probe"]));
       const before = loop.turns;
       assert.ok((await watch(liveness, 600)).every((a) => a));
       assert.ok(loop.turns > before + 5, `the loop turned ${loop.turns - before} times`);
@@ -56,12 +56,7 @@ Deno.test("Liveness: not alive once the epoll loop no longer turns, though the m
     // A loop whose wait never comes back: created, never started.
     const loop = new EventLoop(() => {});
     try {
-      const liveness = new Liveness({
-        loop,
-        probeStore: () => kv.get(["liveness-probe"]),
-        staleMs: 200,
-        log,
-      });
+      const liveness = livenessOf(loop, () => kv.get(["liveness-probe"]));
       const answers = await watch(liveness, 500);
       assert.equal(answers[0], true);
       assert.equal(answers.at(-1), false);
@@ -77,12 +72,7 @@ Deno.test("Liveness: not alive once the store stops answering; alive again when 
     loop.start();
     let store = kv;
     try {
-      const liveness = new Liveness({
-        loop,
-        probeStore: () => store.get(["liveness-probe"]),
-        staleMs: 200,
-        log,
-      });
+      const liveness = livenessOf(loop, () => store.get(["liveness-probe"]));
       assert.ok((await watch(liveness, 200)).every((a) => a));
       kv.close();
       assert.equal((await watch(liveness, 400)).at(-1), false);
