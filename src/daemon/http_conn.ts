@@ -42,7 +42,7 @@ export interface ConnLimits {
 export interface ConnContext {
   handler: ConnHandler;
   limits: () => ConnLimits;
-  /** Aborted when the server shuts down: idle connections close, busy ones after the answer. */
+  /** Aborted at shutdown: a wait on the client ends; a request read whole is still answered. */
   closing: AbortSignal;
   /**
    * Waits for a turn to handle a request that has started to arrive; resolves to the function
@@ -72,16 +72,20 @@ class BadRequest extends Error {
 /** Reading side of a connection: a buffer and at most one read in flight. */
 class Input {
   readonly #conn: Deno.Conn;
+  readonly #closing: AbortSignal;
   /** Handed to each read in turn: one allocation per connection, not one per read. */
   readonly #chunk = new Uint8Array(READ_SIZE);
   #buf = new Uint8Array(0);
   #pending: Promise<void> | null = null;
   eof = false;
+  /** True while waiting for bytes the client owes: the next request, or the rest of one. */
+  needing = false;
   /** Told once when the peer is gone (end of file or a failed read). */
   onEof: () => void = () => {};
 
-  constructor(conn: Deno.Conn) {
+  constructor(conn: Deno.Conn, closing: AbortSignal) {
     this.#conn = conn;
+    this.#closing = closing;
   }
 
   get buffered(): Uint8Array {
@@ -98,6 +102,29 @@ class Input {
   fill(): Promise<void> {
     if (this.eof) return Promise.resolve();
     return this.#pending ??= this.#readOnce();
+  }
+
+  /**
+   * Waits for bytes the client owes. Once the server is closing, the connection is closed
+   * instead: a client that stopped sending would otherwise hold the shutdown for
+   * `idleTimeoutMs`.
+   */
+  async need(): Promise<void> {
+    if (this.#closing.aborted) {
+      try {
+        this.#conn.close();
+      } catch {
+        // Closed already.
+      }
+      this.#gone();
+      return;
+    }
+    this.needing = true;
+    try {
+      await this.fill();
+    } finally {
+      this.needing = false;
+    }
   }
 
   async #readOnce(): Promise<void> {
@@ -241,7 +268,7 @@ function isStream(response: Response): boolean {
  * malformed, or the server closes; then closes `conn`. Never throws.
  */
 export async function serveConnection(conn: Deno.Conn, ctx: ConnContext): Promise<void> {
-  const input = new Input(conn);
+  const input = new Input(conn, ctx.closing);
   /** Aborts the request under way when the client hangs up. */
   const current: { abort: AbortController | null } = { abort: null };
   input.onEof = () => current.abort?.abort();
@@ -261,9 +288,9 @@ export async function serveConnection(conn: Deno.Conn, ctx: ConnContext): Promis
   };
   // Long polls and streams give their turn back once they have started.
   const turnHeld = new Deadline(giveBack);
-  /** True while no request has started: the server closing closes the connection then. */
-  let idle = false;
-  const onClosing = () => idle && cut();
+  // Waiting for the client (see Input.need) ends when the server closes; a request that has
+  // come in whole is still answered.
+  const onClosing = () => input.needing && cut();
   ctx.closing.addEventListener("abort", onClosing);
   try {
     while (!ctx.closing.aborted) {
@@ -274,10 +301,8 @@ export async function serveConnection(conn: Deno.Conn, ctx: ConnContext): Promis
         while (input.buffered[0] === 13 || input.buffered[0] === 10) input.consume(1);
         if (input.buffered.length > 0) break;
         if (input.eof || ctx.closing.aborted) return;
-        idle = true;
         deadlines.stall.in(limits.idleTimeoutMs);
-        await input.fill();
-        idle = false;
+        await input.need();
       }
       deadlines.stall.clear();
       release = ctx.admit === undefined ? null : await ctx.admit();
@@ -409,7 +434,7 @@ async function readHead(input: Input, limits: ConnLimits, stall: Deadline): Prom
     }
     scanned = input.buffered.length;
     if (input.eof) return null;
-    await input.fill();
+    await input.need();
   }
 }
 
@@ -417,7 +442,7 @@ async function readHead(input: Input, limits: ConnLimits, stall: Deadline): Prom
 async function more(input: Input, deadline: number): Promise<void> {
   if (input.eof) throw new BadRequest(400, "the request body ended early");
   const wait = deadline - performance.now();
-  if (wait <= 0 || !await within(input.fill(), wait)) {
+  if (wait <= 0 || !await within(input.need(), wait)) {
     throw new BadRequest(408, "the request body did not arrive in time");
   }
 }

@@ -387,3 +387,62 @@ Deno.test("requests wait while an exit is being recorded: one wait for all of th
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("shutdown() does not wait for a client that stopped halfway through its request", async () => {
+  const dir = await Deno.makeTempDir();
+  const server = await startHttpServer(new FakeApi(), {
+    path: `${dir}/reaperd.sock`,
+    idleTimeoutMs: () => 5000,
+  });
+  // A head cut short, a head with no end yet, and a body cut short.
+  const parts = [
+    "GET /v1/health HTTP/1.1\r\nhost: x\r\n",
+    "POST /v1/containers HTTP/1.1\r\n",
+    'POST /v1/containers HTTP/1.1\r\ncontent-length: 100\r\n\r\n{"id":',
+  ];
+  const conns: Deno.Conn[] = [];
+  try {
+    for (const part of parts) {
+      const conn = await Deno.connect({ transport: "unix", path: server.path });
+      conns.push(conn);
+      await conn.write(new TextEncoder().encode(part));
+    }
+    // The server has read what was sent and waits for the rest.
+    await new Promise((r) => setTimeout(r, 200));
+    const started = performance.now();
+    await server.shutdown();
+    const took = performance.now() - started;
+    assert.ok(took < 1000, `shutdown took ${Math.round(took)} ms`);
+  } finally {
+    for (const conn of conns) conn.close();
+    await server.shutdown();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("shutdown() still answers a request that came in whole and waits for its turn", async () => {
+  const dir = await Deno.makeTempDir();
+  let recorded = () => {};
+  const exits = {
+    recordingExits: true,
+    exitsRecorded: () => new Promise<void>((resolve) => recorded = resolve),
+  };
+  const server = await startHttpServer(new FakeApi(), { path: `${dir}/reaperd.sock`, exits });
+  const conn = await Deno.connect({ transport: "unix", path: server.path });
+  try {
+    await conn.write(new TextEncoder().encode("GET /v1/health HTTP/1.1\r\nhost: x\r\n\r\n"));
+    await new Promise((r) => setTimeout(r, 100));
+    const stopping = server.shutdown();
+    await new Promise((r) => setTimeout(r, 50));
+    exits.recordingExits = false;
+    recorded();
+    const answer = new Uint8Array(4096);
+    const n = await conn.read(answer);
+    assert.match(new TextDecoder().decode(answer.subarray(0, n ?? 0)), /^HTTP\/1\.1 200 /);
+    await stopping;
+  } finally {
+    conn.close();
+    await server.shutdown();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
