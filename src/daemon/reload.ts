@@ -1,9 +1,10 @@
 /**
  * What a SIGHUP changes in a running daemon. Only settings that can change under running work
  * without leaving anything half-applied are taken live: the log level and the socket API's
- * limits (`http.maxConnections`, `http.idleTimeoutMs`, `http.responseTimeoutMs`). Everything else (paths, runtimes, GC
- * knobs, retention, held-FIFO timeout, event log size) is read at start only: a changed value
- * is named in the log as needing a restart, and the running value stays.
+ * limits (`http.maxConnections`, `http.idleTimeoutMs`, `http.responseTimeoutMs`). Everything
+ * else (paths, runtimes, GC knobs, retention, held-FIFO timeout, event log size) is read at
+ * start only: a changed value is named in the log as needing a restart, and the running value
+ * stays.
  *
  * @module
  */

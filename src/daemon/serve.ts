@@ -155,7 +155,7 @@ export async function serve(config: Config, options: ServeOptions = {}): Promise
       },
     });
     const status = () => {
-      const h = service!.health();
+      const h = svc.health();
       return `${h.status}: ${h.monitored} monitored, ${h.gc} in GC` +
         (h.pendingWrites > 0 ? `, ${h.pendingWrites} exits not yet durable` : "");
     };
