@@ -11,6 +11,8 @@ import * as libc from "./libc.ts";
 
 /** The first fd passed (SD_LISTEN_FDS_START). */
 export const LISTEN_FDS_START = 3;
+/** The most descriptors a Linux process can hold (`fs.nr_open`'s default): no count passes it. */
+const MAX_LISTEN_FDS = 1 << 20;
 
 /** One descriptor handed over, with the name it was stored under ("unknown" when none). */
 export interface ListenFd {
@@ -31,6 +33,7 @@ export function parseListenFds(getEnv: EnvReader, pid: number): ListenFd[] {
   if (count === undefined || forPid === undefined) return [];
   if (!/^\d+$/.test(count) || !/^\d+$/.test(forPid) || Number(forPid) !== pid) return [];
   const n = Number(count);
+  if (n > MAX_LISTEN_FDS) return [];
   const names = getEnv("LISTEN_FDNAMES")?.split(":") ?? [];
   return Array.from({ length: n }, (_, i) => ({
     fd: LISTEN_FDS_START + i,

@@ -23,3 +23,13 @@ Deno.test("parseListenFds() names every fd unknown when the names do not match t
     [{ fd: 3, name: "unknown" }, { fd: 4, name: "unknown" }],
   );
 });
+
+Deno.test("parseListenFds() takes no count past what a process can hold: none of them", () => {
+  for (const count of [String(2 ** 32), "99999999999999999999", "1048577"]) {
+    assert.deepEqual(parseListenFds(env({ LISTEN_FDS: count, LISTEN_PID: "42" }), 42), [], count);
+  }
+  assert.equal(
+    parseListenFds(env({ LISTEN_FDS: "1048576", LISTEN_PID: "42" }), 42).length,
+    1048576,
+  );
+});
