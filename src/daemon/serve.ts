@@ -144,15 +144,14 @@ export async function serve(config: Config, options: ServeOptions = {}): Promise
       idleTimeoutMs: () => httpLimits.idleTimeoutMs,
       responseTimeoutMs: () => httpLimits.responseTimeoutMs,
       exits: svc,
-      maxConnections: () => {
-        const h = svc.health();
-        return connectionBudget({
+      // Asked at every accept: the counts it needs, not the whole health.
+      maxConnections: () =>
+        connectionBudget({
           softLimit: currentSoftFdLimit(),
-          containers: h.monitored + h.held,
+          containers: svc.fifoReadEnds,
           cleanupConcurrency: config.gc.concurrency,
           configured: httpLimits.maxConnections,
-        });
-      },
+        }),
     });
     const status = () => {
       const h = svc.health();

@@ -268,6 +268,11 @@ export class ReaperService implements ReaperApi {
     return untilEvent(this.#store, (e) => e.seq > since, signal);
   }
 
+  /** FIFO read ends the daemon holds now: watched containers and create-fifo's held ends. */
+  get fifoReadEnds(): number {
+    return this.#parts.supervisor.size + this.#parts.held.size;
+  }
+
   health(): Health {
     const reasons = this.#parts.problems();
     return {
